@@ -1,0 +1,17 @@
+"""Public layers of keras-ann."""
+
+from keras_ann.layers.afnb import AFNB
+from keras_ann.layers.apnb import APNB
+from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
+from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.pyramid_pooling import PyramidPooling
+from keras_ann.layers.resize import ResizeLike
+
+__all__ = [
+    "AFNB",
+    "APNB",
+    "AsymmetricNonLocalAttention",
+    "ConvBNReLU",
+    "PyramidPooling",
+    "ResizeLike",
+]

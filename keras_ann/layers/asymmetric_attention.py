@@ -1,0 +1,179 @@
+"""The asymmetric non-local attention block shared by AFNB and APNB."""
+
+import keras
+from keras import ops
+
+from keras_ann.layers import initializers
+from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.pyramid_pooling import PyramidPooling
+from keras_ann.ops import bilinear_resize
+
+
+@keras.saving.register_keras_serializable(package="keras_ann")
+class AsymmetricNonLocalAttention(keras.layers.Layer):
+    """Non-local attention whose keys and values are a pyramid-pooled sample.
+
+    For every query position the block attends over `sum(s * s)` sampled
+    key positions (110 for the default scales) instead of all `H * W`
+    positions of a standard non-local block:
+
+    ```
+    query = ReLU(BN(conv1x1(query_feats)))               # (B, Hq*Wq, C)
+    key   = PyramidPooling(ReLU(BN(conv1x1(key_feats)))) # (B, S, C)
+    value = PyramidPooling(conv1x1(key_feats))           # (B, S, C)
+    attn  = softmax(query @ key^T * C**-0.5, axis=keys)  # float32
+    out   = conv1x1(attn @ value)                        # out_channels
+    ```
+
+    This is the reference's `SelfAttentionBlock` of `ann_head.py`. The output
+    projection starts at zero (weights and bias), so a freshly initialised
+    block adds no context. The value projection is an affine 1x1
+    convolution and the pooling weights sum to one, so pooling before
+    projecting gives the same values as the reference's order for
+    `H * W / S` times less work.
+
+    Args:
+        key_channels: int, channels of queries, keys and values
+            (the reference's `channels`, 256 in ANN).
+        out_channels: int, channels of the output.
+        share_key_query: bool, one projection for keys and queries (APNB).
+        query_scale: int, when > 1 the projected queries are max-pooled by
+            this factor and the context is resized back with bilinear
+            interpolation (`align_corners=True`, as OCNet, where this block
+            comes from). The reference recipes use 1.
+        key_pool_scales: tuple of ints for `PyramidPooling`.
+        synchronized: bool, synchronised batch normalisation.
+        **kwargs: base `Layer` arguments.
+
+    Call arguments:
+        inputs: list `[query_feats, key_feats]` of channels-last feature
+            maps with equal batch size; their spatial sizes may differ. When
+            `share_key_query=True` both must have the same channels.
+        training: bool, batch-norm mode.
+
+    Returns:
+        `(batch, Hq, Wq, out_channels)` context.
+
+    Example:
+
+    >>> import numpy as np
+    >>> block = AsymmetricNonLocalAttention(key_channels=8, out_channels=16)
+    >>> q = np.random.rand(2, 12, 12, 32).astype("float32")
+    >>> k = np.random.rand(2, 12, 12, 24).astype("float32")
+    >>> block([q, k]).shape
+    (2, 12, 12, 16)
+    """
+
+    def __init__(
+        self,
+        key_channels,
+        out_channels,
+        share_key_query=False,
+        query_scale=1,
+        key_pool_scales=(1, 3, 6, 8),
+        synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(query_scale) < 1:
+            raise ValueError(f"`query_scale` must be >= 1, got {query_scale}.")
+        self.key_channels = int(key_channels)
+        self.out_channels = int(out_channels)
+        self.share_key_query = bool(share_key_query)
+        self.query_scale = int(query_scale)
+        self.key_pool_scales = tuple(key_pool_scales)
+        self.synchronized = synchronized
+
+        policy = self.dtype_policy
+        self.key_project = ConvBNReLU(
+            self.key_channels, synchronized=synchronized, dtype=policy, name="key_project"
+        )
+        if self.share_key_query:
+            self.query_project = self.key_project
+        else:
+            self.query_project = ConvBNReLU(
+                self.key_channels,
+                synchronized=synchronized,
+                dtype=policy,
+                name="query_project",
+            )
+        self.key_sampler = PyramidPooling(self.key_pool_scales, dtype=policy, name="key_sampler")
+        self.out_project = keras.layers.Conv2D(
+            self.out_channels,
+            1,
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
+            dtype=policy,
+            name="out_project",
+        )
+        # The value projection's default bias depends on the input channels,
+        # so it is created in `build`.
+        self.value_project = None
+
+    def build(self, input_shape):
+        query_shape, key_shape = input_shape
+        if self.share_key_query and query_shape[-1] != key_shape[-1]:
+            raise ValueError(
+                "With `share_key_query=True` queries and keys need the same "
+                f"channels, got query {query_shape} and key {key_shape}."
+            )
+        key_in = key_shape[-1]
+        self.value_project = keras.layers.Conv2D(
+            self.key_channels,
+            1,
+            kernel_initializer=initializers.torch_default_kernel(),
+            bias_initializer=initializers.torch_default_bias(key_in),
+            dtype=self.dtype_policy,
+            name="value_project",
+        )
+        self.key_project.build(key_shape)
+        if not self.share_key_query:
+            self.query_project.build(query_shape)
+        self.value_project.build((None, None, None, key_in))
+        self.out_project.build((None, None, None, self.key_channels))
+
+    def call(self, inputs, training=None):
+        query_feats, key_feats = inputs
+        key_map = self.key_project(key_feats, training=training)
+        if self.share_key_query and query_feats is key_feats:
+            query = key_map
+        else:
+            query = self.query_project(query_feats, training=training)
+        if self.query_scale > 1:
+            query = ops.max_pool(query, self.query_scale, self.query_scale, "valid")
+
+        batch = ops.shape(query)[0]
+        q_h, q_w = ops.shape(query)[1], ops.shape(query)[2]
+        query = ops.reshape(query, (batch, -1, self.key_channels))
+        key = self.key_sampler(key_map)
+        # (B, S, 1, C_in) -> 1x1 conv -> (B, S, C).
+        value = self.value_project(ops.expand_dims(self.key_sampler(key_feats), 2))
+        value = ops.squeeze(value, 2)
+
+        sim = ops.einsum("bnc,bsc->bns", query, key)
+        sim = ops.cast(sim, "float32") * (self.key_channels**-0.5)
+        attention = ops.cast(ops.softmax(sim, axis=-1), self.compute_dtype)
+        context = ops.einsum("bns,bsc->bnc", attention, value)
+        context = ops.reshape(context, (batch, q_h, q_w, self.key_channels))
+        if self.query_scale > 1:
+            size = (ops.shape(query_feats)[1], ops.shape(query_feats)[2])
+            context = bilinear_resize(context, size, align_corners=True)
+        return self.out_project(context)
+
+    def compute_output_shape(self, input_shape):
+        query_shape, _ = input_shape
+        return tuple(query_shape[:-1]) + (self.out_channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "key_channels": self.key_channels,
+                "out_channels": self.out_channels,
+                "share_key_query": self.share_key_query,
+                "query_scale": self.query_scale,
+                "key_pool_scales": self.key_pool_scales,
+                "synchronized": self.synchronized,
+            }
+        )
+        return config

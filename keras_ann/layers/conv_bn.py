@@ -1,0 +1,146 @@
+"""Convolution + batch normalisation + optional ReLU, as mmcv's `ConvModule`."""
+
+import keras
+
+from keras_ann.layers import initializers
+
+
+def batch_norm(name=None, synchronized=False, dtype=None):
+    """`BatchNormalization` with PyTorch's numbers: eps 1e-5, momentum 0.1.
+
+    Keras's momentum is the weight of the old moving statistic, so PyTorch's
+    momentum of 0.1 is 0.9 here.
+    """
+    return keras.layers.BatchNormalization(
+        axis=-1,
+        epsilon=1e-5,
+        momentum=0.9,
+        synchronized=synchronized,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def torch_padding(kernel_size, strides, dilation_rate):
+    """Keras padding mode and explicit symmetric padding equal to PyTorch's
+    `padding = dilation * (kernel_size - 1) // 2`.
+
+    For stride 1 and an odd kernel Keras's `"same"` pads symmetrically and
+    equals PyTorch. For stride 2, `"same"` pads only on the bottom/right when
+    the size is even, so the padding is made explicit instead.
+
+    Returns:
+        `(padding_mode, explicit_pad)`, `explicit_pad` being 0 when
+        `padding_mode` already matches.
+    """
+    pad = dilation_rate * (kernel_size - 1) // 2
+    if pad == 0:
+        return "valid", 0
+    if strides == 1 and kernel_size % 2 == 1:
+        return "same", 0
+    return "valid", pad
+
+
+@keras.saving.register_keras_serializable(package="keras_ann")
+class ConvBNReLU(keras.layers.Layer):
+    """`Conv2D` (no bias) + `BatchNormalization` + optional ReLU.
+
+    The convolution pads like PyTorch (`padding = dilation * (k - 1) // 2`,
+    symmetric) and is initialised like mmcv's `ConvModule`: He normal with
+    fan-out. Batch normalisation uses PyTorch's epsilon (1e-5) and momentum
+    (0.1), gamma 1 and beta 0.
+
+    Args:
+        filters: int, output channels.
+        kernel_size: int, square kernel size. Defaults to 1.
+        strides: int. Defaults to 1.
+        dilation_rate: int. Defaults to 1.
+        activation: `"relu"` or `None`. Defaults to `"relu"`.
+        synchronized: bool, synchronise batch statistics across replicas
+            (`MirroredStrategy`). Defaults to `False`.
+        **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = ConvBNReLU(8, kernel_size=3, strides=2)
+    >>> layer(np.zeros((1, 9, 9, 4), "float32")).shape
+    (1, 5, 5, 8)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=1,
+        strides=1,
+        dilation_rate=1,
+        activation="relu",
+        synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if activation not in ("relu", None):
+            raise ValueError(
+                f"`activation` must be 'relu' or None, got {activation!r}."
+            )
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.dilation_rate = dilation_rate
+        self.activation = activation
+        self.synchronized = synchronized
+
+        padding, explicit_pad = torch_padding(kernel_size, strides, dilation_rate)
+        self.pad = (
+            keras.layers.ZeroPadding2D(explicit_pad, dtype=self.dtype_policy, name="pad")
+            if explicit_pad
+            else None
+        )
+        self.conv = keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            dilation_rate=dilation_rate,
+            use_bias=False,
+            kernel_initializer=initializers.kaiming_normal_fan_out(),
+            dtype=self.dtype_policy,
+            name="conv",
+        )
+        self.bn = batch_norm("bn", synchronized, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = input_shape
+        if self.pad is not None:
+            self.pad.build(shape)
+            shape = self.pad.compute_output_shape(shape)
+        self.conv.build(shape)
+        shape = self.conv.compute_output_shape(shape)
+        self.bn.build(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs if self.pad is None else self.pad(inputs)
+        x = self.bn(self.conv(x), training=training)
+        if self.activation == "relu":
+            x = keras.ops.relu(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        if self.pad is not None:
+            shape = self.pad.compute_output_shape(shape)
+        return self.conv.compute_output_shape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "dilation_rate": self.dilation_rate,
+                "activation": self.activation,
+                "synchronized": self.synchronized,
+            }
+        )
+        return config

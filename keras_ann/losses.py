@@ -1,0 +1,110 @@
+"""The reference's pixel-wise cross-entropy for segmentation."""
+
+import keras
+from keras import ops
+
+from keras_ann.ops import bilinear_resize
+
+
+@keras.saving.register_keras_serializable(package="keras_ann")
+class SegmentationCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy per pixel with an ignore value, as the
+    reference's `CrossEntropyLoss` (`use_sigmoid=False`).
+
+    Pixels labelled `ignore_index` contribute zero. By default the loss is
+    averaged over **all** pixels, ignored ones included, as the reference
+    does (`avg_non_ignore=False`); `avg_non_ignore=True` averages over the
+    labelled pixels only. Class weights scale each pixel's loss by the weight
+    of its true class (the average still counts pixels, as the reference's).
+    Logits of another spatial size than the labels are resized bilinearly to
+    the labels' size first (`align_corners` as given), as the reference's
+    decode heads do before their loss.
+
+    Args:
+        ignore_index: int, the label value to ignore. Defaults to 255.
+        avg_non_ignore: bool. Defaults to `False`.
+        class_weight: optional sequence of `num_classes` floats.
+        align_corners: bool, for the resize of mismatched logits.
+        loss_weight: float, multiplies the loss. Defaults to 1.0.
+        name: str.
+        **kwargs: base `Loss` arguments (`reduction`, `dtype`).
+
+    Call arguments:
+        y_true: `(batch, H, W)` integer labels (a trailing axis of 1 is
+            accepted).
+        y_pred: `(batch, h, w, num_classes)` logits.
+
+    Example:
+
+    >>> import numpy as np
+    >>> labels = np.array([[[0, 255]]])
+    >>> logits = np.array([[[[2.0, 0.0], [0.0, 2.0]]]], "float32")
+    >>> loss = SegmentationCrossEntropy()(labels, logits)
+    >>> round(float(loss), 4)  # (0.1269 + 0) / 2 pixels
+    0.0635
+    """
+
+    def __init__(
+        self,
+        ignore_index=255,
+        avg_non_ignore=False,
+        class_weight=None,
+        align_corners=False,
+        loss_weight=1.0,
+        name="segmentation_cross_entropy",
+        **kwargs,
+    ):
+        kwargs.setdefault("reduction", "sum_over_batch_size")
+        super().__init__(name=name, **kwargs)
+        self.ignore_index = int(ignore_index)
+        self.avg_non_ignore = bool(avg_non_ignore)
+        self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
+        self.align_corners = bool(align_corners)
+        self.loss_weight = float(loss_weight)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.convert_to_tensor(y_true)
+        if len(y_true.shape) == 4:
+            y_true = ops.squeeze(y_true, -1)
+        if len(y_true.shape) != 3 or len(y_pred.shape) != 4:
+            raise ValueError(
+                "Expected labels of shape (batch, H, W) and logits of shape "
+                f"(batch, h, w, classes); got labels {tuple(y_true.shape)} and "
+                f"logits {tuple(y_pred.shape)}."
+            )
+        y_true = ops.cast(y_true, "int32")
+        y_pred = ops.cast(y_pred, "float32")
+        size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
+        y_pred = bilinear_resize(y_pred, size, self.align_corners)
+
+        valid = ops.not_equal(y_true, self.ignore_index)
+        safe_labels = ops.where(valid, y_true, 0)
+        log_probs = ops.log_softmax(y_pred, axis=-1)
+        per_pixel = -ops.squeeze(
+            ops.take_along_axis(log_probs, safe_labels[..., None], axis=-1), -1
+        )
+        mask = ops.cast(valid, "float32")
+        if self.class_weight is not None:
+            weights = ops.convert_to_tensor(self.class_weight, dtype="float32")
+            mask = mask * ops.take(weights, safe_labels)
+        per_pixel = per_pixel * mask
+        if self.avg_non_ignore:
+            # Mean over labelled pixels: rescale so that the default
+            # per-element mean becomes sum / num_valid.
+            num_pixels = ops.cast(ops.size(per_pixel), "float32")
+            num_valid = ops.maximum(ops.sum(ops.cast(valid, "float32")), 1.0)
+            per_pixel = per_pixel * (num_pixels / num_valid)
+        return self.loss_weight * per_pixel
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "ignore_index": self.ignore_index,
+                "avg_non_ignore": self.avg_non_ignore,
+                "class_weight": self.class_weight,
+                "align_corners": self.align_corners,
+                "loss_weight": self.loss_weight,
+            }
+        )
+        return config

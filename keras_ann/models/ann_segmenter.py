@@ -1,0 +1,317 @@
+"""ANNSegmenter: a dilated ResNet with the ANN decode head."""
+
+import keras
+from keras import ops
+
+from keras_ann.backbones.resnet import ResNetBackbone
+from keras_ann.layers import initializers
+from keras_ann.layers.afnb import AFNB
+from keras_ann.layers.apnb import APNB
+from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.resize import ResizeLike
+from keras_ann.losses import SegmentationCrossEntropy
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@keras.saving.register_keras_serializable(package="keras_ann")
+class ANNSegmenter(keras.Model):
+    """Asymmetric Non-local Network for semantic segmentation.
+
+    The reference's `EncoderDecoder` with `ANNHead` (mmsegmentation
+    `configs/ann/`), as a functional Keras model:
+
+    ```
+    images (RGB, 0..255) -> normalise (ImageNet mean / std)
+      -> dilated ResNet-V1c -> stage 3 (low), stage 4 (high)
+      -> AFNB([low, high]) -> dropout -> 3x3 conv-BN-ReLU
+      -> APNB -> dropout -> 1x1 classifier
+      -> bilinear resize to the input size -> logits
+    ```
+
+    An auxiliary FCN head on stage 3 (3x3 conv-BN-ReLU, dropout, classifier)
+    is used in training only: with `training=True` the model returns
+    `{"logits": ..., "aux_logits": ...}` and `fit()` adds
+    `auxiliary_loss_weight` times the auxiliary loss to the loss; otherwise
+    (`predict()`, `evaluate()`, `model(x)`) it returns the logits alone and
+    the auxiliary head is not computed.
+
+    Widths follow the reference for bottleneck backbones (head 512, attention
+    256, auxiliary 256 channels); for basic-block backbones (ResNet-18) they
+    are a quarter (128, 64, 64), as the reference's R-18 configs scale other
+    heads.
+
+    Args:
+        backbone: a name from `keras_ann.backbones.BACKBONE_NAMES`
+            (`"resnet18_d8"`, `"resnet50_d8"`, `"resnet101_d8"`, ...) or a
+            `ResNetBackbone`. Defaults to `"resnet50_d8"`.
+        num_classes: int, number of classes. Defaults to 19.
+        align_corners: bool, `align_corners` of the final bilinear resize
+            (the reference's 769x769 recipes use `True`). Defaults to `False`.
+        head_channels: int, width of the head's 3x3 conv and APNB.
+        project_channels: int, channels of the attention (`key_channels`).
+        query_scales: tuple of ints, query scales of AFNB and APNB.
+            Defaults to `(1,)`.
+        key_pool_scales: tuple of ints, the key pyramid. Defaults to
+            `(1, 3, 6, 8)`.
+        dropout: float, channel dropout before the 3x3 conv and the
+            classifier. Defaults to 0.1.
+        auxiliary_head: bool, build the auxiliary FCN head. Defaults to
+            `True`.
+        auxiliary_channels: int, width of the auxiliary head.
+        auxiliary_loss_weight: float. Defaults to 0.4.
+        ignore_index: int, the label value excluded from loss and metrics of
+            the default `compile()`. Defaults to 255.
+        mean: per-channel RGB mean subtracted inside the model.
+        std: per-channel RGB standard deviation divided inside the model.
+        synchronized: bool, synchronised batch normalisation (used when the
+            backbone is given by name). Defaults to `False`.
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=5)
+    >>> images = np.random.uniform(0, 255, (1, 67, 93, 3)).astype("float32")
+    >>> model.predict(images, verbose=0).shape
+    (1, 67, 93, 5)
+    """
+
+    def __init__(
+        self,
+        backbone="resnet50_d8",
+        num_classes=19,
+        align_corners=False,
+        head_channels=None,
+        project_channels=None,
+        query_scales=(1,),
+        key_pool_scales=(1, 3, 6, 8),
+        dropout=0.1,
+        auxiliary_head=True,
+        auxiliary_channels=None,
+        auxiliary_loss_weight=0.4,
+        ignore_index=255,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        synchronized=False,
+        **kwargs,
+    ):
+        if int(num_classes) < 1:
+            raise ValueError(f"`num_classes` must be >= 1, got {num_classes!r}.")
+        dtype = kwargs.get("dtype")
+        # === Layers ===
+        if isinstance(backbone, str):
+            backbone = ResNetBackbone.from_name(
+                backbone, synchronized=synchronized, dtype=dtype
+            )
+        elif not isinstance(backbone, ResNetBackbone):
+            raise ValueError(
+                "`backbone` must be a backbone name or a `ResNetBackbone`, "
+                f"got {type(backbone).__name__}."
+            )
+        wide = backbone.block_type == "bottleneck"
+        head_channels = head_channels or (512 if wide else 128)
+        project_channels = project_channels or (256 if wide else 64)
+        auxiliary_channels = auxiliary_channels or (256 if wide else 64)
+        low_channels, high_channels = backbone.stage_channels[2:4]
+
+        normalize = keras.layers.Normalization(
+            mean=list(mean),
+            variance=[s * s for s in std],
+            dtype=dtype,
+            name="normalize",
+        )
+        fusion = AFNB(
+            project_channels,
+            high_channels,
+            query_scales=query_scales,
+            key_pool_scales=key_pool_scales,
+            synchronized=synchronized,
+            dtype=dtype,
+            name="decode_fusion",
+        )
+        bottleneck = ConvBNReLU(
+            head_channels, 3, synchronized=synchronized, dtype=dtype, name="decode_bottleneck"
+        )
+        context = APNB(
+            project_channels,
+            head_channels,
+            query_scales=query_scales,
+            key_pool_scales=key_pool_scales,
+            synchronized=synchronized,
+            dtype=dtype,
+            name="decode_context",
+        )
+        classifier = _classifier(num_classes, dtype, "decode_conv_seg")
+        resize = ResizeLike(align_corners, dtype="float32", name="logits")
+
+        # === Functional Model ===
+        images = keras.Input(shape=(None, None, 3), name="images")
+        features = backbone(normalize(images))
+        low, high = features["stage3"], features["stage4"]
+        x = fusion([low, high])
+        x = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="decode_dropout")(x)
+        x = bottleneck(x)
+        x = context(x)
+        x = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="decode_cls_dropout")(x)
+        logits = resize([classifier(x), images])
+
+        aux_logits = None
+        if auxiliary_head:
+            a = ConvBNReLU(
+                auxiliary_channels, 3, synchronized=synchronized, dtype=dtype, name="aux_conv"
+            )(low)
+            a = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="aux_dropout")(a)
+            a = _classifier(num_classes, dtype, "aux_conv_seg")(a)
+            aux_logits = ResizeLike(align_corners, dtype="float32", name="aux_logits")(
+                [a, images]
+            )
+
+        super().__init__(inputs=images, outputs=logits, **kwargs)
+
+        # The training graph shares every layer with the inference graph and
+        # adds the auxiliary head's output.
+        self.training_graph = None
+        if auxiliary_head:
+            self.training_graph = keras.Model(
+                images,
+                {"logits": logits, "aux_logits": aux_logits},
+                name="training_graph",
+            )
+
+        # === Config ===
+        self.backbone = backbone
+        self.num_classes = int(num_classes)
+        self.align_corners = bool(align_corners)
+        self.head_channels = head_channels
+        self.project_channels = project_channels
+        self.query_scales = tuple(query_scales)
+        self.key_pool_scales = tuple(key_pool_scales)
+        self.dropout = float(dropout)
+        self.auxiliary_head = bool(auxiliary_head)
+        self.auxiliary_channels = auxiliary_channels
+        self.auxiliary_loss_weight = float(auxiliary_loss_weight)
+        self.ignore_index = int(ignore_index)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.synchronized = bool(synchronized)
+
+    def call(self, inputs, training=None, mask=None):
+        if training and self.training_graph is not None:
+            return self.training_graph(inputs, training=True)
+        return super().call(inputs, training=training, mask=mask)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss on the logits, plus `auxiliary_loss_weight` times
+        the compiled loss on the auxiliary logits when training."""
+        if not isinstance(y_pred, dict):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        loss = super().compute_loss(x, y, y_pred["logits"], sample_weight, training=training)
+        if self._compile_loss is not None:
+            aux = self._compile_loss(y, y_pred["aux_logits"], sample_weight)
+            loss = loss + self.auxiliary_loss_weight * aux
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Configure training with the reference's defaults.
+
+        Args:
+            optimizer: `"auto"` is SGD with learning rate 0.01 and momentum
+                0.9; or any Keras optimizer.
+            loss: `"auto"` is `SegmentationCrossEntropy(ignore_index)`,
+                averaged over all pixels as the reference; or any Keras loss
+                taking `(labels, logits)`.
+            metrics: `"auto"` is `keras.metrics.MeanIoU` over
+                `num_classes`, ignoring `ignore_index`, accumulated over the
+                whole evaluation set; or any list of metrics.
+            **kwargs: further `keras.Model.compile` arguments.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        if loss == "auto":
+            loss = SegmentationCrossEntropy(ignore_index=self.ignore_index)
+        if metrics == "auto":
+            metrics = [
+                keras.metrics.MeanIoU(
+                    num_classes=self.num_classes,
+                    ignore_class=self.ignore_index,
+                    sparse_y_pred=False,
+                    name="mean_iou",
+                )
+            ]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling models that override `compile()` on load;
+        # ours takes the same arguments, so the saved configuration applies.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def predict_labels(self, images, **kwargs):
+        """Label maps `(batch, H, W)` (int32) for raw RGB images.
+
+        Args:
+            images: `(batch, H, W, 3)` RGB pixel values in [0, 255].
+            **kwargs: `predict()` arguments (`batch_size`, `verbose`).
+        """
+        kwargs.setdefault("verbose", 0)
+        return logits_to_labels(self.predict(images, **kwargs))
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "align_corners": self.align_corners,
+            "head_channels": self.head_channels,
+            "project_channels": self.project_channels,
+            "query_scales": self.query_scales,
+            "key_pool_scales": self.key_pool_scales,
+            "dropout": self.dropout,
+            "auxiliary_head": self.auxiliary_head,
+            "auxiliary_channels": self.auxiliary_channels,
+            "auxiliary_loss_weight": self.auxiliary_loss_weight,
+            "ignore_index": self.ignore_index,
+            "mean": self.mean,
+            "std": self.std,
+            "synchronized": self.synchronized,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+
+def logits_to_labels(logits):
+    """Turn `(..., num_classes)` logits into int32 label maps (`argmax`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> logits_to_labels(np.array([[[[0.1, 0.9], [2.0, -1.0]]]])).tolist()
+    [[[1, 0]]]
+    """
+    return ops.convert_to_numpy(ops.cast(ops.argmax(logits, axis=-1), "int32"))
+
+
+def _classifier(num_classes, dtype, name):
+    return keras.layers.Conv2D(
+        num_classes,
+        1,
+        kernel_initializer=initializers.classifier_kernel(),
+        dtype=dtype,
+        name=name,
+    )

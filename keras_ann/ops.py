@@ -1,0 +1,191 @@
+"""Backend-agnostic spatial ops that match PyTorch to the last rounding step.
+
+Keras's own `keras.ops.image.resize` does not offer `align_corners=True`, and
+its behaviour when down-sampling differs between backends (JAX anti-aliases).
+`keras.layers.AveragePooling2D` uses strided windows, which differ from
+PyTorch's `AdaptiveAvgPool2d` whenever the input size is not divisible by the
+output size (for example the 97x97 feature map of a 769x769 crop).
+
+Both operations are separable linear maps along height and width, so they
+are written here as two small matrix products with matrices built from the
+(possibly dynamic) input shape. This gives identical numbers on the
+TensorFlow, JAX and PyTorch backends, exactly PyTorch's sampling rule, and
+costs little next to the convolutions of a segmentation network.
+"""
+
+import functools
+
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_pooling_matrix",
+    "bilinear_interpolation_matrix",
+    "bilinear_resize",
+]
+
+
+def _is_static(*sizes):
+    return all(isinstance(v, int) for v in sizes)
+
+
+@functools.lru_cache(maxsize=256)
+def _numpy_interpolation_matrix(in_size, out_size, align_corners):
+    # float64 products of float32 operands are exact, so rounding once to
+    # float32 afterwards reproduces PyTorch's fused multiply-add.
+    dst = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        scale = np.float32((in_size - 1) / (out_size - 1)) if out_size > 1 else 0.0
+        src = (np.float64(scale) * dst).astype(np.float32)
+    else:
+        scale = np.float32(np.float32(in_size) / np.float32(out_size))
+        src = (np.float64(scale) * (dst + 0.5) - 0.5).astype(np.float32)
+        src = np.maximum(src, np.float32(0.0))
+    lower = np.minimum(np.floor(src), in_size - 1).astype(np.int64)
+    frac = src - lower.astype(np.float32)
+    upper = np.minimum(lower + 1, in_size - 1)
+    weights = np.zeros((out_size, in_size), np.float32)
+    rows = np.arange(out_size)
+    weights[rows, lower] += np.float32(1.0) - frac
+    weights[rows, upper] += frac
+    return weights
+
+
+def bilinear_interpolation_matrix(in_size, out_size, align_corners, dtype="float32"):
+    """Matrix `M` of shape `(out_size, in_size)` with `y = M @ x` equal to
+    PyTorch's 1-D linear interpolation (`F.interpolate(mode="bilinear")`
+    along one axis, `size=` given, no anti-aliasing).
+
+    The source position is computed as PyTorch's kernels compute it, with a
+    single rounding of `scale * (dst + 0.5) - 0.5` (a fused multiply-add),
+    so the weights equal PyTorch's bit for bit.
+
+    Args:
+        in_size: int or scalar tensor, length of the input axis.
+        out_size: int or scalar tensor, length of the output axis.
+        align_corners: bool, PyTorch's `align_corners`.
+        dtype: dtype of the returned matrix.
+
+    Returns:
+        A `(out_size, in_size)` tensor whose rows hold at most two non-zero
+        weights that sum to one.
+    """
+    if _is_static(in_size, out_size):
+        matrix = _numpy_interpolation_matrix(in_size, out_size, bool(align_corners))
+        return ops.convert_to_tensor(matrix, dtype=dtype)
+    # Sizes known only at run time (TensorFlow graphs with `None` dims).
+    in_f = ops.cast(in_size, "float32")
+    out_f = ops.cast(out_size, "float32")
+    dst = ops.cast(ops.arange(out_size), "float64")
+    if align_corners:
+        scale = ops.where(out_f > 1.0, (in_f - 1.0) / ops.maximum(out_f - 1.0, 1.0), 0.0)
+        src = ops.cast(ops.cast(scale, "float64") * dst, "float32")
+    else:
+        scale = ops.cast(in_f / out_f, "float64")
+        src = ops.cast(scale * (dst + 0.5) - 0.5, "float32")
+        src = ops.maximum(src, 0.0)
+    lower = ops.minimum(ops.floor(src), in_f - 1.0)
+    frac = src - lower
+    upper = ops.minimum(lower + 1.0, in_f - 1.0)
+    positions = ops.cast(ops.arange(in_size), "float32")[None, :]
+    weights = ops.cast(ops.equal(positions, lower[:, None]), "float32") * (
+        1.0 - frac[:, None]
+    ) + ops.cast(ops.equal(positions, upper[:, None]), "float32") * frac[:, None]
+    return ops.cast(weights, dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _numpy_pooling_matrix(in_size, out_size):
+    weights = np.zeros((out_size, in_size), np.float32)
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -((-(i + 1) * in_size) // out_size)  # ceil
+        weights[i, start:end] = np.float32(1.0) / np.float32(end - start)
+    return weights
+
+
+def adaptive_pooling_matrix(in_size, out_size, dtype="float32"):
+    """Matrix `P` of shape `(out_size, in_size)` with `y = P @ x` equal to
+    PyTorch's 1-D adaptive average pooling.
+
+    Bin `i` averages the input positions `floor(i * in / out)` up to (but
+    excluding) `ceil((i + 1) * in / out)`. Bins may overlap, and the rule also
+    holds when the input is shorter than the output.
+
+    Args:
+        in_size: int or scalar tensor, length of the input axis.
+        out_size: int, number of bins.
+        dtype: dtype of the returned matrix.
+
+    Returns:
+        A `(out_size, in_size)` tensor whose rows sum to one.
+    """
+    if _is_static(in_size, out_size):
+        return ops.convert_to_tensor(_numpy_pooling_matrix(in_size, out_size), dtype=dtype)
+    bins = ops.arange(out_size, dtype="int32")
+    in_size = ops.cast(in_size, "int32")
+    start = (bins * in_size) // out_size
+    end = ((bins + 1) * in_size + out_size - 1) // out_size
+    positions = ops.arange(in_size, dtype="int32")[None, :]
+    inside = ops.logical_and(positions >= start[:, None], positions < end[:, None])
+    weights = ops.cast(inside, "float32") / ops.cast(end - start, "float32")[:, None]
+    return ops.cast(weights, dtype)
+
+
+def _apply_separable(x, rows, cols):
+    """`out[b, i, j, c] = sum_hw rows[i, h] * x[b, h, w, c] * cols[j, w]`."""
+    x = ops.einsum("ih,bhwc->biwc", rows, x)
+    return ops.einsum("jw,biwc->bijc", cols, x)
+
+
+def bilinear_resize(images, size, align_corners=False):
+    """Bilinear resize of a channels-last batch, identical to PyTorch's
+    `F.interpolate(x, size, mode="bilinear", align_corners=...)`.
+
+    Args:
+        images: `(batch, height, width, channels)` tensor.
+        size: `(height, width)` of the output; ints or scalar tensors.
+        align_corners: bool, as in PyTorch. The reference uses `False`
+            except for its 769x769 Cityscapes recipes.
+
+    Returns:
+        The resized tensor, in the dtype of `images`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(4, dtype="float32").reshape(1, 2, 2, 1)
+    >>> y = bilinear_resize(x, (3, 3), align_corners=True)
+    >>> [float(v) for v in np.asarray(y)[0, :, :, 0].ravel()]
+    [0.0, 0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.5, 3.0]
+    """
+    in_h, in_w = ops.shape(images)[1], ops.shape(images)[2]
+    out_h, out_w = size
+    same = _is_static(in_h, in_w, out_h, out_w) and (in_h, in_w) == (out_h, out_w)
+    if same:
+        return images  # both sampling rules are the identity here.
+    dtype = images.dtype
+    rows = bilinear_interpolation_matrix(in_h, out_h, align_corners, dtype)
+    cols = bilinear_interpolation_matrix(in_w, out_w, align_corners, dtype)
+    return _apply_separable(images, rows, cols)
+
+
+def adaptive_avg_pool2d(inputs, output_size):
+    """PyTorch's `AdaptiveAvgPool2d` for a channels-last batch.
+
+    Args:
+        inputs: `(batch, height, width, channels)` tensor.
+        output_size: int `s` (an `s x s` grid) or `(out_h, out_w)`.
+
+    Returns:
+        A `(batch, out_h, out_w, channels)` tensor.
+    """
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    out_h, out_w = output_size
+    in_h, in_w = ops.shape(inputs)[1], ops.shape(inputs)[2]
+    dtype = inputs.dtype
+    rows = adaptive_pooling_matrix(in_h, out_h, dtype)
+    cols = adaptive_pooling_matrix(in_w, out_w, dtype)
+    return _apply_separable(inputs, rows, cols)
