@@ -1,14 +1,12 @@
 """AFNB: the asymmetric fusion non-local block."""
 
 import keras
-from keras import ops
 
-from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
-from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.context_fusion import ContextFusion
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
-class AFNB(keras.layers.Layer):
+class AFNB(ContextFusion):
     """Asymmetric Fusion Non-local Block (Zhu et al., ICCV 2019).
 
     Fuses two backbone stages: the high-level features (stage 4) are the
@@ -48,73 +46,9 @@ class AFNB(keras.layers.Layer):
     (1, 10, 10, 32)
     """
 
-    def __init__(
-        self,
-        key_channels,
-        out_channels,
-        query_scales=(1,),
-        key_pool_scales=(1, 3, 6, 8),
-        synchronized=False,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.key_channels = int(key_channels)
-        self.out_channels = int(out_channels)
-        self.query_scales = tuple(int(s) for s in query_scales)
-        self.key_pool_scales = tuple(key_pool_scales)
-        self.synchronized = synchronized
-        if not self.query_scales:
-            raise ValueError("`query_scales` must name at least one scale.")
-        self.stages = [
-            AsymmetricNonLocalAttention(
-                self.key_channels,
-                self.out_channels,
-                share_key_query=False,
-                query_scale=scale,
-                key_pool_scales=self.key_pool_scales,
-                synchronized=synchronized,
-                dtype=self.dtype_policy,
-                name=f"stage_{i}",
-            )
-            for i, scale in enumerate(self.query_scales)
-        ]
-        self.bottleneck = ConvBNReLU(
-            self.out_channels,
-            activation=None,
-            synchronized=synchronized,
-            dtype=self.dtype_policy,
-            name="bottleneck",
-        )
+    share_key_query = False
+    activation = None
 
-    def build(self, input_shape):
-        low_shape, high_shape = input_shape
-        for stage in self.stages:
-            stage.build([high_shape, low_shape])
-        self.bottleneck.build(
-            tuple(high_shape[:-1]) + (self.out_channels + high_shape[-1],)
-        )
-
-    def call(self, inputs, training=None):
+    def _split_inputs(self, inputs):
         low_feats, high_feats = inputs
-        context = self.stages[0]([high_feats, low_feats], training=training)
-        for stage in self.stages[1:]:
-            context = context + stage([high_feats, low_feats], training=training)
-        fused = ops.concatenate([context, high_feats], axis=-1)
-        return self.bottleneck(fused, training=training)
-
-    def compute_output_shape(self, input_shape):
-        _, high_shape = input_shape
-        return tuple(high_shape[:-1]) + (self.out_channels,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "key_channels": self.key_channels,
-                "out_channels": self.out_channels,
-                "query_scales": self.query_scales,
-                "key_pool_scales": self.key_pool_scales,
-                "synchronized": self.synchronized,
-            }
-        )
-        return config
+        return high_feats, low_feats

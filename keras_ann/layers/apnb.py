@@ -1,14 +1,12 @@
 """APNB: the asymmetric pyramid non-local block."""
 
 import keras
-from keras import ops
 
-from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
-from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.context_fusion import ContextFusion
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
-class APNB(keras.layers.Layer):
+class APNB(ContextFusion):
     """Asymmetric Pyramid Non-local Block (Zhu et al., ICCV 2019).
 
     Self-attention over pyramid-sampled keys with one projection shared by
@@ -41,69 +39,8 @@ class APNB(keras.layers.Layer):
     (2, 13, 11, 16)
     """
 
-    def __init__(
-        self,
-        key_channels,
-        out_channels,
-        query_scales=(1,),
-        key_pool_scales=(1, 3, 6, 8),
-        synchronized=False,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.key_channels = int(key_channels)
-        self.out_channels = int(out_channels)
-        self.query_scales = tuple(int(s) for s in query_scales)
-        self.key_pool_scales = tuple(key_pool_scales)
-        self.synchronized = synchronized
-        if not self.query_scales:
-            raise ValueError("`query_scales` must name at least one scale.")
-        self.stages = [
-            AsymmetricNonLocalAttention(
-                self.key_channels,
-                self.out_channels,
-                share_key_query=True,
-                query_scale=scale,
-                key_pool_scales=self.key_pool_scales,
-                synchronized=synchronized,
-                dtype=self.dtype_policy,
-                name=f"stage_{i}",
-            )
-            for i, scale in enumerate(self.query_scales)
-        ]
-        self.bottleneck = ConvBNReLU(
-            self.out_channels,
-            synchronized=synchronized,
-            dtype=self.dtype_policy,
-            name="bottleneck",
-        )
+    share_key_query = True
+    activation = "relu"
 
-    def build(self, input_shape):
-        for stage in self.stages:
-            stage.build([input_shape, input_shape])
-        self.bottleneck.build(
-            tuple(input_shape[:-1]) + (self.out_channels + input_shape[-1],)
-        )
-
-    def call(self, inputs, training=None):
-        context = self.stages[0]([inputs, inputs], training=training)
-        for stage in self.stages[1:]:
-            context = context + stage([inputs, inputs], training=training)
-        fused = ops.concatenate([context, inputs], axis=-1)
-        return self.bottleneck(fused, training=training)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.out_channels,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "key_channels": self.key_channels,
-                "out_channels": self.out_channels,
-                "query_scales": self.query_scales,
-                "key_pool_scales": self.key_pool_scales,
-                "synchronized": self.synchronized,
-            }
-        )
-        return config
+    def _split_inputs(self, inputs):
+        return inputs, inputs
