@@ -167,7 +167,7 @@ class ResNetBackbone(keras.Model):
                 if layer.name.startswith("stage") and layer.name.endswith(
                     f"_{last_bn}"
                 ):
-                    layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+                    layer.gamma.assign(keras.ops.zeros(layer.gamma.shape))
 
     @classmethod
     def from_name(cls, name, **kwargs):

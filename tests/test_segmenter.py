@@ -1,0 +1,227 @@
+"""ANNSegmenter and ResNetBackbone: architecture, API, training, saving."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ann
+from keras_ann.backbones import ResNetBackbone
+
+
+def torch_conv_size(size, kernel=3, stride=2, pad=1):
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def feature_size(size, output_stride):
+    size = torch_conv_size(size)  # stem conv1, stride 2
+    size = torch_conv_size(size)  # max pool, stride 2
+    size = torch_conv_size(size)  # stage 2, stride 2
+    if output_stride == 16:
+        size = torch_conv_size(size)  # stage 3
+    return size
+
+
+def count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    keras.utils.set_random_seed(7)
+    return keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=5)
+
+
+def test_r50_d8_parameter_count_equals_reference():
+    model = keras_ann.ANNSegmenter(backbone="resnet50_d8", num_classes=19)
+    # mmsegmentation 1.2.2, configs/ann/ann_r50-d8 with 19 classes and the
+    # auxiliary head: 46,228,614 parameters (BN running statistics are
+    # buffers there and non-trainable variables here).
+    assert count(model.trainable_weights) == 46_228_614
+    assert len(model.weights) == len({id(w) for w in model.weights})
+
+
+def test_r101_d8_parameter_count():
+    model = keras_ann.ANNSegmenter(backbone="resnet101_d8", num_classes=19)
+    # 17 more stage-3 bottlenecks than R-50, 1,117,184 parameters each.
+    assert count(model.trainable_weights) == 46_228_614 + 17 * 1_117_184
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+@pytest.mark.parametrize("size", [(65, 65), (67, 93), (64, 128)])
+def test_backbone_feature_sizes_follow_pytorch(output_stride, size):
+    backbone = ResNetBackbone(depth=18, output_stride=output_stride)
+    feats = backbone(np.zeros((1, *size, 3), "float32"))
+    expect = tuple(feature_size(s, output_stride) for s in size)
+    assert tuple(feats["stage4"].shape[1:3]) == expect
+    assert tuple(feats["stage3"].shape[1:3]) == expect
+    assert feats["stage4"].shape[-1] == 512 and feats["stage3"].shape[-1] == 256
+
+
+def test_backbone_layout_and_init():
+    backbone = ResNetBackbone(depth=50, output_stride=8)
+    names = {layer.name for layer in backbone.layers}
+    assert {"stem_conv1", "stem_conv2", "stem_conv3", "stem_pool"} <= names
+    assert backbone.get_layer("stem_conv1").filters == 32
+    assert backbone.get_layer("stem_conv3").filters == 64
+    # Stride on the 3x3 conv, 1x1 projection shortcut on the first block.
+    assert backbone.get_layer("stage2_block1_conv2").strides == (2, 2)
+    assert backbone.get_layer("stage2_block1_conv1").strides == (1, 1)
+    assert backbone.get_layer("stage2_block1_downsample_conv").kernel_size == (1, 1)
+    # contract_dilation: the first block of a dilated stage uses half.
+    assert backbone.get_layer("stage3_block1_conv2").dilation_rate == (1, 1)
+    assert backbone.get_layer("stage3_block2_conv2").dilation_rate == (2, 2)
+    assert backbone.get_layer("stage4_block1_conv2").dilation_rate == (2, 2)
+    assert backbone.get_layer("stage4_block3_conv2").dilation_rate == (4, 4)
+    bn = backbone.get_layer("stage1_block1_bn1")
+    assert bn.epsilon == 1e-5 and bn.momentum == 0.9
+    # zero_init_residual: last BN of each residual branch starts at 0.
+    np.testing.assert_array_equal(np.asarray(backbone.get_layer("stage1_block1_bn3").gamma), 0.0)
+    np.testing.assert_array_equal(np.asarray(backbone.get_layer("stem_bn3").gamma), 1.0)
+    conv = np.asarray(backbone.get_layer("stage3_block2_conv2").kernel)
+    fan_out = 3 * 3 * 256
+    assert abs(conv.std() - np.sqrt(2 / fan_out)) < 0.05 * np.sqrt(2 / fan_out)
+
+
+def test_backbone_by_name_and_errors():
+    assert ResNetBackbone.from_name("resnet50_d16").output_stride == 16
+    with pytest.raises(ValueError, match="resnet7_d8"):
+        ResNetBackbone.from_name("resnet7_d8")
+    with pytest.raises(ValueError, match="depth"):
+        ResNetBackbone(depth=42)
+    with pytest.raises(ValueError, match="output_stride"):
+        ResNetBackbone(depth=18, output_stride=4)
+    with pytest.raises(ValueError, match="backbone"):
+        keras_ann.ANNSegmenter(backbone=3)
+
+
+@pytest.mark.parametrize("size", [(67, 93), (33, 33), (64, 48)])
+def test_predict_shapes_for_odd_sizes(small_model, size):
+    images = np.random.default_rng(0).uniform(0, 255, (2, *size, 3)).astype("float32")
+    logits = small_model.predict(images, verbose=0)
+    assert logits.shape == (2, *size, 5) and logits.dtype == np.float32
+    labels = small_model.predict_labels(images)
+    assert labels.shape == (2, *size)
+    np.testing.assert_array_equal(labels, logits.argmax(-1))
+
+
+def test_auxiliary_head_only_in_training(small_model):
+    images = np.zeros((1, 40, 40, 3), "float32")
+    out = small_model(images, training=True)
+    assert set(out) == {"logits", "aux_logits"}
+    assert tuple(out["aux_logits"].shape) == (1, 40, 40, 5)
+    assert tuple(small_model(images).shape) == (1, 40, 40, 5)
+    inference_layers = {op.name for op in small_model.operations}
+    assert "aux_conv" not in inference_layers and "decode_context" in inference_layers
+    assert "aux_conv" in {op.name for op in small_model.training_graph.operations}
+    # The auxiliary head's weights are trained and saved with the model.
+    paths = {w.path for w in small_model.trainable_weights}
+    assert any(p.startswith("aux_conv_seg") for p in paths)
+
+
+def test_model_without_auxiliary_head():
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, auxiliary_head=False)
+    assert model.training_graph is None
+    out = model(np.zeros((1, 32, 32, 3), "float32"), training=True)
+    assert tuple(out.shape) == (1, 32, 32, 3)
+
+
+def test_normalisation_inside_the_model(small_model):
+    norm = small_model.get_layer("normalize")
+    x = np.array([[[[123.675, 116.28, 103.53], [182.07, 173.4, 160.905]]]], "float32")
+    np.testing.assert_allclose(np.asarray(norm(x)), [[[[0, 0, 0], [1, 1, 1]]]], atol=1e-5)
+
+
+def test_align_corners_controls_final_resize():
+    keras.utils.set_random_seed(3)
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, align_corners=True)
+    images = np.random.default_rng(1).uniform(0, 255, (1, 41, 41, 3)).astype("float32")
+    small = keras.Model(model.input, model.get_layer("decode_conv_seg").output)(images)
+    want = keras_ann.ops.bilinear_resize(small, (41, 41), align_corners=True)
+    np.testing.assert_allclose(np.asarray(model(images)), np.asarray(want), rtol=1e-6, atol=1e-6)
+
+
+def test_config_round_trip(small_model):
+    config = small_model.get_config()
+    clone = keras_ann.ANNSegmenter.from_config(config)
+    assert clone.get_config() == config
+    clone.set_weights(small_model.get_weights())
+    images = np.random.default_rng(2).uniform(0, 255, (1, 35, 45, 3)).astype("float32")
+    np.testing.assert_array_equal(clone.predict(images, verbose=0), small_model.predict(images, verbose=0))
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=4, align_corners=True)
+    model.compile()
+    images = np.random.default_rng(3).uniform(0, 255, (2, 48, 40, 3)).astype("float32")
+    labels = np.random.default_rng(4).integers(0, 4, (2, 48, 40))
+    model.fit(images, labels, epochs=1, batch_size=2, verbose=0)  # non-trivial BN stats
+    path = os.path.join(tmp_path, "ann.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe mode: no lambdas needed
+    assert isinstance(loaded, keras_ann.ANNSegmenter)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    # The auxiliary head and the compiled state come back too.
+    for a, b in zip(loaded.training_graph.weights, model.training_graph.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    loaded.fit(images, labels, epochs=1, batch_size=2, verbose=0)
+
+
+def _train_loss(model, images, labels):
+    out = model(images, training=True)
+    return float(model.compute_loss(images, labels, out))
+
+
+def test_one_training_step_lowers_the_loss():
+    keras.utils.set_random_seed(11)
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, dropout=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    rng = np.random.default_rng(5)
+    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    labels = (images.mean(-1) > 127).astype("int32")
+    labels[:, :6] = 255
+    before = _train_loss(model, images, labels)
+    model.train_on_batch(images, labels)
+    after = _train_loss(model, images, labels)
+    assert np.isfinite(before) and after < before
+
+
+def test_training_loss_adds_weighted_auxiliary_loss():
+    keras.utils.set_random_seed(12)
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, dropout=0.0)
+    model.compile()
+    rng = np.random.default_rng(6)
+    images = rng.uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 3, (1, 32, 32))
+    labels[0, 0] = 255
+    out = model(images, training=True)
+    loss_fn = keras_ann.SegmentationCrossEntropy()
+    want = float(loss_fn(labels, out["logits"])) + 0.4 * float(loss_fn(labels, out["aux_logits"]))
+    assert float(model.compute_loss(images, labels, out)) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_fit_under_mixed_precision(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3)
+    model.compile()
+    rng = np.random.default_rng(7)
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 3, (2, 32, 32))
+    history = model.fit(images, labels, epochs=1, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    logits = model(images)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert keras.backend.standardize_dtype(model.get_layer("decode_context").compute_dtype) == policy.split("_")[1]
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_evaluate_ignores_255(small_model):
+    small_model.compile()
+    images = np.random.default_rng(8).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    labels = np.full((2, 32, 32), 255)
+    labels[:, :4] = 1
+    result = small_model.evaluate(images, labels, verbose=0, return_dict=True)
+    assert np.isfinite(result["loss"]) and 0.0 <= result["mean_iou"] <= 1.0
