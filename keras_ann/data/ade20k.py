@@ -1,0 +1,81 @@
+"""ADE20K (the SceneParsing `ADEChallengeData2016` release, 150 classes)."""
+
+import glob
+import os
+
+from keras_ann.data.errors import DatasetError
+from keras_ann.data.metainfo import ADE20K_CLASSES, ADE20K_PALETTE
+from keras_ann.data.pipeline import SegmentationDataset
+
+__all__ = ["ADE20K", "ADE20K_RECIPE"]
+
+# mmseg `configs/_base_/datasets/ade20k.py`.
+ADE20K_RECIPE = {"train_scale": (2048, 512), "crop_size": (512, 512), "test_scale": (2048, 512)}
+
+_SPLITS = {
+    "train": "training",
+    "training": "training",
+    "val": "validation",
+    "validation": "validation",
+}
+
+
+class ADE20K(SegmentationDataset):
+    """ADE20K / SceneParse150 (mmseg's `ADE20KDataset`).
+
+    Reads `ADEChallengeData2016/images/<split>/*.jpg` with the `.png` of the
+    same stem in `ADEChallengeData2016/annotations/<split>/`.  The
+    annotations use 0 for "other" and 1..150 for the classes; as mmseg's
+    `reduce_zero_label=True`, 0 becomes 255 (ignored) and `k` becomes `k - 1`.
+
+    Args:
+        root: `ADEChallengeData2016` itself or its parent directory.
+        split: `"train"` / `"training"` or `"val"` / `"validation"`.
+        **kwargs: more `SegmentationDataset` arguments (`verify`,
+            `skip_bad`, or overrides of the 512x512 recipe).
+
+    Example:
+
+    >>> ds = ADE20K("data/ade", "val")  # doctest: +SKIP
+    >>> len(ds), ds.num_classes  # doctest: +SKIP
+    (2000, 150)
+    """
+
+    def __init__(self, root, split="train", **kwargs):
+        if split not in _SPLITS:
+            raise ValueError(f"`split` must be one of {sorted(_SPLITS)}, got {split!r}.")
+        root = os.fspath(root)
+        nested = os.path.join(root, "ADEChallengeData2016")
+        self.root = nested if os.path.isdir(nested) else root
+        self.split = _SPLITS[split]
+        image_dir = os.path.join(self.root, "images", self.split)
+        label_dir = os.path.join(self.root, "annotations", self.split)
+        if not os.path.isdir(image_dir):
+            raise DatasetError(f"ADE20K split {split!r} not found: no directory {image_dir}")
+        if not os.path.isdir(label_dir):
+            raise DatasetError(
+                f"ADE20K annotations for {split!r} not found: no directory {label_dir}"
+            )
+        images = sorted(glob.glob(os.path.join(image_dir, "*.jpg")))
+        if not images:
+            raise DatasetError(f"ADE20K split {split!r} is empty: no *.jpg in {image_dir}")
+        labels = [
+            os.path.join(label_dir, os.path.splitext(os.path.basename(p))[0] + ".png")
+            for p in images
+        ]
+        missing = [p for p in labels if not os.path.isfile(p)]
+        if missing:
+            raise DatasetError(
+                f"ADE20K {split!r}: {len(missing)} annotation(s) missing, e.g. {missing[0]}"
+            )
+        settings = dict(ADE20K_RECIPE)
+        settings.update(kwargs)
+        super().__init__(
+            list(zip(images, labels)),
+            num_classes=len(ADE20K_CLASSES),
+            class_names=ADE20K_CLASSES,
+            palette=ADE20K_PALETTE,
+            reduce_zero_label=True,
+            name=f"ade20k/{self.split}",
+            **settings,
+        )

@@ -1,0 +1,121 @@
+"""Cityscapes (`leftImg8bit` + `gtFine`)."""
+
+import glob
+import os
+
+from keras_ann.data.errors import DatasetError
+from keras_ann.data.metainfo import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABEL_ID_TO_TRAIN_ID,
+    CITYSCAPES_PALETTE,
+)
+from keras_ann.data.pipeline import SegmentationDataset
+
+__all__ = ["Cityscapes", "CITYSCAPES_RECIPES", "cityscapes_label_id_map"]
+
+_IMAGE_SUFFIX = "_leftImg8bit.png"
+_TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
+_LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
+
+# mmseg `configs/_base_/datasets/cityscapes.py` and `cityscapes_769x769.py`.
+CITYSCAPES_RECIPES = {
+    "512x1024": {"train_scale": (2048, 1024), "crop_size": (512, 1024), "test_scale": (2048, 1024)},
+    "769x769": {"train_scale": (2049, 1025), "crop_size": (769, 769), "test_scale": (2049, 1025)},
+}
+
+
+def cityscapes_label_id_map():
+    """`{label_id: train_id}` for all 256 values (unlisted ids -> 255).
+
+    Returns:
+        dict of ints, to use as `label_map` with `*_gtFine_labelIds.png`.
+    """
+    return {i: CITYSCAPES_LABEL_ID_TO_TRAIN_ID.get(i, 255) for i in range(256)}
+
+
+class Cityscapes(SegmentationDataset):
+    """Cityscapes fine annotations, 19 classes (mmseg's `CityscapesDataset`).
+
+    Reads `root/leftImg8bit/<split>/<city>/*_leftImg8bit.png` and the label of
+    the same stem in `root/gtFine/<split>/<city>/`: `*_gtFine_labelTrainIds.png`
+    (made by cityscapesScripts' `createTrainIdLabelImgs`), or, when those are
+    absent, `*_gtFine_labelIds.png` with the 34 label ids mapped to the 19
+    train ids (everything else to 255).
+
+    Args:
+        root: the directory holding `leftImg8bit/` and `gtFine/`.
+        split: `"train"`, `"val"` or `"test"`.
+        recipe: `"512x1024"` (default) or `"769x769"`: the mmseg pipeline
+            settings (train scale, crop size, test scale).
+        label_type: `"auto"` (default), `"trainIds"` or `"labelIds"`.
+        **kwargs: more `SegmentationDataset` arguments (`verify`,
+            `skip_bad`, or overrides of the recipe).
+
+    Example:
+
+    >>> ds = Cityscapes("data/cityscapes", "val")  # doctest: +SKIP
+    >>> len(ds), ds.num_classes  # doctest: +SKIP
+    (500, 19)
+    """
+
+    def __init__(self, root, split="train", *, recipe="512x1024", label_type="auto", **kwargs):
+        if recipe not in CITYSCAPES_RECIPES:
+            raise ValueError(
+                f"`recipe` must be one of {sorted(CITYSCAPES_RECIPES)}, got {recipe!r}."
+            )
+        if label_type not in ("auto", "trainIds", "labelIds"):
+            raise ValueError(
+                f"`label_type` must be 'auto', 'trainIds' or 'labelIds', got {label_type!r}."
+            )
+        self.root = os.fspath(root)
+        self.split = split
+        image_dir = os.path.join(self.root, "leftImg8bit", split)
+        label_dir = os.path.join(self.root, "gtFine", split)
+        if not os.path.isdir(image_dir):
+            raise DatasetError(f"Cityscapes split {split!r} not found: no directory {image_dir}")
+        images = sorted(glob.glob(os.path.join(image_dir, "*", "*" + _IMAGE_SUFFIX)))
+        if not images:
+            raise DatasetError(
+                f"Cityscapes split {split!r} is empty: no */*{_IMAGE_SUFFIX} in {image_dir}"
+            )
+        if not os.path.isdir(label_dir):
+            raise DatasetError(
+                f"Cityscapes labels for {split!r} not found: no directory {label_dir}"
+            )
+
+        def label_path(image, suffix):
+            rel = os.path.relpath(image, image_dir)
+            return os.path.join(label_dir, rel[: -len(_IMAGE_SUFFIX)] + suffix)
+
+        train_ids = [label_path(p, _TRAIN_ID_SUFFIX) for p in images]
+        label_ids = [label_path(p, _LABEL_ID_SUFFIX) for p in images]
+        if label_type == "auto":
+            if all(os.path.isfile(p) for p in train_ids):
+                label_type = "trainIds"
+            elif all(os.path.isfile(p) for p in label_ids):
+                label_type = "labelIds"
+            else:
+                missing = [p for p in train_ids if not os.path.isfile(p)]
+                raise DatasetError(
+                    f"Cityscapes {split!r}: {len(missing)} image(s) have neither "
+                    f"{_TRAIN_ID_SUFFIX} nor {_LABEL_ID_SUFFIX} labels in {label_dir}, "
+                    f"e.g. {missing[0]}"
+                )
+        labels = train_ids if label_type == "trainIds" else label_ids
+        missing = [p for p in labels if not os.path.isfile(p)]
+        if missing:
+            raise DatasetError(
+                f"Cityscapes {split!r}: {len(missing)} label file(s) missing, e.g. {missing[0]}"
+            )
+        self.label_type = label_type
+        settings = dict(CITYSCAPES_RECIPES[recipe])
+        settings.update(kwargs)
+        super().__init__(
+            list(zip(images, labels)),
+            num_classes=len(CITYSCAPES_CLASSES),
+            class_names=CITYSCAPES_CLASSES,
+            palette=CITYSCAPES_PALETTE,
+            label_map=cityscapes_label_id_map() if label_type == "labelIds" else None,
+            name=f"cityscapes/{split}",
+            **settings,
+        )

@@ -1,0 +1,191 @@
+"""Any dataset stored as an image folder and a label folder (or a list file)."""
+
+import os
+
+from keras_ann.data.errors import DatasetError
+from keras_ann.data.io import IMAGE_EXTENSIONS
+from keras_ann.data.metainfo import CAMVID_CLASSES, CAMVID_PALETTE
+from keras_ann.data.pipeline import SegmentationDataset
+
+__all__ = ["FolderDataset", "camvid"]
+
+
+def _scan(directory, extensions, recursive):
+    found = {}
+    if recursive:
+        walker = ((d, f) for d, _, fs in os.walk(directory) for f in fs)
+    else:
+        walker = ((directory, f) for f in os.listdir(directory))
+    for d, name in walker:
+        path = os.path.join(d, name)
+        if not name.lower().endswith(extensions) or not os.path.isfile(path):
+            continue
+        key = os.path.splitext(os.path.relpath(path, directory))[0]
+        found.setdefault(key, []).append(path)
+    return found
+
+
+class FolderDataset(SegmentationDataset):
+    """Images and label maps in two directories, paired by file stem.
+
+    `image_dir/a/b.jpg` pairs with `label_dir/a/b<label_suffix>`, where the
+    label's name is the image stem (relative path without extension, minus
+    `image_suffix` if given) followed by `label_suffix`.  Alternatively
+    build from a list file with `FolderDataset.from_list_file`.
+
+    Args:
+        image_dir: directory of images.
+        label_dir: directory of label maps (single-channel PNGs).
+        num_classes: int.
+        class_names: optional names.
+        palette: optional RGB triples.
+        image_suffix: optional name ending removed from image stems before
+            pairing (e.g. `"_leftImg8bit"`).
+        label_suffix: the label name ending after the stem. Defaults to
+            `".png"`.
+        image_extensions: accepted image extensions.
+        recursive: bool, search sub-directories.
+        label_map: optional `{raw: new}`, e.g. `{11: 255}` for a void value.
+        reduce_zero_label: bool.
+        ignore_index: int. Defaults to 255.
+        **kwargs: more `SegmentationDataset` arguments (`train_scale`,
+            `crop_size`, `test_scale`, `verify`, `skip_bad`, ...).
+
+    Example:
+
+    >>> ds = FolderDataset("camvid/train", "camvid/trainannot", num_classes=11,
+    ...                    label_map={11: 255})  # doctest: +SKIP
+    >>> len(ds)  # doctest: +SKIP
+    367
+    """
+
+    def __init__(
+        self,
+        image_dir,
+        label_dir,
+        num_classes,
+        *,
+        class_names=None,
+        palette=None,
+        image_suffix="",
+        label_suffix=".png",
+        image_extensions=IMAGE_EXTENSIONS,
+        recursive=False,
+        label_map=None,
+        reduce_zero_label=False,
+        ignore_index=255,
+        **kwargs,
+    ):
+        image_dir, label_dir = os.fspath(image_dir), os.fspath(label_dir)
+        for kind, d in (("Image", image_dir), ("Label", label_dir)):
+            if not os.path.isdir(d):
+                raise DatasetError(f"{kind} directory not found: {d}")
+        images = _scan(image_dir, tuple(e.lower() for e in image_extensions), recursive)
+        if not images:
+            raise DatasetError(
+                f"No images ({', '.join(image_extensions)}) found in {image_dir}"
+                + (" (recursive)" if recursive else "")
+            )
+        duplicates = [paths for paths in images.values() if len(paths) > 1]
+        if duplicates:
+            raise DatasetError(f"Several images share a stem: {duplicates[0]}")
+        files, missing = [], []
+        for key in sorted(images):
+            stem = key[: -len(image_suffix)] if image_suffix and key.endswith(image_suffix) else key
+            label = os.path.join(label_dir, stem + label_suffix)
+            if os.path.isfile(label):
+                files.append((images[key][0], label))
+            else:
+                missing.append(label)
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} image(s) in {image_dir} have no label in {label_dir}, "
+                f"e.g. {missing[0]}"
+            )
+        self.image_dir, self.label_dir = image_dir, label_dir
+        kwargs.setdefault("name", os.path.basename(os.path.normpath(image_dir)))
+        super().__init__(
+            files,
+            num_classes,
+            class_names=class_names,
+            palette=palette,
+            label_map=label_map,
+            reduce_zero_label=reduce_zero_label,
+            ignore_index=ignore_index,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_list_file(cls, list_file, num_classes, *, root=None, **kwargs):
+        """Builds a dataset from a text file of `image_path label_path` lines.
+
+        Relative paths are taken from `root` (default: the list file's
+        directory).  Blank lines and lines starting with `#` are skipped.
+
+        Args:
+            list_file: path of the list.
+            num_classes: int.
+            root: optional base directory.
+            **kwargs: `SegmentationDataset` arguments (`class_names`,
+                `palette`, `label_map`, ...).
+
+        Returns:
+            A `SegmentationDataset`.
+        """
+        list_file = os.fspath(list_file)
+        if not os.path.isfile(list_file):
+            raise DatasetError(f"List file not found: {list_file}")
+        base = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(list_file))
+        files = []
+        with open(list_file) as f:
+            for number, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    raise DatasetError(
+                        f"{list_file}:{number}: expected 'image_path label_path', got {line!r}"
+                    )
+                files.append(tuple(os.path.join(base, p) for p in parts))
+        if not files:
+            raise DatasetError(f"List file has no samples: {list_file}")
+        missing = [p for pair in files for p in pair if not os.path.isfile(p)]
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} file(s) listed in {list_file} do not exist, e.g. {missing[0]}"
+            )
+        kwargs.setdefault("name", os.path.basename(list_file))
+        return SegmentationDataset(files, num_classes, **kwargs)
+
+
+def camvid(root, split="train", **kwargs):
+    """CamVid as released with SegNet: `<split>/*.png|jpg` + `<split>annot/*.png`.
+
+    11 classes; the void value 11 is mapped to the ignore index 255.
+
+    Args:
+        root: directory holding `train/`, `trainannot/`, `val/`, ...
+        split: `"train"`, `"val"` or `"test"`.
+        **kwargs: more `FolderDataset` arguments (e.g. `crop_size`).
+
+    Returns:
+        A `FolderDataset`.
+
+    Example:
+
+    >>> ds = camvid("/work/shared/data/camvid", "val")  # doctest: +SKIP
+    >>> len(ds), ds.num_classes  # doctest: +SKIP
+    (101, 11)
+    """
+    root = os.fspath(root)
+    kwargs.setdefault("name", f"camvid/{split}")
+    return FolderDataset(
+        os.path.join(root, split),
+        os.path.join(root, split + "annot"),
+        num_classes=len(CAMVID_CLASSES),
+        class_names=CAMVID_CLASSES,
+        palette=CAMVID_PALETTE,
+        label_map={11: 255},
+        **kwargs,
+    )

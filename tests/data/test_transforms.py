@@ -1,0 +1,359 @@
+"""The TF transforms against NumPy re-implementations of mmseg / mmcv / OpenCV."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmseg_reference as ref
+from keras_ann.data import transforms as T
+
+
+def _require(module):
+    """importorskip, except under CI, where a missing reference fails."""
+    if os.environ.get("CI"):
+        return __import__(module)
+    return pytest.importorskip(module)
+
+RNG = np.random.default_rng(0)
+
+
+def _image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 3 % 256, yy * 5 % 256, (xx * yy) % 256], -1)
+    return np.clip(base + rng.integers(-30, 30, base.shape), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ sizes
+
+
+@pytest.mark.parametrize(
+    "h, w, scale",
+    [
+        (1024, 2048, (2048, 1024)),
+        (1024, 2048, (1024, 512)),
+        (1024, 2048, (3687, 1843)),
+        (512, 683, (2048, 512)),
+        (375, 500, (1536, 384)),
+        (360, 480, (2049, 1025)),
+        (333, 1001, (1111, 777)),
+        (64, 128, (100, 37)),
+    ],
+)
+def test_rescale_size_matches_mmcv_rule(h, w, scale):
+    new_w, new_h = ref.rescale_size(w, h, scale)
+    got = T.rescale_size(h, w, scale)
+    assert (int(got[0]), int(got[1])) == (new_h, new_w)
+
+
+def test_rescale_size_matches_mmcv_itself():
+    mmcv = _require("mmcv")
+    for h, w, scale in [(1024, 2048, (1843, 921)), (375, 500, (1000, 250)), (77, 1001, (513, 311))]:
+        new_w, new_h = mmcv.rescale_size((w, h), scale)
+        got = T.rescale_size(h, w, scale)
+        assert (int(got[0]), int(got[1])) == (new_h, new_w)
+
+
+def test_random_resize_scale_follows_ratio_rule():
+    seeds = tf.random.experimental.stateless_split([3, 4], 200)
+    for seed in seeds[:200:20]:
+        u = float(tf.random.stateless_uniform([], seed=seed, dtype=tf.float64))
+        ratio = u * 1.5 + 0.5
+        got = T.random_resize_scale(seed, (2048, 1024), (0.5, 2.0)).numpy().tolist()
+        assert got == list(ref.random_resize_scale((2048, 1024), ratio))
+    ratios = [int(T.random_resize_scale(s, (2048, 1024))[0]) / 2048 for s in seeds]
+    assert 0.5 <= min(ratios) and max(ratios) < 2.0
+    assert min(ratios) < 0.7 and max(ratios) > 1.8
+
+
+# ------------------------------------------------------------------ resize
+
+
+@pytest.mark.parametrize(
+    "in_hw, out_hw",
+    [
+        ((48, 80), (96, 160)),
+        ((48, 80), (24, 40)),
+        ((48, 80), (71, 33)),
+        ((50, 77), (113, 201)),
+        ((64, 128), (31, 97)),
+        ((37, 41), (37, 41)),
+        ((1, 9), (3, 20)),
+        ((64, 128), (192, 384)),
+    ],
+)
+def test_resize_image_matches_cv2_fixed_point(in_hw, out_hw):
+    img = _image(*in_hw)
+    expected = ref.cv2_resize_linear(img, *out_hw)
+    np.testing.assert_array_equal(T.resize_image(img, out_hw).numpy(), expected)
+
+
+def test_resize_image_matches_opencv_itself():
+    cv2 = _require("cv2")
+    for (h, w), (oh, ow) in [
+        ((60, 100), (151, 233)),
+        ((60, 100), (29, 47)),
+        ((61, 99), (122, 198)),
+    ]:
+        img = _image(h, w, seed=h)
+        expected = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(T.resize_image(img, (oh, ow)).numpy(), expected)
+
+
+def test_resize_window_equals_resize_then_crop():
+    img = _image(40, 70)
+    full = T.resize_image(img, (97, 151)).numpy()
+    window = T.resize_image(img, (97, 151), (13, 50, 60, 80)).numpy()
+    np.testing.assert_array_equal(window, full[13:73, 50:130])
+    lab = RNG.integers(0, 19, (40, 70)).astype(np.uint8)
+    full_l = T.resize_label(lab, (97, 151)).numpy()
+    np.testing.assert_array_equal(
+        T.resize_label(lab, (97, 151), (5, 7, 30, 40)).numpy(), full_l[5:35, 7:47]
+    )
+
+
+@pytest.mark.parametrize("out_hw", [(128, 256), (32, 64), (101, 37), (64, 128), (150, 301)])
+def test_resize_label_is_cv2_nearest(out_hw):
+    lab = RNG.integers(0, 256, (64, 128)).astype(np.uint8)
+    got = T.resize_label(lab, out_hw).numpy()
+    np.testing.assert_array_equal(got, ref.cv2_resize_nearest(lab, *out_hw))
+    assert set(np.unique(got)) <= set(np.unique(lab))
+    cv2 = _require("cv2")
+    np.testing.assert_array_equal(
+        got, cv2.resize(lab, out_hw[::-1], interpolation=cv2.INTER_NEAREST)
+    )
+
+
+def test_test_transform_keeps_ratio():
+    img = _image(64, 128)
+    out = T.test_transform(img, (2048, 1024)).numpy()
+    assert out.shape == (1024, 2048, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref.cv2_resize_linear(img, 1024, 2048))
+    same = T.test_transform(img, (128, 64)).numpy()
+    np.testing.assert_array_equal(same, img.astype(np.float32))
+
+
+# ------------------------------------------------------------------ colour
+
+
+def test_hsv_round_trip_matches_reference():
+    rgb = RNG.integers(0, 256, (50000, 1, 3)).astype(np.uint8)
+    hsv = T.rgb_to_hsv_cv2(rgb).numpy()
+    np.testing.assert_array_equal(hsv, ref.rgb2hsv(rgb))
+    hsv_in = np.concatenate(
+        [RNG.integers(0, 180, (50000, 1, 1)), RNG.integers(0, 256, (50000, 1, 2))], -1
+    ).astype(np.uint8)
+    np.testing.assert_array_equal(T.hsv_to_rgb_cv2(hsv_in).numpy(), ref.hsv2rgb(hsv_in))
+
+
+def test_hsv_matches_opencv_itself():
+    cv2 = _require("cv2")
+    rgb = RNG.integers(0, 256, (40000, 1, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(
+        T.rgb_to_hsv_cv2(rgb).numpy(), cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    )
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    np.testing.assert_array_equal(
+        T.hsv_to_rgb_cv2(hsv).numpy(), cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    )
+
+
+_OFF = dict(
+    brightness=False,
+    beta=0.0,
+    mode=0,
+    contrast=False,
+    contrast_alpha=1.0,
+    saturation=False,
+    saturation_alpha=1.0,
+    hue=False,
+    hue_delta=0,
+)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(brightness=True, beta=27.3),
+        dict(brightness=True, beta=-31.9),
+        dict(contrast=True, contrast_alpha=1.37),
+        dict(contrast=True, contrast_alpha=0.61, mode=1),
+        dict(saturation=True, saturation_alpha=1.45),
+        dict(saturation=True, saturation_alpha=0.52),
+        dict(hue=True, hue_delta=-18),
+        dict(hue=True, hue_delta=17),
+        dict(
+            brightness=True,
+            beta=12.5,
+            contrast=True,
+            contrast_alpha=1.2,
+            saturation=True,
+            saturation_alpha=0.8,
+            hue=True,
+            hue_delta=5,
+            mode=0,
+        ),
+        dict(
+            brightness=True,
+            beta=-9.0,
+            contrast=True,
+            contrast_alpha=0.7,
+            saturation=True,
+            saturation_alpha=1.3,
+            hue=True,
+            hue_delta=-11,
+            mode=1,
+        ),
+    ],
+)
+def test_photometric_steps_match_reference(params):
+    p = dict(_OFF, **params)
+    img = _image(32, 48, seed=7)
+    np.testing.assert_array_equal(T.photometric_distortion(img, p).numpy(), ref.photometric(img, p))
+
+
+def test_photometric_sampling_ranges():
+    draws = [
+        T.sample_photometric_params(s) for s in tf.random.experimental.stateless_split([1, 1], 300)
+    ]
+    deltas = np.array([int(d["hue_delta"]) for d in draws])
+    assert deltas.min() >= -18 and deltas.max() <= 17  # numpy randint(-18, 18)
+    betas = np.array([float(d["beta"]) for d in draws])
+    assert betas.min() >= -32 and betas.max() < 32
+    for key in ("contrast_alpha", "saturation_alpha"):
+        values = np.array([float(d[key]) for d in draws])
+        assert values.min() >= 0.5 and values.max() < 1.5
+    for key in ("brightness", "contrast", "saturation", "hue"):
+        rate = np.mean([bool(d[key]) for d in draws])
+        assert 0.35 < rate < 0.65
+    assert 0.35 < np.mean([int(d["mode"]) for d in draws]) < 0.65
+
+
+# ------------------------------------------------------------------ crop / pad / flip
+
+
+@pytest.mark.parametrize("ratio", [0.75, 0.5, 1.0])
+def test_crop_window_ok_matches_reference(ratio):
+    for k in range(20):
+        rng = np.random.default_rng(k)
+        seg = rng.choice([0, 1, 2, 255], p=[0.7, 0.1, 0.1, 0.1], size=(16, 16)).astype(np.uint8)
+        if k % 3 == 0:
+            seg[:] = 255
+            seg[0, 0] = 3
+        assert bool(T.crop_window_ok(seg, ratio)) == ref.crop_ok(seg, ratio)
+
+
+def test_random_crop_window_reproduces_retry_loop():
+    # Left half a single class (rejected), right half mixed (accepted).
+    seg = np.zeros((40, 200), np.uint8)
+    seg[:, 100:] = np.random.default_rng(0).integers(0, 5, (40, 100))
+    for s in tf.random.experimental.stateless_split([9, 9], 12):
+        seeds = T.split_seed(s, 11)
+        offsets = [
+            tuple(int(v) for v in T._crop_offsets(seeds[k], 40, 200, 20, 60)) for k in range(11)
+        ]
+        expected = ref.crop_with_retries(seg, (20, 60), offsets, 0.75)
+
+        def label_fn(y, x, h, w):
+            return tf.slice(seg, [y, x], [h, w])
+
+        y0, x0, h, w = (int(v) for v in T.random_crop_window(s, label_fn, 40, 200, (20, 60), 0.75))
+        assert (y0, y0 + h, x0, x0 + w) == expected
+
+
+def test_crop_offsets_cover_margin_and_clip_to_image():
+    seeds = tf.random.experimental.stateless_split([5, 5], 400)
+    offs = np.array([[int(v) for v in T._crop_offsets(s, 10, 13, 8, 10)] for s in seeds])
+    assert offs[:, 0].min() == 0 and offs[:, 0].max() == 2
+    assert offs[:, 1].min() == 0 and offs[:, 1].max() == 3
+    y0, x0, h, w = T.random_crop_window([1, 2], None, 30, 50, (64, 128))
+    assert (int(y0), int(x0), int(h), int(w)) == (0, 0, 30, 50)
+
+
+def test_pad_to_size_bottom_right():
+    img = _image(5, 7).astype(np.float32)
+    seg = RNG.integers(0, 3, (5, 7)).astype(np.int32)
+    value = (123.675, 116.28, 103.53)
+    got_img, got_seg = T.pad_to_size(img, seg, (8, 10), value, 255)
+    exp_img, exp_seg = ref.pad(img, seg, (8, 10), value)
+    np.testing.assert_array_equal(got_img.numpy(), exp_img)
+    np.testing.assert_array_equal(got_seg.numpy(), exp_seg)
+    np.testing.assert_array_equal(got_img.numpy()[:5, :7], img)  # exact, no arithmetic
+
+
+def test_flip_is_horizontal_and_joint():
+    img = _image(4, 6)
+    seg = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    flips = 0
+    for s in tf.random.experimental.stateless_split([2, 3], 40):
+        i, l = T.random_flip(s, img, seg)
+        if not np.array_equal(l.numpy(), seg):
+            flips += 1
+            np.testing.assert_array_equal(l.numpy(), seg[:, ::-1])
+            np.testing.assert_array_equal(i.numpy(), img[:, ::-1])
+    assert 10 < flips < 30
+
+
+# ------------------------------------------------------------------ whole pipeline
+
+
+def _train(img, seg, seed, **kw):
+    kw = dict(dict(scale=(256, 128), crop_size=(48, 96)), **kw)
+    x, y = T.train_transform(img, seg, seed, **kw)
+    return x.numpy(), y.numpy()
+
+
+def test_train_transform_equals_reference_composition():
+    img = _image(64, 128, seed=3)
+    seg = np.kron(RNG.integers(0, 6, (4, 8)), np.ones((16, 16), np.int64)).astype(np.uint8)
+    seed = tf.constant([11, 22], tf.int64)
+    # Rebuild with the same draws, using the NumPy reference at each step.
+    seeds = T.split_seed(seed, 4)
+    target = T.random_resize_scale(seeds[0], (256, 128)).numpy()
+    new_w, new_h = ref.rescale_size(128, 64, tuple(int(v) for v in target))
+    big = ref.cv2_resize_linear(img, new_h, new_w)
+    big_seg = ref.cv2_resize_nearest(seg, new_h, new_w)
+    crop_seeds = T.split_seed(seeds[1], 11)
+    offsets = [
+        tuple(int(v) for v in T._crop_offsets(crop_seeds[k], new_h, new_w, 48, 96))
+        for k in range(11)
+    ]
+    y1, y2, x1, x2 = ref.crop_with_retries(big_seg, (48, 96), offsets, 0.75)
+    exp_img, exp_seg = ref.pad(
+        big[y1:y2, x1:x2].astype(np.float32),
+        big_seg[y1:y2, x1:x2],
+        (48, 96),
+        (123.675, 116.28, 103.53),
+    )
+    x, y = _train(
+        img, seg, seed, photometric=False, flip_prob=0.0, pad_value=(123.675, 116.28, 103.53)
+    )
+    np.testing.assert_array_equal(x, exp_img)
+    np.testing.assert_array_equal(y, exp_seg)
+    assert x.shape == (48, 96, 3) and y.shape == (48, 96)
+
+
+def test_train_transform_outputs_and_reproducibility():
+    img = _image(64, 128, seed=4)
+    seg = np.kron(RNG.integers(0, 4, (4, 8)), np.ones((16, 16), np.int64)).astype(np.uint8)
+    seg[:8] = 255
+    a = _train(img, seg, [1, 2])
+    b = _train(img, seg, [1, 2])
+    c = _train(img, seg, [1, 3])
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+    assert a[0].dtype == np.float32 and a[1].dtype == np.int32
+    assert set(np.unique(a[1])) <= set(np.unique(seg)) | {255}
+    assert a[0].min() >= 0 and a[0].max() <= 255
+
+
+def test_small_image_is_padded_with_ignore():
+    img = _image(20, 30)
+    seg = np.ones((20, 30), np.uint8)
+    x, y = _train(img, seg, [0, 1], scale=None, photometric=False, pad_value=0.0)
+    assert x.shape == (48, 96, 3)
+    assert (y[20:] == 255).all() and (y[:, 30:] == 255).all() and (y[:20, :30] == 1).all()
+    assert (x[20:] == 0).all()
