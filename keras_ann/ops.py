@@ -15,6 +15,7 @@ costs little next to the convolutions of a segmentation network.
 
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -30,8 +31,20 @@ def _is_static(*sizes):
     return all(isinstance(v, int) for v in sizes)
 
 
+def _is_float64(dtype):
+    return keras.backend.standardize_dtype(dtype) == "float64"
+
+
 @functools.lru_cache(maxsize=256)
-def _numpy_interpolation_matrix(in_size, out_size, align_corners):
+def _numpy_interpolation_matrix(in_size, out_size, align_corners, double=False):
+    if double:
+        # PyTorch computes float64 weights in float64.
+        dst = np.arange(out_size, dtype=np.float64)
+        if align_corners:
+            src = dst * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+        else:
+            src = np.maximum((dst + 0.5) * (in_size / out_size) - 0.5, 0.0)
+        return _linear_weights(src, in_size)
     # float64 products of float32 operands are exact, so rounding once to
     # float32 afterwards reproduces PyTorch's fused multiply-add.
     dst = np.arange(out_size, dtype=np.float64)
@@ -42,12 +55,16 @@ def _numpy_interpolation_matrix(in_size, out_size, align_corners):
         scale = np.float32(np.float32(in_size) / np.float32(out_size))
         src = (np.float64(scale) * (dst + 0.5) - 0.5).astype(np.float32)
         src = np.maximum(src, np.float32(0.0))
+    return _linear_weights(src, in_size)
+
+
+def _linear_weights(src, in_size):
     lower = np.minimum(np.floor(src), in_size - 1).astype(np.int64)
-    frac = src - lower.astype(np.float32)
+    frac = src - lower.astype(src.dtype)
     upper = np.minimum(lower + 1, in_size - 1)
-    weights = np.zeros((out_size, in_size), np.float32)
-    rows = np.arange(out_size)
-    weights[rows, lower] += np.float32(1.0) - frac
+    weights = np.zeros((len(src), in_size), src.dtype)
+    rows = np.arange(len(src))
+    weights[rows, lower] += 1 - frac
     weights[rows, upper] += frac
     return weights
 
@@ -72,7 +89,8 @@ def bilinear_interpolation_matrix(in_size, out_size, align_corners, dtype="float
         weights that sum to one.
     """
     if _is_static(in_size, out_size):
-        matrix = _numpy_interpolation_matrix(in_size, out_size, bool(align_corners))
+        double = _is_float64(dtype)
+        matrix = _numpy_interpolation_matrix(in_size, out_size, bool(align_corners), double)
         return ops.convert_to_tensor(matrix, dtype=dtype)
     # Sizes known only at run time (TensorFlow graphs with `None` dims).
     in_f = ops.cast(in_size, "float32")
@@ -96,12 +114,13 @@ def bilinear_interpolation_matrix(in_size, out_size, align_corners, dtype="float
 
 
 @functools.lru_cache(maxsize=256)
-def _numpy_pooling_matrix(in_size, out_size):
-    weights = np.zeros((out_size, in_size), np.float32)
+def _numpy_pooling_matrix(in_size, out_size, double=False):
+    dtype = np.float64 if double else np.float32
+    weights = np.zeros((out_size, in_size), dtype)
     for i in range(out_size):
         start = (i * in_size) // out_size
         end = -((-(i + 1) * in_size) // out_size)  # ceil
-        weights[i, start:end] = np.float32(1.0) / np.float32(end - start)
+        weights[i, start:end] = dtype(1.0) / dtype(end - start)
     return weights
 
 
@@ -122,7 +141,8 @@ def adaptive_pooling_matrix(in_size, out_size, dtype="float32"):
         A `(out_size, in_size)` tensor whose rows sum to one.
     """
     if _is_static(in_size, out_size):
-        return ops.convert_to_tensor(_numpy_pooling_matrix(in_size, out_size), dtype=dtype)
+        matrix = _numpy_pooling_matrix(in_size, out_size, _is_float64(dtype))
+        return ops.convert_to_tensor(matrix, dtype=dtype)
     bins = ops.arange(out_size, dtype="int32")
     in_size = ops.cast(in_size, "int32")
     start = (bins * in_size) // out_size

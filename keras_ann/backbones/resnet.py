@@ -5,6 +5,13 @@ import keras
 from keras_ann.layers import initializers
 from keras_ann.layers.conv_bn import batch_norm, torch_padding
 
+
+def input_dtype(dtype):
+    """dtype of a model's `Input` under the dtype policy `dtype`: the
+    policy's variable dtype (float32 for mixed precision, float64 for float64
+    models, which `keras.Input`'s float32 default would truncate)."""
+    return keras.dtype_policies.get(dtype).variable_dtype if dtype else None
+
 # depth -> (block type, blocks per stage)
 ARCHITECTURES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -105,7 +112,7 @@ class ResNetBackbone(keras.Model):
         builder = _LayerBuilder(synchronized, dtype)
 
         # === Functional Model ===
-        inputs = keras.Input(shape=input_shape, name="images")
+        inputs = keras.Input(shape=input_shape, dtype=input_dtype(dtype), name="images")
         x = inputs
         half = stem_channels // 2
         for i, (filters, stride) in enumerate(

@@ -4,6 +4,7 @@ from keras_ann.layers.afnb import AFNB
 from keras_ann.layers.apnb import APNB
 from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
 from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.normalize import ImageNormalization
 from keras_ann.layers.pyramid_pooling import PyramidPooling
 from keras_ann.layers.resize import ResizeLike
 
@@ -12,6 +13,7 @@ __all__ = [
     "APNB",
     "AsymmetricNonLocalAttention",
     "ConvBNReLU",
+    "ImageNormalization",
     "PyramidPooling",
     "ResizeLike",
 ]

@@ -151,7 +151,9 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         value = ops.squeeze(value, 2)
 
         sim = ops.einsum("bnc,bsc->bns", query, key)
-        sim = ops.cast(sim, "float32") * (self.key_channels**-0.5)
+        # Softmax in float32 at least (float64 models stay float64).
+        softmax_dtype = "float64" if self.compute_dtype == "float64" else "float32"
+        sim = ops.cast(sim, softmax_dtype) * (self.key_channels**-0.5)
         attention = ops.cast(ops.softmax(sim, axis=-1), self.compute_dtype)
         context = ops.einsum("bns,bsc->bnc", attention, value)
         context = ops.reshape(context, (batch, q_h, q_w, self.key_channels))

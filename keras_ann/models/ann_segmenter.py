@@ -3,11 +3,12 @@
 import keras
 from keras import ops
 
-from keras_ann.backbones.resnet import ResNetBackbone
+from keras_ann.backbones.resnet import ResNetBackbone, input_dtype
 from keras_ann.layers import initializers
 from keras_ann.layers.afnb import AFNB
 from keras_ann.layers.apnb import APNB
 from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.normalize import ImageNormalization
 from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
 
@@ -116,12 +117,7 @@ class ANNSegmenter(keras.Model):
         auxiliary_channels = auxiliary_channels or (256 if wide else 64)
         low_channels, high_channels = backbone.stage_channels[2:4]
 
-        normalize = keras.layers.Normalization(
-            mean=list(mean),
-            variance=[s * s for s in std],
-            dtype=dtype,
-            name="normalize",
-        )
+        normalize = ImageNormalization(mean, std, dtype=dtype, name="normalize")
         fusion = AFNB(
             project_channels,
             high_channels,
@@ -144,10 +140,12 @@ class ANNSegmenter(keras.Model):
             name="decode_context",
         )
         classifier = _classifier(num_classes, dtype, "decode_conv_seg")
-        resize = ResizeLike(align_corners, dtype="float32", name="logits")
+        # Logits in float32 under mixed precision (float64 models keep float64).
+        logits_dtype = input_dtype(dtype) or "float32"
+        resize = ResizeLike(align_corners, dtype=logits_dtype, name="logits")
 
         # === Functional Model ===
-        images = keras.Input(shape=(None, None, 3), name="images")
+        images = keras.Input(shape=(None, None, 3), dtype=input_dtype(dtype), name="images")
         features = backbone(normalize(images))
         low, high = features["stage3"], features["stage4"]
         x = fusion([low, high])
@@ -164,7 +162,7 @@ class ANNSegmenter(keras.Model):
             )(low)
             a = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="aux_dropout")(a)
             a = _classifier(num_classes, dtype, "aux_conv_seg")(a)
-            aux_logits = ResizeLike(align_corners, dtype="float32", name="aux_logits")(
+            aux_logits = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")(
                 [a, images]
             )
 
@@ -264,6 +262,40 @@ class ANNSegmenter(keras.Model):
         """
         kwargs.setdefault("verbose", 0)
         return logits_to_labels(self.predict(images, **kwargs))
+
+    @classmethod
+    def from_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
+        """A released reference model, a local `.pth` or a `.keras` file.
+
+        - A preset name (see `keras_ann.presets.PRESETS`, e.g.
+          `"ann_r50_d8_cityscapes_512x1024_40k"`) downloads the reference's
+          checkpoint into the cache (`$KERAS_ANN_HOME`, default
+          `~/.cache/keras_ann`) with a progress bar, checks it against the
+          8 hex digits of the SHA-256 in its published name (a mismatch
+          deletes the file and raises), converts it, and caches the Keras
+          weights, so later calls work offline.
+        - A path to a reference `.pth` file converts it offline; backbone
+          depth, number of classes and head widths come from the weights.
+        - A path to a `.keras` file loads it.
+
+        Args:
+            name_or_path: preset name or file path.
+            cache_dir: overrides the cache directory.
+            verbose: show download progress.
+            **overrides: `ANNSegmenter` arguments that replace the preset's,
+                e.g. `align_corners=True`, or `num_classes=11` (everything
+                but the classifiers is loaded then).
+
+        Example:
+
+        ```python
+        model = keras_ann.ANNSegmenter.from_preset("ann_r50_d8_cityscapes_512x1024_40k")
+        model = keras_ann.ANNSegmenter.from_preset("ann.pth", num_classes=11)
+        ```
+        """
+        from keras_ann.presets import load_preset
+
+        return load_preset(cls, name_or_path, cache_dir=cache_dir, verbose=verbose, **overrides)
 
     def get_config(self):
         return {
