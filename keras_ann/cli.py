@@ -42,6 +42,35 @@ def _demo(args):
     print(f"wrote {args.output}")
 
 
+def _convert(args):
+    import numpy as np
+
+    import keras_ann
+
+    overrides = {}
+    if args.align_corners is not None:
+        overrides["align_corners"] = args.align_corners == "true"
+    if args.num_classes is not None:
+        overrides["num_classes"] = args.num_classes
+    model = keras_ann.ANNSegmenter.from_preset(args.checkpoint, **overrides)
+    model.save(args.output)
+    params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    print(
+        f"converted {args.checkpoint} -> {args.output}: {model.backbone.name} "
+        f"resnet{model.backbone.depth}_d{model.backbone.output_stride}, "
+        f"{model.num_classes} classes, {params:,} trainable parameters"
+    )
+
+
+def _presets(args):
+    from keras_ann.presets import PRESETS
+
+    print(f"{'name':42} {'crop':>9} {'iters':>7} {'mIoU':>6} {'ms+flip':>7} test")
+    for p in PRESETS.values():
+        crop = f"{p.crop_size[0]}x{p.crop_size[1]}"
+        print(f"{p.name:42} {crop:>9} {p.iterations:>7} {p.miou:6.2f} {p.miou_ms_flip:7.2f} {p.test_mode}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-ann",
@@ -55,6 +84,18 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", default="outputs/demo.png")
     demo.set_defaults(func=_demo)
+
+    convert = sub.add_parser(
+        "convert", help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras"
+    )
+    convert.add_argument("checkpoint", help="a .pth file or a preset name")
+    convert.add_argument("output", help="the .keras file to write")
+    convert.add_argument("--align-corners", choices=("true", "false"))
+    convert.add_argument("--num-classes", type=int)
+    convert.set_defaults(func=_convert)
+
+    presets = sub.add_parser("presets", help="list the released reference models")
+    presets.set_defaults(func=_presets)
     return parser
 
 

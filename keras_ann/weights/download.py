@@ -1,0 +1,82 @@
+"""Downloading checkpoints into a cache, with a progress bar and a hash check."""
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+
+import keras
+
+__all__ = ["cache_dir", "download", "HashMismatchError"]
+
+_CHUNK = 1 << 20
+
+
+class HashMismatchError(ValueError):
+    """A downloaded file does not have the published hash (it was deleted)."""
+
+
+def cache_dir():
+    """Where presets are cached: `$KERAS_ANN_HOME`, else `~/.cache/keras_ann`."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "keras_ann")
+    return os.environ.get("KERAS_ANN_HOME", default)
+
+
+def download(url, path, sha256_prefix=None, verbose=True, timeout=60):
+    """Download `url` to `path`, checking the SHA-256 against a prefix.
+
+    The file is written under a temporary name in the same directory and
+    renamed only once complete and verified, so an interrupted download or a
+    corrupt file never sits in the cache under the final name.
+
+    Args:
+        url: the address (`http(s)://` or `file://`).
+        path: the destination file.
+        sha256_prefix: hex digits the SHA-256 of the file must start with
+            (the reference publishes the first 8 in its file names), or
+            `None` to skip the check.
+        verbose: show a Keras progress bar.
+        timeout: socket timeout in seconds.
+
+    Returns:
+        `path`.
+
+    Raises:
+        HashMismatchError: the hash does not match; nothing is kept.
+        OSError: the download failed; nothing is kept.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, partial = tempfile.mkstemp(prefix=".download-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            if verbose:
+                print(f"Downloading {url}")
+            bar = keras.utils.Progbar(total, unit_name="B") if verbose else None
+            done = 0
+            while True:
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if bar is not None:
+                    bar.update(done)
+            if bar is not None and total is None:
+                bar.update(done, finalize=True)
+        actual = digest.hexdigest()
+        if sha256_prefix and not actual.startswith(sha256_prefix.lower()):
+            raise HashMismatchError(
+                f"The file downloaded from {url} has SHA-256 {actual}, which does "
+                f"not start with the published {sha256_prefix}; it was deleted. "
+                "The download may be corrupt or the file replaced."
+            )
+        os.replace(partial, path)
+        return path
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
