@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keras_ann
-from conftest import require, shared_path
+from testing_utils import require, shared_path
 from keras_ann import presets
 from keras_ann.weights import ConversionError, convert, download
 

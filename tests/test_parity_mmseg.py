@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_ann
-from conftest import require
+from testing_utils import require
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
 
