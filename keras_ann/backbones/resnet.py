@@ -2,8 +2,7 @@
 
 import keras
 
-from keras_ann.layers import initializers
-from keras_ann.layers.conv_bn import batch_norm, torch_padding
+from keras_ann.layers.conv_bn import batch_norm, torch_conv2d
 
 
 def input_dtype(dtype):
@@ -219,20 +218,10 @@ class _LayerBuilder:
         self.dtype = dtype
 
     def conv_bn(self, x, filters, kernel_size, strides, dilation, conv_name, bn_name):
-        padding, pad = torch_padding(kernel_size, strides, dilation)
-        if pad:
-            x = keras.layers.ZeroPadding2D(pad, dtype=self.dtype, name=f"{conv_name}_pad")(x)
-        x = keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            dilation_rate=dilation,
-            use_bias=False,
-            kernel_initializer=initializers.kaiming_normal_fan_out(),
-            dtype=self.dtype,
-            name=conv_name,
-        )(x)
+        pad, conv = torch_conv2d(filters, kernel_size, strides, dilation, self.dtype, conv_name)
+        if pad is not None:
+            x = pad(x)
+        x = conv(x)
         return batch_norm(bn_name, self.synchronized, dtype=self.dtype)(x)
 
     def _shortcut(self, x, filters, stride, needs_shortcut, prefix):

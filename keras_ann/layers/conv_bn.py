@@ -41,6 +41,33 @@ def torch_padding(kernel_size, strides, dilation_rate):
     return "valid", pad
 
 
+def torch_conv2d(filters, kernel_size, strides=1, dilation_rate=1, dtype=None, name="conv"):
+    """A bias-free `Conv2D` padded like PyTorch and initialised like mmcv's
+    `ConvModule`, with the `ZeroPadding2D` it needs before it (or `None`).
+
+    Returns:
+        `(pad_layer_or_None, conv_layer)`.
+    """
+    padding, explicit_pad = torch_padding(kernel_size, strides, dilation_rate)
+    pad = (
+        keras.layers.ZeroPadding2D(explicit_pad, dtype=dtype, name=f"{name}_pad")
+        if explicit_pad
+        else None
+    )
+    conv = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        use_bias=False,
+        kernel_initializer=initializers.kaiming_normal_fan_out(),
+        dtype=dtype,
+        name=name,
+    )
+    return pad, conv
+
+
 @keras.saving.register_keras_serializable(package="keras_ann")
 class ConvBNReLU(keras.layers.Layer):
     """`Conv2D` (no bias) + `BatchNormalization` + optional ReLU.
@@ -90,22 +117,8 @@ class ConvBNReLU(keras.layers.Layer):
         self.activation = activation
         self.synchronized = synchronized
 
-        padding, explicit_pad = torch_padding(kernel_size, strides, dilation_rate)
-        self.pad = (
-            keras.layers.ZeroPadding2D(explicit_pad, dtype=self.dtype_policy, name="pad")
-            if explicit_pad
-            else None
-        )
-        self.conv = keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            dilation_rate=dilation_rate,
-            use_bias=False,
-            kernel_initializer=initializers.kaiming_normal_fan_out(),
-            dtype=self.dtype_policy,
-            name="conv",
+        self.pad, self.conv = torch_conv2d(
+            filters, kernel_size, strides, dilation_rate, dtype=self.dtype_policy, name="conv"
         )
         self.bn = batch_norm("bn", synchronized, dtype=self.dtype_policy)
 

@@ -1,0 +1,589 @@
+"""Test-time inference modes of mmsegmentation 1.2.2: whole image, sliding
+window, and multi-scale + flip ("ms+flip") test-time augmentation.
+
+* `slide_inference`: `EncoderDecoder.slide_inference`. A grid of
+  `h_grids = max(H - crop_h + stride_h - 1, 0) // stride_h + 1` by `w_grids`
+  windows (likewise), the last ones shifted back inside the image
+  (`y1 = max(min(y1 + crop_h, H) - crop_h, 0)`), so every window has the size
+  `(min(crop_h, H), min(crop_w, W))`; an image smaller than the crop is
+  predicted whole, without padding. The logits of each window are added in
+  place (in the reference's window order) and divided by the number of
+  windows covering each pixel.
+* `multiscale_flip_inference`: mmseg's `tta_pipeline` (`Resize(scale_factor=
+  r, keep_ratio=True)` for each ratio, `RandomFlip(prob=0.)` and
+  `RandomFlip(prob=1.)`) with `SegTTAModel.merge_preds`: every pass is
+  predicted (whole or slide), its logits flipped back, resized to the input
+  size (bilinear, the model's `align_corners`, as
+  `BaseSegmentor.postprocess_result`), turned into probabilities with a
+  softmax over classes, and the probabilities are averaged.
+* `predict_logits` / `predict_labels`: one entry point for all modes.
+
+Everything here uses `keras.ops` and NumPy only, so it runs on every Keras
+backend. Results are NumPy arrays.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ann.ops import bilinear_resize
+
+__all__ = [
+    "TTA_RATIOS",
+    "multiscale_flip_inference",
+    "predict_labels",
+    "predict_logits",
+    "rescaled_size",
+    "resize_image_cv2",
+    "slide_inference",
+]
+
+# `img_ratios` of mmseg's `configs/_base_/datasets/{cityscapes,ade20k}.py`.
+TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+_MODES = ("whole", "slide")
+_IMAGE_RESIZES = ("bilinear", "cv2")
+_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
+
+
+# --------------------------------------------------------------------------
+# Argument checking
+# --------------------------------------------------------------------------
+
+
+def _check_images(images, name="images"):
+    """(N, H, W, 3) images as a NumPy array (dtype kept)."""
+    shape = tuple(getattr(images, "shape", np.shape(images)))
+    if len(shape) != 4 or shape[-1] != 3:
+        hint = " (add a batch axis: `images[None]`)" if len(shape) == 3 else ""
+        raise ValueError(
+            f"`{name}` must be a batch of RGB images of shape (batch, height, width, 3), "
+            f"got shape {shape}{hint}."
+        )
+    if 0 in shape:
+        raise ValueError(f"`{name}` must not be empty, got shape {shape}.")
+    return np.asarray(ops.convert_to_numpy(images))
+
+
+def _check_pair(value, name):
+    """An int or a pair of ints, all positive, as a tuple `(h, w)`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            pair = None
+        if (
+            pair is None
+            or len(pair) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+        ):
+            raise ValueError(
+                f"`{name}` must be an int or a pair of ints (height, width), got {value!r}."
+            )
+        pair = (int(pair[0]), int(pair[1]))
+    if min(pair) < 1:
+        raise ValueError(f"`{name}` must be positive, got {value!r}.")
+    return pair
+
+
+def _check_mode(mode, crop_size, stride):
+    if mode not in _MODES:
+        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
+    if mode == "slide":
+        if crop_size is None or stride is None:
+            raise ValueError(
+                "`mode='slide'` needs `crop_size` and `stride`, got "
+                f"crop_size={crop_size!r}, stride={stride!r}."
+            )
+        return _check_pair(crop_size, "crop_size"), _check_pair(stride, "stride")
+    if crop_size is not None or stride is not None:
+        raise ValueError(
+            "`crop_size` and `stride` are only used with `mode='slide'`; got "
+            f"mode={mode!r}, crop_size={crop_size!r}, stride={stride!r}."
+        )
+    return None, None
+
+
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
+    return int(batch_size)
+
+
+def _check_ratios(ratios):
+    message = f"`ratios` must be a non-empty sequence of positive numbers, got {ratios!r}."
+    try:
+        ratios = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if not ratios or not all(r > 0 and np.isfinite(r) for r in ratios):
+        raise ValueError(message)
+    return ratios
+
+
+# --------------------------------------------------------------------------
+# Running the model
+# --------------------------------------------------------------------------
+
+
+def _float_dtype(model):
+    """float64 for float64 models, else float32 (the images' and logits' dtype)."""
+    try:
+        dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return "float32"
+    return "float64" if dtype == "float64" else "float32"
+
+
+def _run_model(model, images, dtype):
+    """Logits `(n, h, w, C)` of a batch, as a NumPy array of `dtype`."""
+    x = np.asarray(images, dtype)
+    if hasattr(model, "predict_on_batch"):
+        logits = model.predict_on_batch(x)
+    else:
+        logits = model(x, training=False)
+    logits = np.asarray(ops.convert_to_numpy(logits))
+    if logits.ndim != 4 or logits.shape[:3] != x.shape[:3]:
+        raise ValueError(
+            "The model must return logits (batch, height, width, num_classes) at the "
+            f"size of its input: input {x.shape} gave output {logits.shape}."
+        )
+    return logits.astype(dtype, copy=False)
+
+
+def _whole(model, images, batch_size, dtype):
+    n = images.shape[0]
+    step = batch_size or n
+    parts = [_run_model(model, images[i : i + step], dtype) for i in range(0, n, step)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+def _grid(size, crop, stride):
+    """mmseg's window starts and ends along one axis."""
+    grids = max(size - crop + stride - 1, 0) // stride + 1
+    windows = []
+    for i in range(grids):
+        end = min(i * stride + crop, size)
+        windows.append((max(end - crop, 0), end))
+    return windows
+
+
+def _slide(model, images, crop_size, stride, batch_size, dtype):
+    n, height, width, _ = images.shape
+    rows = _grid(height, crop_size[0], stride[0])
+    cols = _grid(width, crop_size[1], stride[1])
+    windows = [(y1, y2, x1, x2) for y1, y2 in rows for x1, x2 in cols]
+    # Every window has the same size, so the crops of all images are run in
+    # batches: (image, window) pairs, image-major, windows in mmseg's order.
+    jobs = [(i, w) for i in range(n) for w in windows]
+    step = batch_size or len(windows)
+    preds = None
+    count = np.zeros((height, width, 1), dtype)
+    for y1, y2, x1, x2 in windows:
+        count[y1:y2, x1:x2] += 1
+    if count.min() == 0:
+        # mmseg asserts the same (`(count_mat == 0).sum() == 0`).
+        raise ValueError(
+            f"`stride` {tuple(stride)} larger than `crop_size` {tuple(crop_size)} leaves "
+            f"pixels of the {height}x{width} images in no window."
+        )
+    for start in range(0, len(jobs), step):
+        chunk = jobs[start : start + step]
+        crops = np.stack([images[i, y1:y2, x1:x2] for i, (y1, y2, x1, x2) in chunk])
+        logits = _run_model(model, crops, dtype)
+        if preds is None:
+            preds = np.zeros((n, height, width, logits.shape[-1]), dtype)
+        # Accumulated per image in window order: the reference's sums.
+        for (i, (y1, y2, x1, x2)), crop_logits in zip(chunk, logits):
+            preds[i, y1:y2, x1:x2] += crop_logits
+    return preds / count
+
+
+def slide_inference(model, images, crop_size, stride, batch_size=None):
+    """Sliding-window logits, as mmsegmentation's `slide_inference`.
+
+    The image is covered by a grid of `crop_size` windows `stride` apart:
+    `h_grids = max(H - crop_h + stride_h - 1, 0) // stride_h + 1` rows (and
+    likewise columns), the last row and column shifted back to end at the
+    image border. Each window is predicted on its own (the model resizes its
+    logits to the window), the logits are added in place, and each pixel is
+    divided by the number of windows that cover it. An image smaller than
+    the crop along an axis is used whole along that axis (no padding), as in
+    the reference. All windows have the same size, so they are predicted in
+    batches.
+
+    Args:
+        model: a Keras model mapping `(n, h, w, 3)` RGB images to logits
+            `(n, h, w, num_classes)` at the input size, e.g. an
+            `ANNSegmenter`.
+        images: `(batch, H, W, 3)` RGB images (array or tensor; pixel values
+            as the model expects, [0, 255] for `ANNSegmenter`).
+        crop_size: int or `(crop_h, crop_w)`, the window size (the
+            reference's `test_cfg.crop_size`, e.g. `(769, 769)`).
+        stride: int or `(stride_h, stride_w)` (the reference's
+            `test_cfg.stride`, e.g. `(513, 513)`).
+        batch_size: int, the number of windows per model call. Defaults to
+            all windows of one image.
+
+    Returns:
+        A NumPy array `(batch, H, W, num_classes)` of logits, float32
+        (float64 for float64 models). `argmax(-1)` gives the labels.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=3)  # doctest: +SKIP
+    >>> images = np.random.uniform(0, 255, (1, 100, 140, 3))  # doctest: +SKIP
+    >>> slide_inference(model, images, (65, 65), (43, 43)).shape  # doctest: +SKIP
+    (1, 100, 140, 3)
+    """
+    images = _check_images(images)
+    crop_size = _check_pair(crop_size, "crop_size")
+    stride = _check_pair(stride, "stride")
+    batch_size = _check_batch_size(batch_size)
+    return _slide(model, images, crop_size, stride, batch_size, _float_dtype(model))
+
+
+def predict_logits(model, images, mode="whole", crop_size=None, stride=None, batch_size=None):
+    """Logits at the input size, predicted whole or by sliding window.
+
+    Args:
+        model: a Keras model mapping `(n, h, w, 3)` RGB images to logits
+            `(n, h, w, num_classes)` at the input size (`ANNSegmenter`).
+        images: `(batch, H, W, 3)` RGB images (array or tensor).
+        mode: `"whole"` (the reference's `test_cfg.mode='whole'`: one
+            forward pass per image) or `"slide"` (see `slide_inference`).
+        crop_size: int or `(h, w)`, the window of `mode="slide"`.
+        stride: int or `(h, w)`, the window stride of `mode="slide"`.
+        batch_size: int, images (`"whole"`) or windows (`"slide"`) per model
+            call. Defaults to the whole batch (`"whole"`) or to all windows of
+            one image (`"slide"`).
+
+    Returns:
+        A NumPy array `(batch, H, W, num_classes)` of logits, float32
+        (float64 for float64 models).
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 3))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    >>> images = np.zeros((2, 30, 50, 3), "float32")
+    >>> predict_logits(model, images, mode="slide", crop_size=(20, 20), stride=15).shape
+    (2, 30, 50, 4)
+    """
+    images = _check_images(images)
+    crop_size, stride = _check_mode(mode, crop_size, stride)
+    batch_size = _check_batch_size(batch_size)
+    dtype = _float_dtype(model)
+    if mode == "slide":
+        return _slide(model, images, crop_size, stride, batch_size, dtype)
+    return _whole(model, images, batch_size, dtype)
+
+
+# --------------------------------------------------------------------------
+# Multi-scale + flip
+# --------------------------------------------------------------------------
+
+
+def rescaled_size(height, width, ratio):
+    """The size mmcv's `Resize(scale_factor=ratio, keep_ratio=True)` gives.
+
+    mmcv turns the ratio into a target `(int(w * r + 0.5), int(h * r + 0.5))`
+    and then rescales within that target as `imrescale` does: the factor
+    `min(max(target) / max(h, w), min(target) / min(h, w))`, each side
+    rounded as `int(side * factor + 0.5)` (Python floats, as in mmcv). This
+    is usually `int(side * r + 0.5)` but can differ by one pixel.
+
+    Args:
+        height: int, image height.
+        width: int, image width.
+        ratio: positive float.
+
+    Returns:
+        `(new_height, new_width)` as ints.
+
+    Example:
+
+    >>> rescaled_size(1024, 2048, 0.75)
+    (768, 1536)
+    >>> rescaled_size(97, 131, 1.75)
+    (170, 229)
+    """
+    ratio = float(ratio)
+    if not ratio > 0:
+        raise ValueError(f"`ratio` must be positive, got {ratio!r}.")
+    target_w, target_h = int(width * ratio + 0.5), int(height * ratio + 0.5)
+    factor = min(
+        max(target_w, target_h) / max(height, width),
+        min(target_w, target_h) / min(height, width),
+    )
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def _cv2_taps(in_size, out_size, clamp_weights):
+    """OpenCV INTER_LINEAR source indices and 11-bit weights along one axis
+    (x clamps out-of-range positions with zero weight; y keeps the weights
+    and clamps the two rows)."""
+    scale = 1.0 / (out_size / in_size)
+    dst = np.arange(out_size, dtype=np.float64)
+    f = ((dst + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f)
+    frac = (f - s).astype(np.float32)
+    s = s.astype(np.int64)
+    if clamp_weights:
+        low = s < 0
+        frac[low] = 0.0
+        s[low] = 0
+        high = s >= in_size - 1
+        frac[high] = 0.0
+        s[high] = in_size - 1
+    one = np.float32(1.0)
+    coef = np.float32(1 << _COEF_BITS)
+    w0 = np.round((one - frac) * coef).astype(np.int64)  # half to even
+    w1 = np.round(frac * coef).astype(np.int64)
+    s1 = np.clip(s + 1, 0, in_size - 1)
+    s = np.clip(s, 0, in_size - 1)
+    return s, s1, w0, w1
+
+
+def resize_image_cv2(images, size):
+    """`cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)` for
+    `uint8` images, in NumPy.
+
+    The resize mmcv (and so mmseg's `Resize`) applies to the `uint8` images
+    `LoadImageFromFile` reads: half-pixel sampling as PyTorch's
+    `align_corners=False`, but with OpenCV's 11-bit fixed-point weights and
+    the rounding of its vectorised vertical pass, rounded to `uint8`
+    (bit-identical to `cv2.resize`; the same arithmetic as
+    `keras_ann.data.transforms.resize_image`).
+
+    Args:
+        images: `(batch, H, W, C)` `uint8` array.
+        size: `(height, width)` of the output.
+
+    Returns:
+        A `(batch, height, width, C)` `uint8` NumPy array.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1) * 10
+    >>> resize_image_cv2(x, (2, 2))[0, :, :, 0].tolist()
+    [[25, 45], [105, 125]]
+    """
+    images = np.asarray(ops.convert_to_numpy(images))
+    if images.ndim != 4:
+        raise ValueError(f"`images` must be (batch, height, width, channels), got {images.shape}.")
+    if images.dtype != np.uint8:
+        raise ValueError(f"`images` must be uint8 for the OpenCV resize, got {images.dtype}.")
+    out_h, out_w = _check_pair(size, "size")
+    in_h, in_w = images.shape[1:3]
+    if (in_h, in_w) == (out_h, out_w):
+        return images.copy()
+    ys, ys1, wy0, wy1 = _cv2_taps(in_h, out_h, clamp_weights=False)
+    xs, xs1, wx0, wx1 = _cv2_taps(in_w, out_w, clamp_weights=True)
+    x = images.astype(np.int64)
+    wx0, wx1 = wx0[None, None, :, None], wx1[None, None, :, None]
+    hbuf = x[:, :, xs] * wx0 + x[:, :, xs1] * wx1
+    # OpenCV's vertical pass: ((top >> 4) * b0 >> 16) + ((bottom >> 4) * b1 >> 16),
+    # then (+ 2) >> 2.
+    top = hbuf[:, ys] >> 4
+    bottom = hbuf[:, ys1] >> 4
+    wy0, wy1 = wy0[None, :, None, None], wy1[None, :, None, None]
+    out = ((top * wy0) >> 16) + ((bottom * wy1) >> 16)
+    out = (out + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _resize_for_tta(images, size, image_resize, dtype):
+    if image_resize == "cv2":
+        return resize_image_cv2(images, size).astype(dtype)
+    x = images.astype(dtype, copy=False)
+    if tuple(size) == tuple(images.shape[1:3]):
+        return x
+    resized = bilinear_resize(ops.convert_to_tensor(x), size, align_corners=False)
+    return np.asarray(ops.convert_to_numpy(resized))
+
+
+def multiscale_flip_inference(
+    model,
+    images,
+    ratios=TTA_RATIOS,
+    flip=True,
+    mode="whole",
+    crop_size=None,
+    stride=None,
+    batch_size=None,
+    image_resize="bilinear",
+):
+    """Class probabilities averaged over scales and flips (mmseg's TTA).
+
+    The reference's `tta_pipeline` and `SegTTAModel`: for each ratio in
+    `ratios` (outer loop) the image is resized as mmcv's
+    `Resize(scale_factor=ratio, keep_ratio=True)` (see `rescaled_size`),
+    then predicted as it is and, with `flip`, flipped horizontally (inner
+    loop). Each pass is predicted with `mode` (`"whole"` or `"slide"`), its
+    logits are flipped back, resized to the input size (bilinear, the
+    model's `align_corners`), and turned into probabilities by a softmax
+    over classes; the result is the mean of all passes' probabilities.
+
+    Args:
+        model: a Keras model mapping `(n, h, w, 3)` RGB images to logits
+            `(n, h, w, num_classes)` at the input size (`ANNSegmenter`), with
+            `num_classes >= 2`. Its `align_corners` attribute (default
+            `False`) is used to resize the logits back.
+        images: `(batch, H, W, 3)` RGB images (array or tensor).
+        ratios: positive floats, the scales. Defaults to the reference's
+            `(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)`.
+        flip: bool, also predict the horizontally flipped images.
+        mode: `"whole"` or `"slide"`, how each pass is predicted.
+        crop_size: int or `(h, w)`, the window of `mode="slide"`.
+        stride: int or `(h, w)`, the window stride of `mode="slide"`.
+        batch_size: as in `predict_logits`.
+        image_resize: how the images are rescaled.
+            `"bilinear"` (default): `keras_ann.ops.bilinear_resize` with
+            `align_corners=False` on float images (PyTorch's
+            `F.interpolate(mode="bilinear")`), for any pixel values. It
+            samples the same positions as the reference's OpenCV resize but
+            keeps fractional pixel values, where OpenCV uses 11-bit weights
+            and rounds to `uint8`: resized pixels differ by up to about one
+            grey level, so the probabilities differ slightly from the
+            reference's (not at round-off level).
+            `"cv2"`: `resize_image_cv2`, bit-identical to OpenCV; `images`
+            must be `uint8` or hold integers in [0, 255]. This reproduces
+            the reference's pipeline (which reads images as `uint8`) up to
+            float round-off, but resizes in NumPy on the host.
+
+    Returns:
+        A NumPy array `(batch, H, W, num_classes)` of averaged
+        probabilities, float32 (float64 for float64 models); `argmax(-1)`
+        gives the labels (`predict_labels` does both).
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 3))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    >>> images = np.zeros((1, 30, 50, 3), "float32")
+    >>> probs = multiscale_flip_inference(model, images, ratios=(0.5, 1.0))
+    >>> probs.shape, bool(np.allclose(probs.sum(-1), 1.0))
+    ((1, 30, 50, 4), True)
+    """
+    images = _check_images(images)
+    ratios = _check_ratios(ratios)
+    crop_size, stride = _check_mode(mode, crop_size, stride)
+    batch_size = _check_batch_size(batch_size)
+    if image_resize not in _IMAGE_RESIZES:
+        raise ValueError(f"`image_resize` must be one of {_IMAGE_RESIZES}, got {image_resize!r}.")
+    if image_resize == "cv2" and images.dtype != np.uint8:
+        integral = np.all((images >= 0) & (images <= 255) & (images == np.round(images)))
+        if not integral:
+            raise ValueError(
+                "`image_resize='cv2'` needs uint8 `images` (or integer values in [0, 255]), "
+                f"got {images.dtype} images of shape {images.shape} with other values; use "
+                "`image_resize='bilinear'` for such images."
+            )
+        images = images.astype(np.uint8)
+    dtype = _float_dtype(model)
+    align_corners = bool(getattr(model, "align_corners", False))
+    height, width = images.shape[1:3]
+
+    def predict(x):
+        if mode == "slide":
+            return _slide(model, x, crop_size, stride, batch_size, dtype)
+        return _whole(model, x, batch_size, dtype)
+
+    total = None
+    passes = 0
+    for ratio in ratios:
+        size = rescaled_size(height, width, ratio)
+        if min(size) < 1:
+            raise ValueError(
+                f"`ratios` entry {ratio} rescales images of size {(height, width)} to {size}."
+            )
+        resized = _resize_for_tta(images, size, image_resize, dtype)
+        for flipped in (False, True) if flip else (False,):
+            x = resized[:, :, ::-1] if flipped else resized
+            logits = predict(np.ascontiguousarray(x))
+            if logits.shape[-1] < 2:
+                raise ValueError(
+                    "`multiscale_flip_inference` averages softmax probabilities and needs "
+                    f"num_classes >= 2, got logits of shape {logits.shape}."
+                )
+            if flipped:
+                logits = logits[:, :, ::-1]
+            # postprocess_result: flip back, then resize to the original size.
+            logits = ops.convert_to_tensor(np.ascontiguousarray(logits))
+            logits = bilinear_resize(logits, (height, width), align_corners)
+            probs = np.asarray(ops.convert_to_numpy(ops.softmax(logits, axis=-1)), dtype)
+            total = probs if total is None else total + probs
+            passes += 1
+    return total / np.asarray(passes, dtype)
+
+
+def predict_labels(
+    model,
+    images,
+    mode="whole",
+    crop_size=None,
+    stride=None,
+    ratios=None,
+    flip=False,
+    batch_size=None,
+    image_resize="bilinear",
+):
+    """Label maps: the argmax of `predict_logits`, or of
+    `multiscale_flip_inference` when `ratios` is given or `flip=True`.
+
+    Args:
+        model: a Keras model mapping `(n, h, w, 3)` RGB images to logits
+            at the input size (`ANNSegmenter`).
+        images: `(batch, H, W, 3)` RGB images (array or tensor).
+        mode: `"whole"` or `"slide"`.
+        crop_size: int or `(h, w)`, the window of `mode="slide"`.
+        stride: int or `(h, w)`, the window stride of `mode="slide"`.
+        ratios: `None` for single-scale inference, or the scales of
+            `multiscale_flip_inference` (e.g. `TTA_RATIOS`).
+        flip: bool, average with horizontally flipped images too.
+        batch_size: as in `predict_logits`.
+        image_resize: `"bilinear"` or `"cv2"`, see
+            `multiscale_flip_inference`.
+
+    Returns:
+        A NumPy array `(batch, H, W)` of int32 labels.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 3))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    >>> images = np.zeros((1, 30, 50, 3), "float32")
+    >>> predict_labels(model, images, ratios=TTA_RATIOS, flip=True).shape
+    (1, 30, 50)
+    """
+    if ratios is None and not flip:
+        if image_resize not in _IMAGE_RESIZES:
+            raise ValueError(
+                f"`image_resize` must be one of {_IMAGE_RESIZES}, got {image_resize!r}."
+            )
+        scores = predict_logits(model, images, mode, crop_size, stride, batch_size)
+    else:
+        scores = multiscale_flip_inference(
+            model,
+            images,
+            ratios=(1.0,) if ratios is None else ratios,
+            flip=flip,
+            mode=mode,
+            crop_size=crop_size,
+            stride=stride,
+            batch_size=batch_size,
+            image_resize=image_resize,
+        )
+    return np.argmax(scores, axis=-1).astype(np.int32)
