@@ -7,39 +7,83 @@ import time
 
 
 def _demo(args):
+    """Train a small ANN on generated scenes for about a minute and score it."""
     import numpy as np
 
+    import keras
     import keras_ann
-    from keras_ann.visualization import colorize, default_palette, side_by_side
+    from keras_ann.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, make_scenes
+    from keras_ann.evaluation import evaluate_dataset
+    from keras_ann.optimizers import TorchSGD
+    from keras_ann.schedules import PolyDecay
+    from keras_ann.visualization import colorize, side_by_side
 
-    rng = np.random.default_rng(args.seed)
-    height, width = args.size
-    # A generated road-like scene: sky, buildings, road and a few objects.
-    image = np.zeros((height, width, 3), np.float32)
-    image[: height // 3] = (110, 160, 220)
-    image[height // 3 : 2 * height // 3] = (120, 110, 100)
-    image[2 * height // 3 :] = (70, 70, 75)
-    for _ in range(6):
-        y, x = rng.integers(0, height - 8), rng.integers(0, width - 8)
-        h, w = rng.integers(4, height // 4 + 5), rng.integers(4, width // 4 + 5)
-        image[y : y + h, x : x + w] = rng.uniform(0, 255, 3)
-    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.float32)
-
-    model = keras_ann.ANNSegmenter(backbone=args.backbone, num_classes=args.num_classes)
-    model.predict(image[None], verbose=0)  # build and trace
-    start = time.perf_counter()
-    logits = model.predict(image[None], verbose=0)
-    elapsed = time.perf_counter() - start
-    labels = keras_ann.logits_to_labels(logits)[0]
+    keras.utils.set_random_seed(args.seed)
+    size = args.size
+    print(f"generating {args.train_images} training and {args.val_images} validation scenes ({size}x{size}) ...")
+    train_x, train_y = make_scenes(args.train_images, size, size, seed=args.seed)
+    val_x, val_y = make_scenes(args.val_images, size, size, seed=args.seed + 1)
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=32, base_channels=32)
+    model = keras_ann.ANNSegmenter(
+        backbone, num_classes=len(SYNTHETIC_CLASSES), head_channels=128, project_channels=64, auxiliary_channels=64
+    )
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    print(f"ANN {args.backbone}, {args.num_classes} classes, {params:,} trainable parameters")
-    print(f"forward pass on a generated {height}x{width} image: {elapsed:.2f} s, logits {logits.shape}")
-    counts = np.bincount(labels.ravel(), minlength=args.num_classes)
-    print("predicted pixels per class (untrained weights):", counts.tolist())
+    print(f"ANN (ResNet-18-D8, half width, AFNB + APNB), {params:,} trainable parameters")
+    optimizer = TorchSGD(PolyDecay(args.lr, decay_steps=args.iterations, power=0.9, end_learning_rate=1e-4))
+    model.compile(optimizer=optimizer)
+    budget = _TimeBudget(args.seconds)
+    steps_per_epoch = 10
+    model.fit(
+        train_x,
+        train_y,
+        batch_size=args.batch_size,
+        epochs=args.iterations // steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[budget],
+        verbose=2,
+    )
+    print(f"trained {budget.iterations} iterations in {budget.elapsed:.0f} s")
+    results = evaluate_dataset(
+        model,
+        ((val_x[i : i + 8], val_y[i : i + 8]) for i in range(0, len(val_x), 8)),
+        class_names=SYNTHETIC_CLASSES,
+        verbose=0,
+    )
+    from keras_ann.metrics import format_table
+
+    print(format_table(results, SYNTHETIC_CLASSES))
+    labels = model.predict_labels(val_x[:4])
+    rows = []
+    for image, truth, pred in zip(val_x[:4], val_y[:4], labels):
+        rows.append(np.concatenate([image.astype(np.uint8), colorize(truth, SYNTHETIC_PALETTE), colorize(pred, SYNTHETIC_PALETTE)], 1))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    palette = default_palette(args.num_classes)
-    side_by_side([image.astype(np.uint8), colorize(labels, palette)], ["image", "prediction"]).save(args.output)
+    grid = np.concatenate(rows, 0).repeat(3, axis=0).repeat(3, axis=1)  # 3x, nearest
+    side_by_side([grid], ["image | ground truth | prediction"]).save(args.output)
     print(f"wrote {args.output}")
+
+
+class _TimeBudget:
+    """Keras callback stopping `fit()` once a time budget is spent."""
+
+    def __new__(cls, seconds):
+        import keras
+
+        class TimeBudget(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.iterations = 0
+                self.elapsed = 0.0
+
+            def on_train_begin(self, logs=None):
+                self.start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.iterations += 1
+                self.elapsed = time.perf_counter() - self.start
+                if self.elapsed > seconds:
+                    self.model.stop_training = True
+
+        return TimeBudget()
 
 
 def _convert(args):
@@ -71,16 +115,109 @@ def _presets(args):
         print(f"{p.name:42} {crop:>9} {p.iterations:>7} {p.miou:6.2f} {p.miou_ms_flip:7.2f} {p.test_mode}")
 
 
+def _load_model(spec, **overrides):
+    import keras_ann
+
+    return keras_ann.ANNSegmenter.from_preset(spec, **overrides)
+
+
+def _train(args):
+    from keras_ann.training import train
+
+    model, history = train(
+        args.recipe,
+        args.data_root,
+        args.work_dir,
+        precision=args.precision,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        eval_interval=args.eval_interval,
+        crop_size=tuple(args.crop_size) if args.crop_size else None,
+        imagenet_checkpoint=args.imagenet,
+        seed=args.seed,
+        eval_steps=args.eval_steps,
+    )
+    print(f"finished; checkpoint: {os.path.join(args.work_dir, 'latest.keras')}")
+
+
+def _dataset_for(args):
+    from keras_ann import data
+
+    root = args.data_root
+    if args.dataset == "cityscapes":
+        return data.Cityscapes(root, args.split, test_scale=(2048, 1024))
+    if args.dataset == "ade20k":
+        return data.ADE20K(root, args.split, test_scale=(2048, 512))
+    if args.dataset == "pascal_voc":
+        return data.PascalVOC(root, args.split, test_scale=(2048, 512))
+    return data.camvid(root, args.split)
+
+
+def _evaluate(args):
+    from keras_ann.evaluation import evaluate_dataset
+
+    model = _load_model(args.model)
+    dataset = _dataset_for(args)
+    # Multi-scale testing rescales the original image (as the reference's
+    # TTA pipeline); single-scale testing uses the dataset's test resize.
+    pairs = dataset.raw_dataset().batch(1) if args.ms_flip else dataset.eval_dataset()
+    evaluate_dataset(
+        model,
+        pairs,
+        image_resize="cv2" if args.ms_flip else "bilinear",
+        mode=args.mode,
+        crop_size=tuple(args.crop) if args.crop else None,
+        stride=tuple(args.stride) if args.stride else None,
+        multiscale=args.ms_flip,
+        class_names=dataset.class_names,
+        steps=args.steps,
+        verbose=2,
+    )
+
+
+def _predict(args):
+    import numpy as np
+    from PIL import Image
+
+    from keras_ann import inference
+    from keras_ann.visualization import colorize, default_palette, side_by_side
+
+    model = _load_model(args.model)
+    os.makedirs(args.output_dir, exist_ok=True)
+    palette = default_palette(model.num_classes)
+    for path in args.images:
+        image = np.asarray(Image.open(path).convert("RGB"), np.float32)
+        labels = inference.predict_labels(
+            model,
+            image[None],
+            mode=args.mode,
+            crop_size=tuple(args.crop) if args.crop else None,
+            stride=tuple(args.stride) if args.stride else None,
+        )[0]
+        stem = os.path.splitext(os.path.basename(path))[0]
+        Image.fromarray(labels.astype(np.uint8)).save(os.path.join(args.output_dir, f"{stem}_labels.png"))
+        colours = colorize(labels, palette)
+        overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
+        side_by_side([image.astype(np.uint8), overlay]).save(os.path.join(args.output_dir, f"{stem}_overlay.png"))
+        print(f"{path}: wrote {stem}_labels.png and {stem}_overlay.png")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-ann",
         description="Asymmetric Non-local Networks for semantic segmentation (Keras 3).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run ANN on a generated image and write a PNG")
-    demo.add_argument("--backbone", default="resnet18_d8")
-    demo.add_argument("--num-classes", type=int, default=11)
-    demo.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
+    demo = sub.add_parser(
+        "demo", help="train a small ANN on generated scenes (about a minute on a CPU), score it, write a PNG"
+    )
+    demo.add_argument("--seconds", type=float, default=60.0, help="training time budget")
+    demo.add_argument("--iterations", type=int, default=200, help="iterations of the poly schedule")
+    demo.add_argument("--batch-size", type=int, default=8)
+    demo.add_argument("--lr", type=float, default=0.05)
+    demo.add_argument("--size", type=int, default=64)
+    demo.add_argument("--train-images", type=int, default=512)
+    demo.add_argument("--val-images", type=int, default=48)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", default="outputs/demo.png")
     demo.set_defaults(func=_demo)
@@ -93,6 +230,42 @@ def build_parser():
     convert.add_argument("--align-corners", choices=("true", "false"))
     convert.add_argument("--num-classes", type=int)
     convert.set_defaults(func=_convert)
+
+    train = sub.add_parser("train", help="train a recipe (resumes from --work-dir)")
+    train.add_argument("recipe", help="a recipe name, e.g. ann_r50_d8_cityscapes_512x1024_40k")
+    train.add_argument("--data-root", required=True)
+    train.add_argument("--work-dir", required=True)
+    train.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    train.add_argument("--iterations", type=int)
+    train.add_argument("--batch-size", type=int, help="total batch over all devices")
+    train.add_argument("--eval-interval", type=int)
+    train.add_argument("--eval-steps", type=int, help="evaluate on this many images only")
+    train.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"))
+    train.add_argument("--imagenet", help="ImageNet ResNet-V1c .pth for the backbone")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    def add_inference_args(p):
+        p.add_argument("--mode", default="whole", choices=("whole", "slide"))
+        p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
+        p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"))
+
+    evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
+    evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    evaluate.add_argument("--dataset", required=True, choices=("cityscapes", "ade20k", "pascal_voc", "camvid"))
+    evaluate.add_argument("--data-root", required=True)
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--ms-flip", action="store_true", help="multi-scale + flip test")
+    evaluate.add_argument("--steps", type=int, help="evaluate this many images only")
+    add_inference_args(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = sub.add_parser("predict", help="segment images and write label maps and overlays")
+    predict.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--output-dir", default="outputs/predictions")
+    add_inference_args(predict)
+    predict.set_defaults(func=_predict)
 
     presets = sub.add_parser("presets", help="list the released reference models")
     presets.set_defaults(func=_presets)

@@ -1,0 +1,272 @@
+"""Iteration-based training of a recipe with `fit()` (TensorFlow data).
+
+`train()` reproduces the reference's loop: an endless shuffled dataset, one
+optimisation step per iteration, SGD with coupled weight decay and poly
+decay per iteration, evaluation and checkpoints every `eval_interval`
+iterations. Keras's `fit()` runs it, one "epoch" per checkpoint interval,
+so progress bars, TensorBoard logs and callbacks work as usual, and an
+interrupted run started again with the same command continues from its
+last saved state: weights, optimiser slots and iteration (and so the
+learning rate of the poly schedule), written atomically every checkpoint
+interval by `ResumeState`.
+
+(Keras's `BackupAndRestore` is not used: it restarts an interrupted epoch
+from its first batch while the optimiser's iteration count continues, so an
+iteration-based schedule would overshoot.)
+"""
+
+import json
+import os
+
+import keras
+
+from keras_ann.evaluation import MeanIoUEvaluation
+from keras_ann.losses import SegmentationCrossEntropy
+from keras_ann.models.ann_segmenter import ANNSegmenter
+from keras_ann.optimizers import TorchSGD
+from keras_ann.recipes import get_recipe
+from keras_ann.schedules import PolyDecay
+
+__all__ = ["ResumeState", "build_datasets", "compile_for_recipe", "train"]
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves and restores everything needed to continue training exactly.
+
+    At the end of every epoch (one checkpoint interval) the model's and the
+    optimiser's variables go to `<directory>/state.weights.h5` and the epoch
+    to `state.json`, each written to a temporary file first and renamed, so
+    a crash during a write leaves the previous state intact.
+
+    Args:
+        directory: where the state lives.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+        self.weights_path = os.path.join(directory, "state.weights.h5")
+        self.meta_path = os.path.join(directory, "state.json")
+
+    def restore(self, model):
+        """Load a saved state into `model` (compiled); returns the epoch to
+        start from (0 when there is none)."""
+        if not (os.path.exists(self.weights_path) and os.path.exists(self.meta_path)):
+            return 0
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(self.weights_path)
+        with open(self.meta_path) as f:
+            return int(json.load(f)["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = os.path.join(self.directory, "tmp.state.weights.h5")
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.weights_path)
+        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        with open(self.meta_path + ".tmp", "w") as f:
+            json.dump({"epoch": epoch + 1, "iteration": iterations}, f)
+        os.replace(self.meta_path + ".tmp", self.meta_path)
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def build_datasets(recipe, data_root, *, seed=0, per_replica_batch=None, num_replicas=1, val_split="val"):
+    """Training and evaluation `tf.data` pipelines of a recipe.
+
+    Args:
+        recipe: a `Recipe`.
+        data_root: the dataset's root directory in its standard layout
+            (Cityscapes, `ADEChallengeData2016`, `VOCdevkit`, or a CamVid-style
+            folder for `dataset="camvid"`).
+        seed: data order and augmentation seed.
+        per_replica_batch: images per device (defaults to the recipe's).
+        num_replicas: devices.
+        val_split: evaluation split.
+
+    Returns:
+        `(train_ds, val_ds, dataset_object)`.
+    """
+    from keras_ann import data
+
+    crop = tuple(recipe.crop_size)
+    scale = tuple(recipe.scale) if recipe.scale else None
+    common = dict(train_scale=scale, crop_size=crop, test_scale=scale, ratio_range=recipe.ratio_range)
+    if recipe.dataset == "cityscapes":
+        make = lambda split: data.Cityscapes(data_root, split, **common)  # noqa: E731
+    elif recipe.dataset == "ade20k":
+        make = lambda split: data.ADE20K(data_root, split, **common)  # noqa: E731
+    elif recipe.dataset == "pascal_voc":
+        train_split = "train_aug"
+        make = lambda split: data.PascalVOC(  # noqa: E731
+            data_root, train_split if split == "train" else split, **common
+        )
+    elif recipe.dataset == "camvid":
+        make = lambda split: data.camvid(data_root, split, **common)  # noqa: E731
+    else:
+        raise ValueError(f"Unknown dataset {recipe.dataset!r} in recipe {recipe.name!r}.")
+    train_data = make("train")
+    val_data = make(val_split)
+    per_replica = per_replica_batch or recipe.per_replica_batch(num_replicas)
+    train_ds = train_data.train_dataset(batch_size=per_replica * num_replicas, seed=seed)
+    val_ds = val_data.eval_dataset()
+    return train_ds, val_ds, val_data
+
+
+def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
+    """Compile `model` with the recipe's loss and optimiser.
+
+    SGD (PyTorch semantics, weight decay on every parameter as L2 on the
+    gradient) with poly decay per iteration; softmax cross-entropy ignoring
+    255 averaged over all pixels; `fit()` adds the auxiliary loss.
+    """
+    schedule = PolyDecay(
+        recipe.learning_rate,
+        decay_steps=recipe.iterations,
+        power=recipe.power,
+        end_learning_rate=recipe.min_learning_rate,
+    )
+    optimizer = TorchSGD(schedule, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=SegmentationCrossEntropy(ignore_index=model.ignore_index),
+        metrics=[],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def train(
+    recipe,
+    data_root,
+    work_dir,
+    *,
+    precision="float32",
+    iterations=None,
+    batch_size=None,
+    eval_interval=None,
+    crop_size=None,
+    scale=None,
+    backbone=None,
+    imagenet_checkpoint=None,
+    seed=0,
+    eval_steps=None,
+    checkpoint_interval=None,
+    strategy=None,
+    verbose="auto",
+):
+    """Train a recipe; resumes automatically from `work_dir`.
+
+    Args:
+        recipe: a recipe name (see `keras_ann.recipes.RECIPES`) or `Recipe`.
+        data_root: dataset root.
+        work_dir: where checkpoints (`latest.keras` at every evaluation),
+            the resume state (`backup/`), TensorBoard logs (`logs/`) and
+            `history.json` go.
+        precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        iterations, batch_size, eval_interval, crop_size, scale, backbone:
+            override the recipe's.
+        imagenet_checkpoint: path of an ImageNet ResNet-V1c `.pth` for the
+            backbone (`None`: from scratch).
+        seed: random seed (weights, data order, augmentation).
+        eval_steps: evaluate on this many images only.
+        checkpoint_interval: save the resume state every so many
+            iterations (a divisor of the evaluation interval; default: the
+            largest divisor not above 1000). A killed run loses at most this
+            many iterations.
+        strategy: a `tf.distribute` strategy (default: the current one).
+        verbose: `fit()` verbosity.
+
+    Returns:
+        `(model, history)`.
+    """
+    import tensorflow as tf
+
+    from keras_ann.weights import load_imagenet_backbone
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    recipe = get_recipe(recipe)
+    changes = {
+        key: value
+        for key, value in dict(
+            iterations=iterations,
+            batch_size=batch_size,
+            eval_interval=eval_interval,
+            crop_size=crop_size,
+            scale=scale,
+            backbone=backbone,
+        ).items()
+        if value is not None
+    }
+    recipe = recipe.replace(**changes)
+    eval_interval = min(recipe.eval_interval, recipe.iterations)
+    if recipe.iterations % eval_interval:
+        raise ValueError(
+            f"`iterations` ({recipe.iterations}) must be a multiple of `eval_interval` ({eval_interval})."
+        )
+    if checkpoint_interval is None:
+        checkpoint_interval = max(d for d in range(1, min(1000, eval_interval) + 1) if eval_interval % d == 0)
+    if eval_interval % checkpoint_interval:
+        raise ValueError(
+            f"`checkpoint_interval` ({checkpoint_interval}) must divide the evaluation interval ({eval_interval})."
+        )
+    os.makedirs(work_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    train_ds, val_ds, val_data = build_datasets(recipe, data_root, seed=seed, num_replicas=replicas)
+    with strategy.scope():
+        model = ANNSegmenter(
+            backbone=recipe.backbone,
+            num_classes=recipe.num_classes,
+            align_corners=recipe.align_corners,
+            auxiliary_loss_weight=recipe.auxiliary_loss_weight,
+            synchronized=replicas > 1,
+        )
+        if imagenet_checkpoint:
+            load_imagenet_backbone(model, imagenet_checkpoint)
+        compile_for_recipe(model, recipe, precision)
+    if eval_steps:
+        val_ds = val_ds.take(eval_steps)
+    with open(os.path.join(work_dir, "recipe.json"), "w") as f:
+        json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
+    resume = ResumeState(os.path.join(work_dir, "resume"))
+    initial_epoch = resume.restore(model)
+    if initial_epoch:
+        print(f"resuming {work_dir} at iteration {initial_epoch * checkpoint_interval}")
+        # A different (but seeded) data order than the first run's start.
+        train_ds, _, _ = build_datasets(
+            recipe, data_root, seed=seed + initial_epoch, num_replicas=replicas
+        )
+    every = eval_interval // checkpoint_interval
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        MeanIoUEvaluation(
+            val_ds,
+            class_names=val_data.class_names,
+            every_n_epochs=every,
+            mode=recipe.test_mode,
+            crop_size=recipe.test_crop,
+            stride=recipe.test_stride,
+        ),
+        resume,
+        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "latest.keras")),
+        keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq=50),
+    ]
+    history = model.fit(
+        train_ds,
+        epochs=recipe.iterations // checkpoint_interval,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=checkpoint_interval,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    with open(os.path.join(work_dir, "history.json"), "w") as f:
+        json.dump(history.history, f, indent=2)
+    return model, history
