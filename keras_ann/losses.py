@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_ann.ops import bilinear_resize
+from keras_ann.ops import bilinear_resize, segmentation_pair
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
@@ -63,15 +63,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         self.loss_weight = float(loss_weight)
 
     def call(self, y_true, y_pred):
-        y_true = ops.convert_to_tensor(y_true)
-        if len(y_true.shape) == 4:
-            y_true = ops.squeeze(y_true, -1)
-        if len(y_true.shape) != 3 or len(y_pred.shape) != 4:
-            raise ValueError(
-                "Expected labels of shape (batch, H, W) and logits of shape "
-                f"(batch, h, w, classes); got labels {tuple(y_true.shape)} and "
-                f"logits {tuple(y_pred.shape)}."
-            )
+        y_true, y_pred = segmentation_pair(y_true, y_pred)
         y_true = ops.cast(y_true, "int32")
         y_pred = ops.cast(y_pred, "float32")
         size = (ops.shape(y_true)[1], ops.shape(y_true)[2])

@@ -225,12 +225,9 @@ def format_table(metrics_dict, class_names=None):
 
 def _count_dtype():
     """int64 counts where the backend has them (JAX only with x64)."""
-    if keras.config.backend() == "jax":
-        import jax
+    from keras_ann.ops import has_64bit
 
-        if not jax.config.jax_enable_x64:
-            return "float32"
-    return "int64"
+    return "int64" if has_64bit() else "float32"
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
@@ -323,17 +320,9 @@ class SegmentationIoU(keras.metrics.Metric):
         """
         if sample_weight is not None:
             raise ValueError("`SegmentationIoU` does not support `sample_weight`.")
-        from keras_ann.ops import bilinear_resize
+        from keras_ann.ops import bilinear_resize, segmentation_pair
 
-        y_true = ops.convert_to_tensor(y_true)
-        y_pred = ops.convert_to_tensor(y_pred)
-        if len(y_true.shape) == 4:
-            y_true = ops.squeeze(y_true, -1)
-        if len(y_true.shape) != 3 or len(y_pred.shape) != 4:
-            raise ValueError(
-                "Expected labels of shape (N, H, W) and scores of shape (N, h, w, classes); "
-                f"got labels {tuple(y_true.shape)} and scores {tuple(y_pred.shape)}."
-            )
+        y_true, y_pred = segmentation_pair(y_true, y_pred)
         if y_pred.shape[-1] is not None and y_pred.shape[-1] != self.num_classes:
             raise ValueError(f"Expected {self.num_classes} classes in `y_pred`, got {y_pred.shape[-1]}.")
         size = (ops.shape(y_true)[1], ops.shape(y_true)[2])

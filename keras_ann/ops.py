@@ -21,6 +21,8 @@ from keras import ops
 
 __all__ = [
     "adaptive_avg_pool2d",
+    "has_64bit",
+    "segmentation_pair",
     "adaptive_pooling_matrix",
     "bilinear_interpolation_matrix",
     "bilinear_resize",
@@ -209,3 +211,29 @@ def adaptive_avg_pool2d(inputs, output_size):
     rows = adaptive_pooling_matrix(in_h, out_h, dtype)
     cols = adaptive_pooling_matrix(in_w, out_w, dtype)
     return _apply_separable(inputs, rows, cols)
+
+
+def has_64bit():
+    """Whether the backend computes in 64-bit types (JAX only with
+    `jax_enable_x64`)."""
+    if keras.config.backend() == "jax":
+        import jax
+
+        return bool(jax.config.jax_enable_x64)
+    return True
+
+
+def segmentation_pair(y_true, y_pred):
+    """Labels `(N, H, W)` (a trailing axis of 1 is dropped) and scores
+    `(N, h, w, C)` as tensors, or a `ValueError` naming both shapes."""
+    y_true = ops.convert_to_tensor(y_true)
+    y_pred = ops.convert_to_tensor(y_pred)
+    if len(y_true.shape) == 4:
+        y_true = ops.squeeze(y_true, -1)
+    if len(y_true.shape) != 3 or len(y_pred.shape) != 4:
+        raise ValueError(
+            "Expected labels of shape (batch, H, W) and logits of shape "
+            f"(batch, h, w, classes); got labels {tuple(y_true.shape)} and "
+            f"logits {tuple(y_pred.shape)}."
+        )
+    return y_true, y_pred

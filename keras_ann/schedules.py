@@ -8,12 +8,9 @@ __all__ = ["PolyDecay"]
 
 def _compute_dtype():
     """float64 where the backend has it (JAX only with `jax_enable_x64`)."""
-    if keras.config.backend() == "jax":
-        import jax
+    from keras_ann.ops import has_64bit
 
-        if not jax.config.jax_enable_x64:
-            return "float32"
-    return "float64"
+    return "float64" if has_64bit() else "float32"
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")

@@ -56,3 +56,49 @@ def side_by_side(panels, titles=None, gap=4):
             draw.text((x + 2, 1), titles[i], fill=(0, 0, 0))
         x += panel.shape[1] + gap
     return canvas
+
+
+def plot_training_curves(history_csv, output, title=None):
+    """Plot training loss and validation mIoU from a run's `history.csv`.
+
+    Args:
+        history_csv: the `history.csv` that `keras-ann train` writes (one
+            row per checkpoint interval: `epoch`, `loss`, ... and `val_mIoU`
+            where an evaluation ran).
+        output: PNG path.
+        title: figure title.
+
+    Returns:
+        `output`.
+    """
+    import csv
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # matplotlib is optional
+        raise ImportError("plot_training_curves needs matplotlib: pip install matplotlib") from error
+
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{history_csv} has no rows.")
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    loss = [float(r["loss"]) for r in rows]
+    miou = [(e, float(r["val_mIoU"])) for e, r in zip(epochs, rows) if r.get("val_mIoU") not in (None, "")]
+    fig, left = plt.subplots(figsize=(6, 3.5))
+    left.plot(epochs, loss, "o-", color="tab:blue", label="training loss")
+    left.set_xlabel("checkpoint interval")
+    left.set_ylabel("loss (incl. 0.4 x auxiliary)", color="tab:blue")
+    if miou:
+        right = left.twinx()
+        right.plot([e for e, _ in miou], [m for _, m in miou], "s-", color="tab:red", label="val mIoU")
+        right.set_ylabel("validation mIoU (%)", color="tab:red")
+    if title:
+        left.set_title(title)
+    fig.tight_layout()
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output

@@ -20,3 +20,22 @@ def _reset_keras_state():
 def rng():
     return np.random.default_rng(0)
 
+
+
+@pytest.fixture(scope="module")
+def mmseg_ann():
+    """The test-only mmsegmentation 1.2.2 harness (tests/reference)."""
+    import os
+    import sys
+
+    from testing_utils import require
+
+    require("torch")
+    require("mmseg")
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
+    import mmseg_ann as module
+
+    return module

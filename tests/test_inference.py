@@ -4,8 +4,6 @@ flip, checked by hand on toy models and against mmsegmentation 1.2.2's own
 `SegTTAModel.merge_preds` on a converted R-18 reference."""
 
 import doctest
-import os
-import sys
 
 import keras
 import numpy as np
@@ -16,7 +14,6 @@ import keras_ann
 from keras_ann import inference
 from testing_utils import require
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
 
 TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -292,17 +289,6 @@ def test_single_class_models_are_refused_by_tta():
 # Parity with mmsegmentation 1.2.2 (R-18 reference, random weights)
 # --------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def mmseg_ann():
-    require("torch")
-    require("mmseg")
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    import mmseg_ann as module
-
-    return module
 
 
 @pytest.fixture(scope="module")

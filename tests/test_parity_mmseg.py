@@ -2,28 +2,10 @@
 PyTorch (CPU), random weights and BN statistics, saved as `.pth`, read by our
 torch-free reader, converted, and compared logit for logit."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 import keras_ann
-from testing_utils import require
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
-
-
-@pytest.fixture(scope="module")
-def mmseg_ann():
-    require("torch")
-    require("mmseg")
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    import mmseg_ann as module
-
-    return module
 
 
 def _reference_and_ours(mmseg_ann, tmp_path, depth, align_corners, seed):
