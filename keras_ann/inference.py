@@ -144,7 +144,11 @@ def _float_dtype(model):
 def _run_model(model, images, dtype):
     """Logits `(n, h, w, C)` of a batch, as a NumPy array of `dtype`."""
     x = np.asarray(images, dtype)
-    if hasattr(model, "predict_on_batch"):
+    strategy = getattr(model, "distribute_strategy", None)
+    replicated = getattr(strategy, "num_replicas_in_sync", 1) > 1
+    # Under a tf.distribute strategy predict_on_batch splits the batch over
+    # the replicas (a single image does not split); a direct call does not.
+    if hasattr(model, "predict_on_batch") and not replicated:
         logits = model.predict_on_batch(x)
     else:
         logits = model(x, training=False)

@@ -1,0 +1,27 @@
+"""The distributed training path on a CPU-only machine: MirroredStrategy
+over two logical CPU devices with synchronised batch normalisation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from test_training import _camvid_subset
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_mirrored_strategy_two_logical_cpus(tmp_path):
+    root = _camvid_subset(tmp_path, 4)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "distributed_check.py"), root, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=900, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["synchronized"]
+    assert report["iterations"] == 4
+    assert np.isfinite(report["loss"]).all()
