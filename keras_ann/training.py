@@ -19,6 +19,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from keras_ann.evaluation import MeanIoUEvaluation
 from keras_ann.losses import SegmentationCrossEntropy
@@ -27,7 +28,44 @@ from keras_ann.optimizers import TorchSGD
 from keras_ann.recipes import get_recipe
 from keras_ann.schedules import PolyDecay
 
-__all__ = ["ResumeState", "build_datasets", "compile_for_recipe", "train"]
+__all__ = ["ResumeState", "build_datasets", "compile_for_recipe", "default_strategy", "train"]
+
+
+def default_strategy():
+    """The distribution the machine calls for.
+
+    - TensorFlow backend: `MultiWorkerMirroredStrategy` when `TF_CONFIG`
+      names a cluster (several machines), `MirroredStrategy` over all local
+      GPUs when there are several, else the default (one device).
+    - JAX backend: `keras.distribution.DataParallel` over all local devices
+      when there are several (set globally; batch norm statistics are then
+      computed over the global batch), and the default TensorFlow strategy
+      for the input pipeline.
+
+    Returns:
+        A `tf.distribute.Strategy` to build and compile the model under.
+    """
+    import tensorflow as tf
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if len(jax.devices()) > 1:
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return tf.distribute.get_strategy()
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _num_replicas(strategy):
+    if keras.backend.backend() == "jax":
+        distribution = keras.distribution.distribution()
+        if distribution is not None:
+            return int(np.prod(list(distribution.device_mesh.shape)))
+    return strategy.num_replicas_in_sync
 
 
 class ResumeState(keras.callbacks.Callback):
@@ -177,13 +215,12 @@ def train(
             iterations (a divisor of the evaluation interval; default: the
             largest divisor not above 1000). A killed run loses at most this
             many iterations.
-        strategy: a `tf.distribute` strategy (default: the current one).
+        strategy: a `tf.distribute` strategy (default: `default_strategy()`).
         verbose: `fit()` verbosity.
 
     Returns:
         `(model, history)`.
     """
-    import tensorflow as tf
 
     from keras_ann.weights import load_imagenet_backbone
 
@@ -217,8 +254,8 @@ def train(
     os.makedirs(work_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
-    strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
+    strategy = strategy or default_strategy()
+    replicas = _num_replicas(strategy)
     train_ds, val_ds, val_data = build_datasets(recipe, data_root, seed=seed, num_replicas=replicas)
     with strategy.scope():
         model = ANNSegmenter(
@@ -226,7 +263,9 @@ def train(
             num_classes=recipe.num_classes,
             align_corners=recipe.align_corners,
             auxiliary_loss_weight=recipe.auxiliary_loss_weight,
-            synchronized=replicas > 1,
+            # tf.distribute needs synchronised BN; under JAX's DataParallel
+            # the statistics are over the global batch anyway.
+            synchronized=replicas > 1 and keras.backend.backend() == "tensorflow",
         )
         if imagenet_checkpoint:
             load_imagenet_backbone(model, imagenet_checkpoint)
