@@ -33,10 +33,17 @@ def _demo(args):
     model.compile(optimizer=optimizer)
     budget = _TimeBudget(args.seconds)
     steps_per_epoch = 10
+    import tensorflow as tf
+
+    # An endless shuffled stream: iteration-based training, as the recipes.
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(len(train_x), seed=args.seed)
+        .repeat()
+        .batch(args.batch_size, drop_remainder=True)
+    )
     model.fit(
-        train_x,
-        train_y,
-        batch_size=args.batch_size,
+        train_ds,
         epochs=args.iterations // steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=[budget],
