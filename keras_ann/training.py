@@ -256,7 +256,6 @@ def train(
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
     replicas = _num_replicas(strategy)
-    train_ds, val_ds, val_data = build_datasets(recipe, data_root, seed=seed, num_replicas=replicas)
     with strategy.scope():
         model = ANNSegmenter(
             backbone=recipe.backbone,
@@ -270,18 +269,18 @@ def train(
         if imagenet_checkpoint:
             load_imagenet_backbone(model, imagenet_checkpoint)
         compile_for_recipe(model, recipe, precision)
-    if eval_steps:
-        val_ds = val_ds.take(eval_steps)
-    with open(os.path.join(work_dir, "recipe.json"), "w") as f:
-        json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
     resume = ResumeState(os.path.join(work_dir, "resume"))
     initial_epoch = resume.restore(model)
     if initial_epoch:
         print(f"resuming {work_dir} at iteration {initial_epoch * checkpoint_interval}")
-        # A different (but seeded) data order than the first run's start.
-        train_ds, _, _ = build_datasets(
-            recipe, data_root, seed=seed + initial_epoch, num_replicas=replicas
-        )
+    # A resumed run gets a different (but seeded) data order than its start.
+    train_ds, val_ds, val_data = build_datasets(
+        recipe, data_root, seed=seed + initial_epoch, num_replicas=replicas
+    )
+    if eval_steps:
+        val_ds = val_ds.take(eval_steps)
+    with open(os.path.join(work_dir, "recipe.json"), "w") as f:
+        json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
     every = eval_interval // checkpoint_interval
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
