@@ -140,6 +140,8 @@ def _train(args):
         batch_size=args.batch_size,
         eval_interval=args.eval_interval,
         crop_size=tuple(args.crop_size) if args.crop_size else None,
+        scale=tuple(args.scale) if args.scale else None,
+        checkpoint_interval=args.checkpoint_interval,
         imagenet_checkpoint=args.imagenet,
         seed=args.seed,
         eval_steps=args.eval_steps,
@@ -248,6 +250,12 @@ def build_parser():
     train.add_argument("--eval-interval", type=int)
     train.add_argument("--eval-steps", type=int, help="evaluate on this many images only")
     train.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"))
+    train.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"), help="RandomResize and test Resize scale")
+    train.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        help="save the resume state every N iterations (divides --eval-interval); a killed run loses at most N",
+    )
     train.add_argument("--imagenet", help="ImageNet ResNet-V1c .pth for the backbone")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)

@@ -120,7 +120,14 @@ class MeanIoUEvaluation(keras.callbacks.Callback):
         self.history = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_n_epochs:
+        loss = (logs or {}).get("loss")
+        if (epoch + 1) % self.every_n_epochs or (loss is not None and not np.isfinite(float(loss))):
+            # Not evaluated (between evaluations, or a diverged model that
+            # is not worth scoring): NaN keeps the columns of a `CSVLogger`,
+            # which fixes them at the first epoch.
+            if logs is not None:
+                for key in ("mIoU", "mAcc", "aAcc"):
+                    logs[f"val_{key}"] = float("nan")
             return
         results = evaluate_dataset(
             self.model, self.dataset, class_names=self.class_names, verbose=0, **self.kwargs

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ann.checks import check_images
 from keras_ann.ops import bilinear_resize
 
 __all__ = [
@@ -53,15 +54,7 @@ _COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
 def _check_images(images, name="images"):
     """(N, H, W, 3) images as a NumPy array (dtype kept)."""
-    shape = tuple(getattr(images, "shape", np.shape(images)))
-    if len(shape) != 4 or shape[-1] != 3:
-        hint = " (add a batch axis: `images[None]`)" if len(shape) == 3 else ""
-        raise ValueError(
-            f"`{name}` must be a batch of RGB images of shape (batch, height, width, 3), "
-            f"got shape {shape}{hint}."
-        )
-    if 0 in shape:
-        raise ValueError(f"`{name}` must not be empty, got shape {shape}.")
+    check_images(images, name)
     return np.asarray(ops.convert_to_numpy(images))
 
 

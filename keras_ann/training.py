@@ -69,48 +69,132 @@ def _num_replicas(strategy):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Saves and restores everything needed to continue training exactly.
+    """Saves and restores everything needed to continue training exactly,
+    and refuses to save a model whose loss has become NaN or infinite.
 
     At the end of every epoch (one checkpoint interval) the model's and the
-    optimiser's variables go to `<directory>/state.weights.h5` and the epoch
-    to `state.json`, each written to a temporary file first and renamed, so
-    a crash during a write leaves the previous state intact.
+    optimiser's variables go to `<directory>/state-<epoch>.weights.h5`,
+    written under a temporary name and renamed, and then `state.json`,
+    which names that file and holds the epoch, the iteration and the
+    dropout layers' random-generator states, is replaced the same way. `state.json` is the commit point: a crash at any moment leaves it
+    naming a complete weights file, and older files are deleted only after
+    it has moved on. Optionally the whole model also goes to `model_path`
+    (e.g. `latest.keras`), atomically as well.
+
+    A non-finite training loss stops `fit()` at the end of that batch and
+    nothing is saved from then on: the last good state stays, and `failure`
+    says what happened (`train()` raises it as an error).
 
     Args:
         directory: where the state lives.
+        model_path: optional `.keras` path to save the full model to at
+            every epoch end.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, model_path=None):
         super().__init__()
         self.directory = directory
-        self.weights_path = os.path.join(directory, "state.weights.h5")
+        self.model_path = model_path
         self.meta_path = os.path.join(directory, "state.json")
+        self.failure = None
+
+    def _read_meta(self):
+        if not os.path.exists(self.meta_path):
+            return None
+        with open(self.meta_path) as f:
+            return json.load(f)
 
     def restore(self, model):
-        """Load a saved state into `model` (compiled); returns the epoch to
-        start from (0 when there is none)."""
-        if not (os.path.exists(self.weights_path) and os.path.exists(self.meta_path)):
-            return 0
+        """Load a saved state into `model` (compiled).
+
+        Returns:
+            `(epoch, iteration)` to continue from; `(0, 0)` when there is
+            none.
+        """
+        meta = self._read_meta()
+        if meta is None:
+            return 0, 0
+        weights = os.path.join(self.directory, meta["weights"])
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.weights_path)
-        with open(self.meta_path) as f:
-            return int(json.load(f)["epoch"])
+        model.load_weights(weights)
+        seeds = _seed_states(model)
+        saved = meta.get("seed_states", [])
+        if len(saved) == len(seeds):
+            for variable, value in zip(seeds, saved):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+        return int(meta["epoch"]), int(meta["iteration"])
+
+    def on_train_begin(self, logs=None):
+        self.failure = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.failure is not None:
+            return
+        loss = float(keras.ops.convert_to_numpy(loss))
+        if not np.isfinite(loss):
+            iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            meta = self._read_meta()
+            kept = f"iteration {meta['iteration']}" if meta else "none yet"
+            self.failure = (
+                f"The training loss became {loss} at iteration {iteration}; training stopped. "
+                f"The last good state ({kept}) is kept in {self.directory}. Lower the learning "
+                "rate, use float32 or check the data, then run the same command again to resume."
+            )
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.failure is not None:
+            return
         os.makedirs(self.directory, exist_ok=True)
-        tmp = os.path.join(self.directory, "tmp.state.weights.h5")
+        old = self._read_meta()
+        name = f"state-{epoch + 1}.weights.h5"
+        tmp = os.path.join(self.directory, f"tmp-{name}")
         self.model.save_weights(tmp)
-        os.replace(tmp, self.weights_path)
-        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        with open(self.meta_path + ".tmp", "w") as f:
-            json.dump({"epoch": epoch + 1, "iteration": iterations}, f)
-        os.replace(self.meta_path + ".tmp", self.meta_path)
+        os.replace(tmp, os.path.join(self.directory, name))
+        iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
+        _write_json_atomic(
+            self.meta_path, {"epoch": epoch + 1, "iteration": iteration, "weights": name, "seed_states": seeds}
+        )
+        if old and old["weights"] != name:
+            _remove(os.path.join(self.directory, old["weights"]))
+        if self.model_path:
+            tmp = self.model_path[: -len(".keras")] + ".tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, self.model_path)
+
+
+def _seed_states(model):
+    """The dropout layers' random-generator states (not among the weights
+    that `save_weights` writes): restored, a resumed run draws the dropout
+    masks the uninterrupted run would have drawn."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _write_json_atomic(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-def build_datasets(recipe, data_root, *, seed=0, per_replica_batch=None, num_replicas=1, val_split="val"):
+def build_datasets(
+    recipe, data_root, *, seed=0, per_replica_batch=None, num_replicas=1, val_split="val", start=0
+):
     """Training and evaluation `tf.data` pipelines of a recipe.
 
     Args:
@@ -122,6 +206,8 @@ def build_datasets(recipe, data_root, *, seed=0, per_replica_batch=None, num_rep
         per_replica_batch: images per device (defaults to the recipe's).
         num_replicas: devices.
         val_split: evaluation split.
+        start: training samples already drawn (a resumed run's position
+            in the stream).
 
     Returns:
         `(train_ds, val_ds, dataset_object)`.
@@ -147,7 +233,7 @@ def build_datasets(recipe, data_root, *, seed=0, per_replica_batch=None, num_rep
     train_data = make("train")
     val_data = make(val_split)
     per_replica = per_replica_batch or recipe.per_replica_batch(num_replicas)
-    train_ds = train_data.train_dataset(batch_size=per_replica * num_replicas, seed=seed)
+    train_ds = train_data.train_dataset(batch_size=per_replica * num_replicas, seed=seed, start=start)
     val_ds = val_data.eval_dataset()
     return train_ds, val_ds, val_data
 
@@ -201,7 +287,7 @@ def train(
     Args:
         recipe: a recipe name (see `keras_ann.recipes.RECIPES`) or `Recipe`.
         data_root: dataset root.
-        work_dir: where checkpoints (`latest.keras` at every evaluation),
+        work_dir: where checkpoints (`latest.keras` at every checkpoint interval),
             the resume state (`backup/`), TensorBoard logs (`logs/`) and
             `history.json` go.
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
@@ -269,13 +355,15 @@ def train(
         if imagenet_checkpoint:
             load_imagenet_backbone(model, imagenet_checkpoint)
         compile_for_recipe(model, recipe, precision)
-    resume = ResumeState(os.path.join(work_dir, "resume"))
-    initial_epoch = resume.restore(model)
+    resume = ResumeState(os.path.join(work_dir, "resume"), os.path.join(work_dir, "latest.keras"))
+    initial_epoch, done = resume.restore(model)
     if initial_epoch:
-        print(f"resuming {work_dir} at iteration {initial_epoch * checkpoint_interval}")
-    # A resumed run gets a different (but seeded) data order than its start.
+        print(f"resuming {work_dir} at iteration {done}")
+    # A resumed run continues the same stream: the batches (order and
+    # augmentation) it would have drawn next without the interruption.
+    global_batch = recipe.per_replica_batch(replicas) * replicas
     train_ds, val_ds, val_data = build_datasets(
-        recipe, data_root, seed=seed + initial_epoch, num_replicas=replicas
+        recipe, data_root, seed=seed, num_replicas=replicas, start=done * global_batch
     )
     if eval_steps:
         val_ds = val_ds.take(eval_steps)
@@ -283,7 +371,6 @@ def train(
         json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
     every = eval_interval // checkpoint_interval
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
         MeanIoUEvaluation(
             val_ds,
             class_names=val_data.class_names,
@@ -292,8 +379,7 @@ def train(
             crop_size=recipe.test_crop,
             stride=recipe.test_stride,
         ),
-        resume,
-        keras.callbacks.ModelCheckpoint(os.path.join(work_dir, "latest.keras")),
+        resume,  # after the evaluation: a run killed during it evaluates again
         keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq=50),
     ]
@@ -305,6 +391,8 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
+    if resume.failure:
+        raise FloatingPointError(resume.failure)
     with open(os.path.join(work_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
     return model, history

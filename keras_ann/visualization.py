@@ -87,7 +87,12 @@ def plot_training_curves(history_csv, output, title=None):
         raise ValueError(f"{history_csv} has no rows.")
     epochs = [int(r["epoch"]) + 1 for r in rows]
     loss = [float(r["loss"]) for r in rows]
-    miou = [(e, float(r["val_mIoU"])) for e, r in zip(epochs, rows) if r.get("val_mIoU") not in (None, "")]
+    # Intervals without an evaluation hold NaN (or nothing).
+    miou = [
+        (e, float(r["val_mIoU"]))
+        for e, r in zip(epochs, rows)
+        if r.get("val_mIoU") not in (None, "", "NA") and float(r["val_mIoU"]) == float(r["val_mIoU"])
+    ]
     fig, left = plt.subplots(figsize=(6, 3.5))
     left.plot(epochs, loss, "o-", color="tab:blue", label="training loss")
     left.set_xlabel("checkpoint interval")

@@ -8,13 +8,13 @@ import sys
 
 import numpy as np
 
-from test_training import _camvid_subset
+from testing_utils import camvid_subset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_mirrored_strategy_two_logical_cpus(tmp_path):
-    root = _camvid_subset(tmp_path, 4)
+    root = camvid_subset(tmp_path, 4)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
     result = subprocess.run(
         [sys.executable, os.path.join(HERE, "distributed_check.py"), root, str(tmp_path / "run")],
@@ -31,7 +31,7 @@ def test_jax_data_parallel_two_cpu_devices(tmp_path):
     from testing_utils import require
 
     require("jax")
-    root = _camvid_subset(tmp_path, 4)
+    root = camvid_subset(tmp_path, 4)
     env = dict(
         os.environ,
         KERAS_BACKEND="jax",

@@ -5,12 +5,13 @@ import json
 import os
 import subprocess
 import sys
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
 
 from keras_ann import recipes
-from testing_utils import shared_path
+from testing_utils import camvid_subset
 
 
 def test_recipes_follow_the_reference():
@@ -49,22 +50,6 @@ def test_first_100_learning_rates_equal_the_reference_formula():
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-def _camvid_subset(tmp_path, count):
-    """A CamVid-layout folder with the first `count` training pairs, used
-    as both train and val split (an overfitting check)."""
-    camvid = shared_path("data", "camvid")
-    root = tmp_path / "camvid"
-    names = sorted(os.listdir(os.path.join(camvid, "train")))[:count]
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir(parents=True)
-        for name in names:
-            stem = os.path.splitext(name)[0]
-            os.symlink(os.path.join(camvid, "train", name), root / split / name)
-            os.symlink(os.path.join(camvid, "trainannot", stem + ".png"), root / f"{split}annot" / (stem + ".png"))
-    return str(root)
-
-
 class _Interrupt(Exception):
     pass
 
@@ -74,7 +59,7 @@ def test_overfits_a_few_camvid_images_and_resumes(tmp_path):
 
     from keras_ann import training
 
-    root = _camvid_subset(tmp_path, 4)
+    root = camvid_subset(tmp_path, 4)
     work = str(tmp_path / "run")
     common = dict(
         iterations=60, batch_size=4, crop_size=(128, 128), scale=(240, 180), eval_interval=30,
@@ -100,7 +85,7 @@ def test_overfits_a_few_camvid_images_and_resumes(tmp_path):
     finally:
         keras.Model.fit = original_fit
     with open(os.path.join(work, "resume", "state.json")) as f:
-        assert json.load(f) == {"epoch": 2, "iteration": 20}
+        assert json.load(f) == {"epoch": 2, "iteration": 20, "weights": "state-2.weights.h5", "seed_states": ANY}
     # The same command again continues at iteration 20 and ends at 60.
     model, history = training.train("ann_r18_d8_camvid_cpu", root, work, **common)
     assert int(model.optimizer.iterations.numpy()) == 60

@@ -31,3 +31,19 @@ def require(module):
             pytest.fail(f"{module} is required in CI but not installed")
         pytest.skip(f"{module} is not installed")
     return importlib.import_module(module)
+
+
+def camvid_subset(tmp_path, count):
+    """A CamVid-layout folder with the first `count` training pairs, used
+    as both train and val split (an overfitting check)."""
+    camvid = shared_path("data", "camvid")
+    root = tmp_path / "camvid"
+    names = sorted(os.listdir(os.path.join(camvid, "train")))[:count]
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir(parents=True)
+        for name in names:
+            stem = os.path.splitext(name)[0]
+            os.symlink(os.path.join(camvid, "train", name), root / split / name)
+            os.symlink(os.path.join(camvid, "trainannot", stem + ".png"), root / f"{split}annot" / (stem + ".png"))
+    return str(root)

@@ -48,12 +48,14 @@ AUTOTUNE = tf.data.AUTOTUNE
 _SEED_SALT = 0x5EED
 
 
-def element_seeds(dataset, seed):
+def element_seeds(dataset, seed, start=0):
     """Pairs each element with a per-element stateless seed.
 
     Args:
         dataset: a `tf.data.Dataset` of `(image, label)`.
         seed: int.
+        start: the stream position of the first element (a resumed stream
+            gets the seeds it would have had without the interruption).
 
     Returns:
         A dataset of `(seed[2], image, label)`.
@@ -64,7 +66,7 @@ def element_seeds(dataset, seed):
         image, label = element
         return tf.random.experimental.stateless_fold_in(base, i), image, label
 
-    return dataset.enumerate().map(attach)
+    return dataset.enumerate(start=start).map(attach)
 
 
 def _options(deterministic):
@@ -78,6 +80,7 @@ def apply_train_transforms(
     *,
     batch_size,
     seed=0,
+    start=0,
     scale=None,
     ratio_range=(0.5, 2.0),
     crop_size=None,
@@ -98,6 +101,7 @@ def apply_train_transforms(
             already shuffled / repeated as wanted.
         batch_size: int.
         seed: int, seeds the per-sample randomness.
+        start: stream position of the first sample (see `element_seeds`).
         scale, ratio_range, crop_size, cat_max_ratio, flip_prob, photometric,
             ignore_index, pad_value: see `transforms.train_transform`.
         drop_remainder: bool.
@@ -124,7 +128,7 @@ def apply_train_transforms(
             pad_value=pad_value,
         )
 
-    ds = element_seeds(dataset, seed)
+    ds = element_seeds(dataset, seed, start)
     ds = ds.map(fn, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if prefetch is not None:
@@ -320,11 +324,15 @@ class SegmentationDataset:
         labels = tf.constant([f[1] for f in self.files])
         return indices.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
 
-    def _index_stream(self, seed, shuffle, repeat):
+    def _index_stream(self, seed, shuffle, repeat, start=0):
+        """File indices: epoch after epoch (each a stateless permutation of
+        `(seed, epoch)` when shuffling), from stream position `start` on
+        without reading the files before it."""
         n = len(self.files)
-        epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+        first_epoch, offset = divmod(int(start), n) if repeat else (0, int(start))
+        epochs = tf.data.Dataset.counter(first_epoch) if repeat else tf.data.Dataset.range(1)
         if not shuffle:
-            return epochs.flat_map(lambda e: tf.data.Dataset.range(n))
+            return epochs.flat_map(lambda e: tf.data.Dataset.range(n)).skip(offset)
         base = tf.constant([int(seed), _SEED_SALT + 1], tf.int64)
 
         def permutation(epoch):
@@ -332,7 +340,7 @@ class SegmentationDataset:
             order = tf.argsort(tf.random.stateless_uniform([n], key))
             return tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64))
 
-        return epochs.flat_map(permutation)
+        return epochs.flat_map(permutation).skip(offset)
 
     def raw_dataset(self, *, shuffle=False, seed=0, repeat=False, num_parallel_calls=AUTOTUNE):
         """Decoded, untransformed samples.
@@ -359,6 +367,7 @@ class SegmentationDataset:
         batch_size=2,
         *,
         seed=0,
+        start=0,
         scale=None,
         crop_size=None,
         ratio_range=None,
@@ -382,6 +391,10 @@ class SegmentationDataset:
         Args:
             batch_size: int.
             seed: int; the same seed gives the same batches.
+            start: the number of samples of the stream already used: a
+                resumed run passes `iterations * batch_size` and continues
+                with the batches (order and augmentation) the interrupted
+                run would have drawn next. Files before it are not read.
             scale: `RandomResize` scale, e.g. `(2048, 1024)`.
             crop_size: `(h, w)`.
             ratio_range: `(min, max)`.
@@ -410,12 +423,13 @@ class SegmentationDataset:
         crop_size = self.crop_size if crop_size is None else crop_size
         ratio_range = self.ratio_range if ratio_range is None else ratio_range
         cat_max_ratio = self.cat_max_ratio if cat_max_ratio is None else cat_max_ratio
-        paths = self._paths_dataset(self._index_stream(seed, shuffle, repeat))
+        paths = self._paths_dataset(self._index_stream(seed, shuffle, repeat, start))
         raw = self._decode(paths, num_parallel_calls)
         return apply_train_transforms(
             raw,
             batch_size=batch_size,
             seed=seed,
+            start=start,
             scale=scale,
             ratio_range=ratio_range,
             crop_size=crop_size,

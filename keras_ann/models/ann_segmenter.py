@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_ann.backbones.resnet import ResNetBackbone, input_dtype
+from keras_ann.checks import check_images, check_labels
 from keras_ann.layers import initializers
 from keras_ann.layers.afnb import AFNB
 from keras_ann.layers.apnb import APNB
@@ -195,6 +196,14 @@ class ANNSegmenter(keras.Model):
         self.std = tuple(float(s) for s in std)
         self.synchronized = bool(synchronized)
 
+    def __call__(self, *args, **kwargs):
+        # Before Keras converts the input (a boolean or complex array would
+        # silently become float32, a wrong rank fail deep in the graph).
+        images = args[0] if args else kwargs.get("inputs")
+        if images is not None and not isinstance(images, (dict, list, tuple)):
+            check_images(images, "images")
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs, training=None, mask=None):
         if training and self.training_graph is not None:
             return self.training_graph(inputs, training=True)
@@ -203,6 +212,7 @@ class ANNSegmenter(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss on the logits, plus `auxiliary_loss_weight` times
         the compiled loss on the auxiliary logits when training."""
+        y = self._checked_labels(x, y)
         if not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         loss = super().compute_loss(x, y, y_pred["logits"], sample_weight, training=training)
@@ -211,7 +221,54 @@ class ANNSegmenter(keras.Model):
             loss = loss + self.auxiliary_loss_weight * aux
         return loss
 
+    # Data checked before Keras traces anything, and a traced function
+    # dropped when its first trace failed (TensorFlow refuses to create the
+    # optimiser's variables in a second first trace), so that a refused
+    # input leaves the model usable.
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        _check_data(x, y)
+        try:
+            return super().fit(x, y, *args, **kwargs)
+        except Exception:
+            self.train_function = None
+            raise
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        _check_data(x, y)
+        try:
+            return super().evaluate(x, y, *args, **kwargs)
+        except Exception:
+            self.test_function = None
+            raise
+
+    def predict(self, x, *args, **kwargs):
+        _check_data(x, None)
+        try:
+            return super().predict(x, *args, **kwargs)
+        except Exception:
+            self.predict_function = None
+            raise
+
+    def _checked_labels(self, x, y):
+        """`y` checked against `x`; labels of unknown rank (tf.function
+        relaxes shapes when it retraces) are reshaped to the images'
+        `(batch, height, width)`, which fails at run time unless the sizes
+        agree."""
+        if x is None or y is None or isinstance(y, (dict, list, tuple)):
+            return y
+        images_shape = check_images(x, "x")
+        check_labels(y, images_shape, "y")
+        try:
+            rank = len(y.shape)
+        except (TypeError, ValueError):
+            rank = None
+        if rank != 3:
+            y = ops.reshape(y, ops.shape(x)[:3])
+        return y
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        y = self._checked_labels(x, y)
         if isinstance(y_pred, dict):
             y_pred = y_pred["logits"]
         return super().compute_metrics(x, y, y_pred, sample_weight)
@@ -325,6 +382,25 @@ class ANNSegmenter(keras.Model):
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
+
+
+def _check_data(x, y):
+    """Checks `fit`/`evaluate`/`predict` data whose shapes are known up
+    front: arrays and tensors, or a `tf.data.Dataset`'s element spec."""
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        if isinstance(spec, (tuple, list)) and spec:
+            images = check_images(spec[0], "x (the dataset's images)")
+            if len(spec) > 1 and not isinstance(spec[1], (dict, list, tuple)):
+                check_labels(spec[1], images, "y (the dataset's labels)")
+        elif not isinstance(spec, dict):
+            check_images(spec, "x (the dataset's images)")
+        return
+    if x is None or isinstance(x, (dict, list, tuple)) or not hasattr(x, "shape"):
+        return  # generators, PyDatasets: checked when traced
+    images = check_images(x, "x")
+    if y is not None and hasattr(y, "shape"):
+        check_labels(y, images, "y")
 
 
 def logits_to_labels(logits):

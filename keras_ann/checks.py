@@ -1,0 +1,115 @@
+"""Argument checks for model inputs: clear `ValueError`s, no silent casts.
+
+Keras converts what it is given: a boolean or complex array becomes
+float32 (the imaginary part dropped), a `(H, W, 3)` image fails deep inside
+the functional graph, a `(batch, 0, W, 3)` batch fails in a convolution
+with "negative dimension size", and labels of another size than the images
+reach the metrics' confusion matrix as a shape mismatch in a graph op. These
+checks run on static shapes before any of that, so they work on NumPy
+arrays, tensors of every backend and symbolic `KerasTensor`s alike
+(unknown dimensions are not checked).
+"""
+
+import keras
+
+__all__ = ["check_images", "check_labels"]
+
+_IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "uint16", "int8", "int16", "int32", "int64")
+_LABEL_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
+
+
+def _dtype_name(x):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return None
+    try:
+        return keras.backend.standardize_dtype(dtype)
+    except (ValueError, TypeError):
+        return str(dtype)
+
+
+def _shape(x):
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):  # unknown rank
+        return None
+
+
+def check_images(images, name="images"):
+    """Checks a batch of RGB images: shape `(batch, height, width, 3)`, no
+    zero-sized axis, a real-valued numeric dtype.
+
+    Args:
+        images: array or tensor (NumPy, any Keras backend, or symbolic).
+        name: the argument's name for the error message.
+
+    Returns:
+        The static shape, a tuple (`None` for unknown dimensions).
+
+    Raises:
+        ValueError: naming `name`, the expected and the received shape or
+            dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_images(np.zeros((2, 64, 64, 3), "uint8"))
+    (2, 64, 64, 3)
+    >>> check_images(np.zeros((64, 64, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: `images` must be a batch of RGB images of shape (batch, height, width, 3), got shape (64, 64, 3) (add a batch axis: `images[None]`).
+    """
+    dtype = _dtype_name(images)
+    if dtype is not None and dtype not in _IMAGE_DTYPES:
+        raise ValueError(
+            f"`{name}` must hold real-valued pixels (a float or integer dtype), got dtype {dtype} "
+            f"(shape {_shape(images)})."
+        )
+    shape = _shape(images)
+    if shape is None:
+        return shape
+    if len(shape) != 4 or shape[-1] not in (3, None):
+        hint = " (add a batch axis: `images[None]`)" if len(shape) == 3 and shape[-1] == 3 else ""
+        raise ValueError(
+            f"`{name}` must be a batch of RGB images of shape (batch, height, width, 3), "
+            f"got shape {shape}{hint}."
+        )
+    if 0 in shape:
+        raise ValueError(f"`{name}` must not be empty, got shape {shape}.")
+    return shape
+
+
+def check_labels(labels, images_shape, name="labels"):
+    """Checks label maps against the images they belong to: shape
+    `(batch, height, width)` (or with a trailing axis of 1) equal to the
+    images' first three axes, an integer (or integral float) dtype.
+
+    Args:
+        labels: array or tensor.
+        images_shape: the images' static shape, e.g. from `check_images`.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming `name` and both shapes.
+    """
+    dtype = _dtype_name(labels)
+    if dtype is not None and dtype not in _LABEL_DTYPES:
+        raise ValueError(f"`{name}` must hold class indices (an integer dtype), got dtype {dtype}.")
+    shape = _shape(labels)
+    if shape is None:
+        return
+    expected = None if images_shape is None else tuple(images_shape[:3])
+    core = shape[:3] if len(shape) == 4 and shape[-1] in (1, None) else shape
+    if len(core) != 3 or (
+        expected is not None
+        and any(a is not None and b is not None and a != b for a, b in zip(core, expected))
+    ):
+        wanted = "(batch, height, width)" if expected is None else f"{expected} (batch, height, width)"
+        raise ValueError(
+            f"`{name}` must be label maps of shape {wanted} matching the images "
+            f"{tuple(images_shape) if images_shape is not None else ''}, got shape {shape}."
+        )

@@ -1,0 +1,367 @@
+"""Reliability: killed runs resume, bad input is refused clearly, hostile
+files are refused, a diverging run stops and keeps its last good state.
+
+(`.pth` pickles that try to run code, truncated zips, random checkpoint
+bytes and wrong download hashes are covered in `test_pth_reader.py` and
+`test_convert.py`.)
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import keras
+import keras_ann
+from keras_ann import training
+from keras_ann.data import camvid
+from keras_ann.data.errors import DatasetError
+from keras_ann.data.io import load_sample, read_image, read_label
+from keras_ann.data.synthetic import make_scenes
+from keras_ann.recipes import get_recipe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Small, fast training runs of the CamVid recipe on generated scenes.
+SMALL = dict(crop_size=(32, 32), scale=(48, 48), batch_size=2, seed=0)
+
+
+def _scene_folder(path, count=6, size=48):
+    """Generated scenes in the CamVid layout (5 classes of the 11)."""
+    images, labels = make_scenes(count, size, size, seed=3)
+    for split in ("train", "val"):
+        os.makedirs(os.path.join(path, split))
+        os.makedirs(os.path.join(path, split + "annot"))
+        for i, (image, label) in enumerate(zip(images, labels)):
+            Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, split, f"{i:03d}.png"))
+            Image.fromarray(label).save(os.path.join(path, split + "annot", f"{i:03d}.png"))
+    return str(path)
+
+
+def _tiny_model(num_classes=3):
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=8, base_channels=8)
+    return keras_ann.ANNSegmenter(
+        backbone, num_classes=num_classes, head_channels=16, project_channels=8, auxiliary_channels=8
+    )
+
+
+# --------------------------------------------------------------------------
+# Resume: the same stream, atomic state, kill -9
+# --------------------------------------------------------------------------
+
+
+def test_a_resumed_stream_continues_with_the_same_batches(tmp_path):
+    data = camvid(_scene_folder(tmp_path / "scenes", count=5), "train", crop_size=(32, 32), train_scale=(48, 48))
+    full = [b for b in data.train_dataset(batch_size=2, seed=7).take(7)]
+    # 3 batches done = 6 samples: past the end of the first 5-file epoch.
+    resumed = [b for b in data.train_dataset(batch_size=2, seed=7, start=6).take(4)]
+    for (x, y), (rx, ry) in zip(full[3:], resumed):
+        np.testing.assert_array_equal(x.numpy(), rx.numpy())
+        np.testing.assert_array_equal(y.numpy(), ry.numpy())
+    other = next(iter(data.train_dataset(batch_size=2, seed=7, start=2)))
+    assert not np.array_equal(other[0].numpy(), full[3][0].numpy())
+
+
+def _state(directory):
+    with open(os.path.join(directory, "state.json")) as f:
+        return json.load(f)
+
+
+def test_a_crash_while_saving_leaves_the_previous_state_usable(tmp_path, monkeypatch):
+    model = _tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 3, (2, 32, 32))
+    model.fit(x, y, epochs=1, verbose=0)
+    directory = str(tmp_path / "resume")
+    state = training.ResumeState(directory)
+    state.set_model(model)
+    state.on_epoch_end(0)
+    saved = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=1, verbose=0)  # the weights move on
+
+    # 1. Killed in the middle of writing the weights file.
+    def half_written(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+        raise OSError("killed while writing")
+
+    monkeypatch.setattr(model, "save_weights", half_written)
+    with pytest.raises(OSError, match="killed while writing"):
+        state.on_epoch_end(1)
+    monkeypatch.undo()
+    # 2. Killed after the weights file, before `state.json` moved on.
+    monkeypatch.setattr(training, "_write_json_atomic", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError, match="killed"):
+        state.on_epoch_end(1)
+    monkeypatch.undo()
+
+    assert _state(directory)["epoch"] == 1
+    fresh = _tiny_model()
+    fresh.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    assert training.ResumeState(directory).restore(fresh) == (1, 1)
+    for got, want in zip(fresh.get_weights(), saved):
+        np.testing.assert_array_equal(got, want)
+
+
+def _train_command(root, work, iterations):
+    return [
+        sys.executable, "-m", "keras_ann.cli", "train", "ann_r18_d8_camvid_cpu",
+        "--data-root", root, "--work-dir", work,
+        "--iterations", str(iterations), "--eval-interval", str(iterations // 2),
+        "--checkpoint-interval", "2", "--batch-size", "2",
+        "--crop-size", "32", "32", "--scale", "48", "48", "--seed", "0",
+    ]  # fmt: skip
+
+
+def _final_row(work):
+    with open(os.path.join(work, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    return {k: float(v) for k, v in rows[-1].items() if k != "epoch" and v != "NA"}
+
+
+def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run(tmp_path):
+    root = _scene_folder(tmp_path / "scenes")
+    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+    iterations = 16
+    reference_work = str(tmp_path / "reference")
+    killed_work = str(tmp_path / "killed")
+    log = open(tmp_path / "log.txt", "w")
+    reference = subprocess.Popen(_train_command(root, reference_work, iterations), env=env, stdout=log, stderr=log)
+    victim = subprocess.Popen(_train_command(root, killed_work, iterations), env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 300
+        state = os.path.join(killed_work, "resume", "state.json")
+        while not os.path.exists(state) or _state(os.path.dirname(state))["iteration"] < 4:
+            assert victim.poll() is None, open(tmp_path / "log.txt").read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(60) == -signal.SIGKILL
+        killed_at = _state(os.path.dirname(state))["iteration"]
+        assert 4 <= killed_at < iterations, killed_at
+        # The same command again.
+        resumed = subprocess.run(
+            _train_command(root, killed_work, iterations), env=env, capture_output=True, text=True, timeout=300
+        )
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"resuming {killed_work} at iteration {killed_at}" in resumed.stdout
+        assert reference.wait(300) == 0, open(tmp_path / "log.txt").read()[-3000:]
+    finally:
+        for p in (reference, victim):
+            if p.poll() is None:
+                p.kill()
+        log.close()
+    assert _state(os.path.join(killed_work, "resume"))["iteration"] == iterations
+    want, got = _final_row(reference_work), _final_row(killed_work)
+    assert set(want) == set(got) and "val_mIoU" in want
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-4), (key, got, want)
+    m1 = keras.saving.load_model(os.path.join(reference_work, "latest.keras"))
+    m2 = keras.saving.load_model(os.path.join(killed_work, "latest.keras"))
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Numerics: a diverging run stops and keeps its last good state
+# --------------------------------------------------------------------------
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tmp_path):
+    root = _scene_folder(tmp_path / "scenes")
+    work = str(tmp_path / "run")
+    common = dict(SMALL, eval_interval=4, checkpoint_interval=2, verbose=0)
+    training.train("ann_r18_d8_camvid_cpu", root, work, iterations=4, **common)
+    good = _state(os.path.join(work, "resume"))
+    assert good["iteration"] == 4
+    good_model = keras.saving.load_model(os.path.join(work, "latest.keras"))
+
+    # Continue with a learning rate that blows the weights up.
+    exploding = get_recipe("ann_r18_d8_camvid_cpu").replace(learning_rate=1e38)
+    with pytest.raises(FloatingPointError, match=r"loss became (nan|inf).*iteration 4"):
+        training.train(exploding, root, work, iterations=8, **common)
+    assert _state(os.path.join(work, "resume")) == good
+    kept = keras.saving.load_model(os.path.join(work, "latest.keras"))
+    for a, b in zip(kept.get_weights(), good_model.get_weights()):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+    fresh = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=11)
+    training.compile_for_recipe(fresh, get_recipe("ann_r18_d8_camvid_cpu"))
+    assert training.ResumeState(os.path.join(work, "resume")).restore(fresh) == (2, 4)
+    assert all(np.all(np.isfinite(w)) for w in fresh.get_weights())
+
+
+# --------------------------------------------------------------------------
+# Bad model input
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = _tiny_model()
+    m.compile()
+    return m
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((32, 32, 3), "float32"), r"`images` must be a batch of RGB images.*\(32, 32, 3\).*images\[None\]"),
+        (np.zeros((1, 32, 32, 4), "float32"), r"`images` must be a batch of RGB images.*\(1, 32, 32, 4\)"),
+        (np.zeros((1, 32, 32), "float32"), r"`images` must be a batch of RGB images.*\(1, 32, 32\)"),
+        (np.zeros((1, 0, 32, 3), "float32"), r"`images` must not be empty, got shape \(1, 0, 32, 3\)"),
+        (np.zeros((0, 32, 32, 3), "float32"), r"`images` must not be empty"),
+        (np.zeros((1, 32, 32, 3), bool), r"`images` must hold real-valued pixels.*dtype bool"),
+        (np.zeros((1, 32, 32, 3), np.complex64), r"`images` must hold real-valued pixels.*complex64"),
+        (np.full((1, 4, 4, 3), "x"), r"`images` must hold real-valued pixels"),
+    ],
+)
+def test_bad_images_are_refused_by_call_and_predict(model, images, message):
+    with pytest.raises(ValueError, match=message):
+        model(images)
+    with pytest.raises(ValueError, match=message.replace("`images`", "`x`")):
+        model.predict(images, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        keras_ann.inference.predict_logits(model, images)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.zeros((2, 16, 16), "int32"), r"`y` must be label maps of shape \(2, 32, 32\).*got shape \(2, 16, 16\)"),
+        (np.zeros((2, 32), "int32"), r"`y` must be label maps.*got shape \(2, 32\)"),
+        (np.zeros((2, 32, 32, 3), "int32"), r"`y` must be label maps.*got shape \(2, 32, 32, 3\)"),
+        (np.zeros((3, 32, 32), "int32"), r"`y` must be label maps of shape \(2, 32, 32\).*\(3, 32, 32\)"),
+        (np.zeros((2, 32, 32), bool), r"`y` must hold class indices.*bool"),
+    ],
+)
+def test_bad_labels_are_refused_and_the_model_stays_usable(model, labels, message):
+    images = np.zeros((2, 32, 32, 3), "float32")
+    with pytest.raises(ValueError, match=message):
+        model.fit(images, labels, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        model.evaluate(images, labels, verbose=0)
+    import tensorflow as tf
+
+    if len(labels) == len(images):  # else tf.data refuses the pair itself
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+        in_dataset = message.replace("`y`", r"`y \(the dataset's labels\)`").replace(r"\(2, ", r"\(None, ")
+        with pytest.raises(ValueError, match=in_dataset):
+            model.fit(dataset, verbose=0)
+    # Nothing lost: the same model trains on good labels afterwards.
+    good = np.zeros((2, 32, 32, 1), "int32")  # a trailing axis of 1 is fine
+    history = model.fit(images, good, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_images_smaller_than_the_crop_follow_the_reference(model):
+    # mmseg's slide inference uses such an image whole (one window); it is
+    # not an error there, so it is not one here.
+    images = np.random.default_rng(0).uniform(0, 255, (1, 20, 28, 3)).astype("float32")
+    slide = keras_ann.inference.predict_logits(model, images, mode="slide", crop_size=32, stride=21)
+    whole = keras_ann.inference.predict_logits(model, images)
+    np.testing.assert_allclose(slide, whole, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Hostile files: a .keras file with a lambda is refused (Keras safe mode)
+# --------------------------------------------------------------------------
+
+
+def test_a_keras_file_with_a_lambda_is_refused_without_running_it(tmp_path):
+    marker = str(tmp_path / "pwned")
+    inputs = keras.Input((8, 8, 3))
+    # The lambda writes a file when it runs: deserialising it in unsafe
+    # mode and building the model would.
+    outputs = keras.layers.Lambda(lambda x: x + 0 * len(open(marker, "w").name))(inputs)
+    path = str(tmp_path / "evil.keras")
+    keras.Model(inputs, outputs).save(path)
+    if os.path.exists(marker):
+        os.remove(marker)  # created when Keras traced the lambda above
+    image = str(tmp_path / "street.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+
+    with pytest.raises(ValueError, match="(?i)lambda.*(safe_mode|arbitrary code)"):
+        keras_ann.ANNSegmenter.from_preset(path)
+    with pytest.raises(ValueError, match="(?i)lambda"):
+        from keras_ann import cli
+
+        cli.main(["predict", path, image, "--output-dir", str(tmp_path / "out")])
+    assert not os.path.exists(marker)
+
+
+# --------------------------------------------------------------------------
+# Property-based: random bytes and random images to the decoders
+# --------------------------------------------------------------------------
+
+
+_MODES = ("1", "L", "P", "RGB", "RGBA", "I;16", "I", "F", "LA", "CMYK")
+
+
+@st.composite
+def _image_files(draw):
+    """(file bytes, suffix): random bytes, a valid image of a random mode and
+    size, or a valid image cut short or with flipped bytes."""
+    kind = draw(st.sampled_from(["bytes", "image", "truncated", "corrupted"]))
+    suffix = draw(st.sampled_from([".png", ".jpg", ".bmp", ".tif", ".webp"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300)), suffix
+    mode = draw(st.sampled_from(_MODES))
+    width, height = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    seed = draw(st.integers(0, 2**16))
+    values = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    image = Image.fromarray(values, "RGBA").convert(mode)
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".webp": "WEBP"}[suffix]
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, fmt)
+    except (OSError, ValueError, KeyError):  # mode not writable in this format
+        image.convert("RGB").save(buffer, fmt)
+    data = buffer.getvalue()
+    if kind == "truncated":
+        data = data[: draw(st.integers(0, max(len(data) - 1, 0)))]
+    elif kind == "corrupted":
+        data = bytearray(data)
+        for _ in range(draw(st.integers(1, 8))):
+            position = draw(st.integers(0, len(data) - 1))
+            data[position] = draw(st.integers(0, 255))
+        data = bytes(data)
+    return data, suffix
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(image=_image_files(), label=_image_files(), num_classes=st.integers(1, 255))
+def test_decoders_return_valid_arrays_or_a_clear_dataset_error(tmp_path, image, label, num_classes):
+    image_path = str(tmp_path / ("image" + image[1]))
+    label_path = str(tmp_path / ("label" + label[1]))
+    with open(image_path, "wb") as f:
+        f.write(image[0])
+    with open(label_path, "wb") as f:
+        f.write(label[0])
+    for read, path in ((read_image, image_path), (read_label, label_path)):
+        try:
+            array = read(path)
+        except DatasetError as e:
+            assert path in str(e)
+        else:
+            assert array.dtype == np.uint8 and array.size > 0
+            assert array.ndim == (3 if read is read_image else 2)
+    try:
+        x, y = load_sample(image_path, label_path, num_classes=num_classes)
+    except DatasetError as e:
+        assert image_path in str(e) or label_path in str(e)
+    else:
+        assert x.shape[:2] == y.shape and x.shape[2] == 3
+        assert np.all((y < num_classes) | (y == 255))
