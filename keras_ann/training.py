@@ -60,6 +60,46 @@ def default_strategy():
     return tf.distribute.get_strategy()
 
 
+def _cluster_task(strategy):
+    """`(is_chief, name)` of this process in a multi-worker cluster, or
+    `(True, None)` outside one. The chief is the `chief` task, or worker 0
+    when the cluster has no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return True, None
+    cluster = resolver.cluster_spec().as_dict()
+    if sum(len(cluster.get(job, [])) for job in ("chief", "worker")) < 2:
+        return True, None
+    task_type, task_id = resolver.task_type, resolver.task_id
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return chief, f"{task_type}-{task_id}"
+
+
+def _fit_multi_worker(model, train_ds):
+    """Let Keras 3's `fit()` run under `MultiWorkerMirroredStrategy`.
+
+    Keras 3 (up to 3.15 at least) cannot: before training it reduces a batch
+    across the workers eagerly just to learn the input shapes, which the
+    collective all-reduce refuses ("Attempt to convert a value (PerReplica
+    ...) to a Tensor"), and every step it reduces the scalar logs along an
+    axis 0 they do not have ("Invalid reduction dimension 0 for input with 0
+    dimensions", tensorflow/tensorflow#72388). Here the model, loss and
+    metrics are built from the dataset's element spec instead, and the logs
+    leave the step as 1-vectors, which the reduction averages over the
+    replicas into the usual scalars.
+    """
+    import tensorflow as tf
+
+    model._symbolic_build(data_batch=train_ds.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    compute_metrics = model.compute_metrics
+
+    def vector_logs(*args, **kwargs):
+        return {name: tf.reshape(value, [1]) for name, value in compute_metrics(*args, **kwargs).items()}
+
+    model.compute_metrics = vector_logs
+
+
 def _num_replicas(strategy):
     if keras.backend.backend() == "jax":
         distribution = keras.distribution.distribution()
@@ -355,7 +395,14 @@ def train(
         if imagenet_checkpoint:
             load_imagenet_backbone(model, imagenet_checkpoint)
         compile_for_recipe(model, recipe, precision)
-    resume = ResumeState(os.path.join(work_dir, "resume"), os.path.join(work_dir, "latest.keras"))
+    # In a multi-worker cluster every worker keeps its own resume state (the
+    # machines need not share a file system); the chief writes the run's
+    # outputs to `work_dir`, the others to `work_dir/<task>/`.
+    chief, task = _cluster_task(strategy)
+    out_dir = work_dir if chief else os.path.join(work_dir, task)
+    resume = ResumeState(
+        os.path.join(out_dir, "resume"), os.path.join(work_dir, "latest.keras") if chief else None
+    )
     initial_epoch, done = resume.restore(model)
     if initial_epoch:
         print(f"resuming {work_dir} at iteration {done}")
@@ -367,7 +414,11 @@ def train(
     )
     if eval_steps:
         val_ds = val_ds.take(eval_steps)
-    with open(os.path.join(work_dir, "recipe.json"), "w") as f:
+    if task is not None:
+        with strategy.scope():
+            _fit_multi_worker(model, train_ds)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "recipe.json"), "w") as f:
         json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
     every = eval_interval // checkpoint_interval
     callbacks = [
@@ -380,8 +431,8 @@ def train(
             stride=recipe.test_stride,
         ),
         resume,  # after the evaluation: a run killed during it evaluates again
-        keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"), update_freq=50),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq=50),
     ]
     history = model.fit(
         train_ds,
@@ -393,6 +444,6 @@ def train(
     )
     if resume.failure:
         raise FloatingPointError(resume.failure)
-    with open(os.path.join(work_dir, "history.json"), "w") as f:
+    with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
     return model, history

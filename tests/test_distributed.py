@@ -1,5 +1,7 @@
-"""The distributed training path on a CPU-only machine: MirroredStrategy
-over two logical CPU devices with synchronised batch normalisation."""
+"""The distributed training paths on a CPU-only machine: MirroredStrategy
+over two logical CPU devices with synchronised batch normalisation,
+MultiWorkerMirroredStrategy over two worker processes on localhost, and
+JAX's DataParallel over two host devices."""
 
 import json
 import os
@@ -7,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from testing_utils import camvid_subset
 
@@ -47,3 +50,55 @@ def test_jax_data_parallel_two_cpu_devices(tmp_path):
     assert report["backend"] == "jax" and report["devices"] == 2
     assert report["distribution"] == "DataParallel"
     assert report["iterations"] == 2 and np.isfinite(report["loss"]).all()
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_strategy_two_processes_on_localhost(tmp_path):
+    root = camvid_subset(tmp_path, 4)
+    work = str(tmp_path / "run")
+    ports = ",".join(str(p) for p in _free_ports(2))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    script = os.path.join(HERE, "multi_worker_check.py")
+    logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]
+    workers = [
+        subprocess.Popen([sys.executable, script, str(i), ports, root, work], env=env, stdout=logs[i], stderr=subprocess.STDOUT)
+        for i in range(2)
+    ]
+    try:
+        codes = [w.wait(timeout=600) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    reports = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    for report in reports:
+        assert report["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
+        assert report["replicas"] == 2 and report["synchronized"]
+        assert report["iterations"] == 4
+        assert np.isfinite(report["loss"]).all() and np.isfinite(report["val_mIoU"])
+    # One model: the workers' losses and weights agree.
+    np.testing.assert_allclose(reports[0]["loss"], reports[1]["loss"], rtol=1e-6)
+    assert reports[0]["weights"] == pytest.approx(reports[1]["weights"], rel=1e-9)
+    # The chief (worker 0) writes the run's outputs, worker 1 its own state.
+    assert os.path.exists(os.path.join(work, "latest.keras"))
+    assert os.path.exists(os.path.join(work, "resume", "state.json"))
+    assert os.path.exists(os.path.join(work, "worker-1", "resume", "state.json"))
+    assert not os.path.exists(os.path.join(work, "worker-1", "latest.keras"))
