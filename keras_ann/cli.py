@@ -128,6 +128,26 @@ def _load_model(spec, **overrides):
     return keras_ann.ANNSegmenter.from_preset(spec, **overrides)
 
 
+def _export(args):
+    from keras_ann.export import export_model, validate_arguments
+
+    options = dict(
+        format=args.format,
+        output=args.output_kind,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        opset=args.opset,
+    )
+    try:
+        # Before loading the model, which may download a preset.
+        validate_arguments(args.output, **options)
+    except (ValueError, ImportError) as error:
+        raise SystemExit(f"keras-ann export: error: {error}")
+    overrides = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    model = _load_model(args.model, **overrides)
+    print(export_model(model, args.output, **options).summary())
+
+
 def _train(args):
     from keras_ann.training import train
 
@@ -281,6 +301,25 @@ def build_parser():
     predict.add_argument("--output-dir", default="outputs/predictions")
     add_inference_args(predict)
     predict.set_defaults(func=_predict)
+
+    export = sub.add_parser(
+        "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"
+    )
+    export.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    export.add_argument("output", help="the directory (saved_model) or file (.tflite, .onnx) to write")
+    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"))
+    export.add_argument(
+        "--output", dest="output_kind", default="logits", choices=("logits", "labels"),
+        help="logits (batch, H, W, classes) or int32 label maps (batch, H, W)",
+    )
+    export.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"),
+        help="fixed image size (required for tflite; default: any size)",
+    )
+    export.add_argument("--batch-size", type=int, help="fixed batch size (default: any; tflite: 1)")
+    export.add_argument("--num-classes", type=int, help="replace the classifier (new, untrained weights)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
+    export.set_defaults(func=_export)
 
     presets = sub.add_parser("presets", help="list the released reference models")
     presets.set_defaults(func=_presets)

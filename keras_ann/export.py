@@ -1,0 +1,293 @@
+"""Export an `ANNSegmenter` as a self-contained inference artifact.
+
+TensorFlow-only module (it needs the TensorFlow Keras backend), written on
+Keras's and TensorFlow's own exporters:
+
+- `"saved_model"`: a TensorFlow SavedModel written by
+  `keras.export.ExportArchive` (what `model.export()` uses); reload it with
+  `tf.saved_model.load(path).serve(images)`.
+- `"tflite"`: that SavedModel converted by `tf.lite.TFLiteConverter`, as
+  Keras's LiteRT exporter does, restricted to the builtin op set, so it runs
+  in any LiteRT / TFLite interpreter without the Flex (TF ops) delegate.
+- `"onnx"`: the same inference function converted by `tf2onnx`, as Keras's
+  ONNX exporter does on TensorFlow; run it with `onnxruntime`. Needs the
+  `export` extra (`pip install "keras-ann[export]"`).
+
+`model.export()` itself is not called because it exports the model's
+`call()` alone; the `"labels"` output needs an argmax after it, and a
+wrapper model around the segmenter makes Keras re-trace the graph about
+twice as often (16 instead of 7 CPU seconds for a small model).
+
+The exported graph is the model's inference graph: raw RGB in (pixel values
+in [0, 255], `float32`; the ImageNet normalisation is inside), batch
+normalisation with its moving statistics, dropout off, no auxiliary head,
+and out either the logits at the input size or, with `output="labels"`,
+the `int32` label map (their argmax over the classes). The input is named
+`"images"` and the output `"logits"` or `"labels"` in every format.
+
+Shapes: SavedModel and ONNX artifacts accept any batch size, and any image
+size when `input_size=None` (the exact interpolation and pooling matrices
+are then computed in the graph from the run-time size; with a fixed
+`input_size` they are constants, as in `model.predict`). TFLite artifacts
+have a fixed shape, `(batch_size or 1, H, W, 3)`: mobile runtimes and their
+GPU delegates want static shapes, and TensorFlow 2.21's converter writes
+the unknown batch size into the static shapes of the tensors it makes when
+lowering the einsums of the resize and pooling matrices, and the interpreter
+then refuses to load the file.
+"""
+
+import dataclasses
+import operator
+import os
+import warnings
+
+FORMATS = ("saved_model", "tflite", "onnx")
+OUTPUTS = ("logits", "labels")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedModel:
+    """What `export_model` wrote.
+
+    Attributes:
+        path: the file (TFLite, ONNX) or directory (SavedModel) written.
+        format: `"saved_model"`, `"tflite"` or `"onnx"`.
+        size_bytes: total size on disk.
+        inputs: `{name: (shape, dtype)}` of the artifact's inputs, `None`
+            for a dimension of any size.
+        outputs: `{name: (shape, dtype)}` of its outputs.
+    """
+
+    path: str
+    format: str
+    size_bytes: int
+    inputs: dict
+    outputs: dict
+
+    def summary(self):
+        """One line per fact, as `keras-ann export` prints them."""
+
+        def signature(specs):
+            return ", ".join(
+                f"{name} {_format_shape(shape)} {dtype}" for name, (shape, dtype) in specs.items()
+            )
+
+        return (
+            f"wrote {self.path} ({self.format}, {self.size_bytes / 2**20:.1f} MB)\n"
+            f"  input:  {signature(self.inputs)}\n"
+            f"  output: {signature(self.outputs)}"
+        )
+
+
+def export_model(
+    model,
+    path,
+    format="saved_model",
+    output="logits",
+    input_size=None,
+    batch_size=None,
+    opset=None,
+):
+    """Export a segmentation model for inference outside Keras.
+
+    Args:
+        model: a built `keras_ann.ANNSegmenter` (or any Keras model mapping
+            `(batch, H, W, 3)` raw RGB images to `(batch, H, W, classes)`
+            logits).
+        path: where to write: a directory for `"saved_model"`, a file for
+            the others (ending in `.tflite` for `"tflite"`).
+        format: `"saved_model"`, `"tflite"` or `"onnx"`. Defaults to
+            `"saved_model"`.
+        output: `"logits"` (float, `(batch, H, W, classes)`) or `"labels"`
+            (`int32` argmax, `(batch, H, W)`). Defaults to `"logits"`.
+        input_size: `(H, W)` of the input images, or `None` for any size
+            (SavedModel and ONNX only; TFLite needs a fixed size).
+        batch_size: int, a fixed batch size, or `None` for any batch size
+            (SavedModel and ONNX; TFLite then uses a batch of 1).
+        opset: int, the ONNX opset (`format="onnx"` only); `None` uses
+            tf2onnx's default.
+
+    Returns:
+        An `ExportedModel` with the path, size and input/output signature.
+
+    Example:
+
+    ```python
+    model = keras_ann.ANNSegmenter("resnet18_d8", num_classes=5)
+    export_model(model, "ann_onnx/model.onnx", format="onnx", input_size=(512, 512))
+
+    import onnxruntime
+    session = onnxruntime.InferenceSession("ann_onnx/model.onnx")
+    images = np.random.uniform(0, 255, (1, 512, 512, 3)).astype("float32")
+    (logits,) = session.run(None, {"images": images})
+    ```
+    """
+    import keras
+
+    input_size, batch_size, path = validate_arguments(path, format, output, input_size, batch_size, opset)
+    if keras.config.backend() != "tensorflow":
+        raise ValueError(
+            "keras_ann.export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), "
+            f"got {keras.config.backend()!r}."
+        )
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
+        raise ValueError(
+            f"`model` must be a functional keras.Model such as an ANNSegmenter, got {type(model).__name__}."
+        )
+    dtype = model.inputs[0].dtype
+
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((batch_size,) + (input_size or (None, None)) + (3,), dtype, name="images")
+
+    def serve(images):
+        # Outside `fit()`, and with `training=False`: batch normalisation
+        # uses its moving statistics, dropout is the identity, and the
+        # ANNSegmenter returns the logits alone (no auxiliary head).
+        logits = model(images, training=False)
+        if output == "labels":
+            # `tf.argmax` rather than `keras.ops.argmax`, whose extra test
+            # for -0.0 (a bitcast and a bitwise and) has no TFLite builtin.
+            return {"labels": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+        return {"logits": logits}
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if format == "onnx":
+        _write_onnx(tf.function(serve, input_signature=[spec]), spec, path, opset)
+    else:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", serve, input_signature=[spec])
+        if format == "saved_model":
+            archive.write_out(path, verbose=False)
+        else:
+            _write_tflite(archive, path)
+
+    if output == "labels":
+        outputs = {"labels": (tuple(spec.shape[:3]), "int32")}
+    else:
+        logits = model.outputs[0]
+        shape = tuple(spec.shape[:3]) + (logits.shape[-1],)
+        outputs = {"logits": (shape, keras.backend.standardize_dtype(logits.dtype))}
+    return ExportedModel(
+        path=path,
+        format=format,
+        size_bytes=_size_on_disk(path),
+        inputs={"images": (tuple(spec.shape), spec.dtype.name)},
+        outputs=outputs,
+    )
+
+
+def validate_arguments(path, format="saved_model", output="logits", input_size=None, batch_size=None, opset=None):
+    """Check `export_model`'s arguments without building or loading anything.
+
+    Raises a `ValueError` naming the offending argument (and an
+    `ImportError` for ONNX without `tf2onnx` / `onnx`); `keras-ann export`
+    calls it before loading the model.
+
+    Returns:
+        `(input_size, batch_size, path)`, normalised: a tuple or `None`,
+        the batch size (1 for TFLite when `None`), a `str` path.
+
+    Example:
+
+    >>> validate_arguments("model.tflite", "tflite", input_size=[64, 96])
+    ((64, 96), 1, 'model.tflite')
+    """
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}, got {format!r}.")
+    if output not in OUTPUTS:
+        raise ValueError(f"`output` must be one of {OUTPUTS}, got {output!r}.")
+    if input_size is not None:
+        size = _positive_ints(input_size)
+        if size is None or len(size) != 2:
+            raise ValueError(
+                f"`input_size` must be `(height, width)` with positive ints or None, got {input_size!r}."
+            )
+        input_size = size
+    if batch_size is not None:
+        size = _positive_ints([batch_size])
+        if size is None:
+            raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
+        (batch_size,) = size
+    if opset is not None and format != "onnx":
+        raise ValueError(f"`opset` applies to format='onnx' only, got format={format!r}.")
+    path = os.fspath(path)
+    if format == "tflite":
+        if input_size is None:
+            raise ValueError(
+                "format='tflite' needs a fixed `input_size=(height, width)`: TFLite models "
+                "exported here have static shapes."
+            )
+        if not path.endswith(".tflite"):
+            raise ValueError(f"`path` must end with '.tflite' for format='tflite', got {path!r}.")
+        batch_size = batch_size or 1
+    if format == "onnx":
+        _require("tf2onnx", "format='onnx'")
+        _require("onnx", "format='onnx'")
+    return input_size, batch_size, path
+
+
+def _write_tflite(archive, path):
+    """SavedModel -> TFLite, as Keras's own LiteRT exporter converts, with
+    the builtin op set only (no Flex delegate needed to run it)."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved_model:
+        archive.write_out(saved_model, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.experimental_enable_resource_variables = True
+        flatbuffer = converter.convert()
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+
+
+def _write_onnx(function, spec, path, opset):
+    """`tf2onnx.convert.from_function`, as Keras's own ONNX exporter calls it
+    on the TensorFlow backend (with Keras's patch of tf2onnx for NumPy 2)."""
+    import tf2onnx
+
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:  # a Keras without it: tf2onnx may not need it.
+        patch_tf2onnx = None
+    with warnings.catch_warnings():
+        # The patch probes `np.object`, which NumPy 2 warns about.
+        warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+        if patch_tf2onnx is not None:
+            patch_tf2onnx()
+        tf2onnx.convert.from_function(function, [spec], opset=opset, output_path=path)
+
+
+def _positive_ints(values):
+    """`values` as a tuple of positive Python ints, or `None`."""
+    try:
+        values = tuple(operator.index(v) for v in values)
+    except TypeError:
+        return None
+    return values if all(v > 0 for v in values) else None
+
+
+def _require(module, what):
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"{what} needs the `{module}` package: pip install \"keras-ann[export]\"."
+        )
+
+
+def _size_on_disk(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def _format_shape(shape):
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"

@@ -1,0 +1,178 @@
+"""keras_ann.export and `keras-ann export`: SavedModel, TFLite and ONNX
+artifacts, reloaded with their own runtimes, give the Keras model's outputs.
+
+Tolerance: an artifact runs the same float32 graph with other kernels
+(TensorFlow's graph executor, TFLite's XNNPACK, ONNX Runtime's MLAS) that
+sum in other orders, so logits differ by float32 round-off, measured at
+about 1e-6 of the largest logit here. We allow 1e-4 of the largest logit. A
+real export mistake (batch normalisation on batch statistics, dropout left
+on, a missing input normalisation, a wrong resize) moves logits by a large
+fraction of their range, orders of magnitude above that.
+"""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ann
+from keras_ann import cli
+from keras_ann.export import export_model, validate_arguments
+from testing_utils import require
+
+RTOL = 1e-4  # of the largest logit, see the module docstring
+NUM_CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny ANN (ResNet-18-D8 at quarter width, AFNB + APNB) whose batch
+    normalisation statistics are far from 0 / 1, so that a graph
+    normalising with batch statistics would not match."""
+    keras.utils.set_random_seed(3)
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=16, base_channels=16)
+    model = keras_ann.ANNSegmenter(
+        backbone, num_classes=NUM_CLASSES, head_channels=32, project_channels=16, auxiliary_channels=16
+    )
+    rng = np.random.default_rng(3)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0.0, 0.5, shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.3, 2.0, shape).astype("float32"))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, shape).astype("float32"))
+            layer.beta.assign(rng.normal(0.0, 0.2, shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def logits(model, images):
+    return model.predict(images, verbose=0)
+
+
+def assert_logits_match(actual, expected):
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape and actual.dtype == np.float32
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * np.abs(expected).max())
+
+
+def assert_labels_match(labels, logits):
+    """Equal to the argmax of `logits` except where its two largest logits
+    are closer than the tolerance (a tie within round-off)."""
+    labels = np.asarray(labels)
+    assert labels.shape == logits.shape[:-1] and labels.dtype == np.int32
+    top2 = np.sort(logits, axis=-1)[..., -2:]
+    near_tie = top2[..., 1] - top2[..., 0] <= RTOL * np.abs(logits).max()
+    differ = labels != logits.argmax(-1)
+    assert not np.any(differ & ~near_tie), f"{int((differ & ~near_tie).sum())} labels differ"
+    assert near_tie.mean() < 0.01 and len(np.unique(labels)) > 1  # not a vacuous check
+
+
+def test_saved_model_any_size_and_batch(model, images, logits, tmp_path):
+    tf = require("tensorflow")
+    result = export_model(model, tmp_path / "sm", format="saved_model")
+    assert result.inputs == {"images": ((None, None, None, 3), "float32")}
+    assert result.outputs == {"logits": ((None, None, None, NUM_CLASSES), "float32")}
+    assert os.path.isdir(result.path) and result.size_bytes > 100_000
+
+    loaded = tf.saved_model.load(result.path)
+    assert list(loaded.signatures["serving_default"].structured_outputs) == ["logits"]
+    assert_logits_match(loaded.serve(images)["logits"].numpy(), logits)
+    # Inference-mode batch normalisation: an image's logits do not depend
+    # on the rest of its batch.
+    assert_logits_match(loaded.serve(images[1:])["logits"].numpy(), logits[1:])
+    # 48x80 gives 6x10 feature maps: AFNB / APNB pool them to (1, 3, 6, 8)
+    # bins with uneven, overlapping windows (10 -> 3, 6, 8) and more bins
+    # than inputs (6 -> 8), from sizes known only at run time.
+    other = np.random.default_rng(1).uniform(0, 255, (1, 48, 80, 3)).astype("float32")
+    assert_logits_match(loaded.serve(other)["logits"].numpy(), model.predict(other, verbose=0))
+
+
+def test_tflite_fixed_shape(model, images, logits, tmp_path):
+    tf = require("tensorflow")
+    result = export_model(model, tmp_path / "ann.tflite", format="tflite", input_size=(64, 64), batch_size=2)
+    assert result.inputs == {"images": ((2, 64, 64, 3), "float32")}
+    assert result.outputs == {"logits": ((2, 64, 64, NUM_CLASSES), "float32")}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
+        # The plain builtin interpreter: the model needs no Flex (TF) ops.
+        interpreter = tf.lite.Interpreter(
+            model_path=result.path,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["images"], "outputs": ["logits"]}
+    }
+    outputs = interpreter.get_signature_runner()(images=images)
+    assert_logits_match(outputs["logits"], logits)
+
+
+def test_onnx_any_batch(model, images, logits, tmp_path):
+    ort = require("onnxruntime")
+    require("tf2onnx")
+    result = export_model(model, tmp_path / "ann.onnx", format="onnx", input_size=(64, 64))
+    assert result.inputs == {"images": ((None, 64, 64, 3), "float32")}
+
+    session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+    (actual,) = session.run(None, {"images": images})
+    assert_logits_match(actual, logits)
+    (single,) = session.run(None, {"images": images[:1]})
+    assert_logits_match(single, logits[:1])
+
+
+def test_cli_exports_label_maps(model, images, logits, tmp_path, capsys):
+    tf = require("tensorflow")
+    model.save(tmp_path / "ann.keras")
+    path = str(tmp_path / "labels_sm")
+    cli.main(["export", str(tmp_path / "ann.keras"), path, "--output", "labels", "--input-size", "64", "64"])
+    printed = capsys.readouterr().out
+    assert f"wrote {path} (saved_model, " in printed
+    assert "input:  images (?, 64, 64, 3) float32" in printed
+    assert "output: labels (?, 64, 64) int32" in printed
+
+    loaded = tf.saved_model.load(path)
+    assert_labels_match(loaded.serve(images)["labels"].numpy(), logits)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"format": "pb"}, "`format` must be one of"),
+        ({"output": "probabilities"}, "`output` must be one of"),
+        ({"input_size": (64,)}, "`input_size` must be"),
+        ({"input_size": (64, 0)}, "`input_size` must be"),
+        ({"batch_size": 1.5}, "`batch_size` must be"),
+        ({"format": "tflite"}, "needs a fixed `input_size"),
+        ({"format": "saved_model", "opset": 17}, "`opset` applies to format='onnx' only"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        validate_arguments(tmp_path / "out", **kwargs)
+
+
+def test_bad_arguments_raise_before_exporting(model, tmp_path):
+    with pytest.raises(ValueError, match="must end with '.tflite'"):
+        export_model(model, tmp_path / "ann.bin", format="tflite", input_size=(64, 64))
+    with pytest.raises(ValueError, match="`output` must be one of"):
+        export_model(model, tmp_path / "sm", output="softmax")
+    assert not os.listdir(tmp_path)
+
+
+def test_cli_rejects_bad_arguments_before_loading(tmp_path, capsys):
+    missing = str(tmp_path / "missing.keras")  # never loaded: arguments fail first
+    with pytest.raises(SystemExit, match="needs a fixed `input_size"):
+        cli.main(["export", missing, str(tmp_path / "ann.tflite"), "--format", "tflite"])
+    with pytest.raises(SystemExit):
+        cli.main(["export", missing, str(tmp_path / "out"), "--format", "torchscript"])
+    assert "invalid choice: 'torchscript'" in capsys.readouterr().err
