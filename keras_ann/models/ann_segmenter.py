@@ -1,5 +1,7 @@
 """ANNSegmenter: a dilated ResNet with the ANN decode head."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -228,26 +230,25 @@ class ANNSegmenter(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         _check_data(x, y)
-        try:
+        with self._dropped_on_error("train_function"):
             return super().fit(x, y, *args, **kwargs)
-        except Exception:
-            self.train_function = None
-            raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         _check_data(x, y)
-        try:
+        with self._dropped_on_error("test_function"):
             return super().evaluate(x, y, *args, **kwargs)
-        except Exception:
-            self.test_function = None
-            raise
 
     def predict(self, x, *args, **kwargs):
         _check_data(x, None)
-        try:
+        with self._dropped_on_error("predict_function"):
             return super().predict(x, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _dropped_on_error(self, function_name):
+        try:
+            yield
         except Exception:
-            self.predict_function = None
+            setattr(self, function_name, None)
             raise
 
     def _checked_labels(self, x, y):
