@@ -4,6 +4,7 @@ import glob
 import os
 
 from keras_ann.data.errors import DatasetError
+from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import ADE20K_CLASSES, ADE20K_PALETTE
 from keras_ann.data.pipeline import SegmentationDataset
 
@@ -63,11 +64,7 @@ class ADE20K(SegmentationDataset):
             os.path.join(label_dir, os.path.splitext(os.path.basename(p))[0] + ".png")
             for p in images
         ]
-        missing = [p for p in labels if not os.path.isfile(p)]
-        if missing:
-            raise DatasetError(
-                f"ADE20K {split!r}: {len(missing)} annotation(s) missing, e.g. {missing[0]}"
-            )
+        require_files(labels, f"ADE20K {split!r} annotation")
         settings = dict(ADE20K_RECIPE)
         settings.update(kwargs)
         super().__init__(

@@ -4,6 +4,7 @@ import glob
 import os
 
 from keras_ann.data.errors import DatasetError
+from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import (
     CITYSCAPES_CLASSES,
     CITYSCAPES_LABEL_ID_TO_TRAIN_ID,
@@ -102,11 +103,7 @@ class Cityscapes(SegmentationDataset):
                     f"e.g. {missing[0]}"
                 )
         labels = train_ids if label_type == "trainIds" else label_ids
-        missing = [p for p in labels if not os.path.isfile(p)]
-        if missing:
-            raise DatasetError(
-                f"Cityscapes {split!r}: {len(missing)} label file(s) missing, e.g. {missing[0]}"
-            )
+        require_files(labels, f"Cityscapes {split!r} label")
         self.label_type = label_type
         settings = dict(CITYSCAPES_RECIPES[recipe])
         settings.update(kwargs)

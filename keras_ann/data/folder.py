@@ -3,7 +3,7 @@
 import os
 
 from keras_ann.data.errors import DatasetError
-from keras_ann.data.io import IMAGE_EXTENSIONS
+from keras_ann.data.io import IMAGE_EXTENSIONS, require_files
 from keras_ann.data.metainfo import CAMVID_CLASSES, CAMVID_PALETTE
 from keras_ann.data.pipeline import SegmentationDataset
 
@@ -150,11 +150,7 @@ class FolderDataset(SegmentationDataset):
                 files.append(tuple(os.path.join(base, p) for p in parts))
         if not files:
             raise DatasetError(f"List file has no samples: {list_file}")
-        missing = [p for pair in files for p in pair if not os.path.isfile(p)]
-        if missing:
-            raise DatasetError(
-                f"{len(missing)} file(s) listed in {list_file} do not exist, e.g. {missing[0]}"
-            )
+        require_files((p for pair in files for p in pair), f"{list_file}: listed")
         kwargs.setdefault("name", os.path.basename(list_file))
         return SegmentationDataset(files, num_classes, **kwargs)
 

@@ -26,6 +26,7 @@ __all__ = [
     "make_label_lut",
     "check_label_values",
     "load_sample",
+    "require_files",
     "verify_files",
 ]
 
@@ -105,6 +106,24 @@ def read_label(path):
             )
         array = array.astype(np.uint8)
     return array
+
+
+def require_files(paths, what):
+    """Raises `DatasetError` when any of `paths` is not a file.
+
+    Args:
+        paths: iterable of file paths.
+        what: how the message names them, e.g. `"ADE20K 'train' annotation"`.
+
+    Example:
+
+    >>> require_files(["ann/a.png"], "ADE20K 'val' annotation")  # doctest: +SKIP
+    DatasetError: ADE20K 'val' annotation files missing: 1 of 1, e.g. ann/a.png
+    """
+    paths = list(paths)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DatasetError(f"{what} files missing: {len(missing)} of {len(paths)}, e.g. {missing[0]}")
 
 
 def make_label_lut(label_map=None, reduce_zero_label=False):

@@ -3,6 +3,7 @@
 import os
 
 from keras_ann.data.errors import DatasetError
+from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import VOC_CLASSES, VOC_PALETTE
 from keras_ann.data.pipeline import SegmentationDataset
 
@@ -93,11 +94,7 @@ class PascalVOC(SegmentationDataset):
                 files.append(
                     (os.path.join(image_dir, i + ".jpg"), os.path.join(label_dir, i + ".png"))
                 )
-        missing = [p for pair in files for p in pair if not os.path.isfile(p)]
-        if missing:
-            raise DatasetError(
-                f"Pascal VOC {split!r}: {len(missing)} listed file(s) missing, e.g. {missing[0]}"
-            )
+        require_files((p for pair in files for p in pair), f"Pascal VOC {split!r} image and label")
         settings = dict(VOC_RECIPE)
         settings.update(kwargs)
         super().__init__(

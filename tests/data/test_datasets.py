@@ -216,3 +216,22 @@ def test_camvid_pipelines(camvid_root):
     assert set(np.unique(labels.numpy())) <= set(range(11)) | {255}
     image, label = next(iter(ds.eval_dataset(scale=(240, 180))))
     assert image.shape == (1, 180, 240, 3) and label.shape == (1, 360, 480)
+
+
+@pytest.mark.parametrize(
+    "fixture, make, label_glob, what",
+    [
+        ("cityscapes_root", lambda r: Cityscapes(r, "train", label_type="trainIds"), "gtFine/train/*/*labelTrainIds.png", "Cityscapes 'train' label"),
+        ("ade_root", lambda r: ADE20K(r, "train"), "ADEChallengeData2016/annotations/training/*.png", "ADE20K 'train' annotation"),
+        ("voc_root", lambda r: PascalVOC(r, "train"), "VOCdevkit/VOC2012/SegmentationClass/*.png", "Pascal VOC 'train' image and label"),
+    ],
+)
+def test_a_missing_label_file_is_named(fixture, make, label_glob, what, request, tmp_path):
+    import glob
+
+    root = str(tmp_path / "copy")
+    shutil.copytree(request.getfixturevalue(fixture), root)
+    victim = sorted(glob.glob(os.path.join(root, label_glob)))[0]
+    os.remove(victim)
+    with pytest.raises(DatasetError, match=rf"{what} files missing: 1 of \d+, e\.g\. {victim}"):
+        make(root)
