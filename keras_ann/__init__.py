@@ -1,7 +1,7 @@
 """keras-ann: Asymmetric Non-local Neural Networks for semantic segmentation
 (Zhu et al., ICCV 2019) in Keras 3, matching mmsegmentation's reference."""
 
-from keras_ann import backbones, layers, losses, models, ops
+from keras_ann import attention_maps, backbones, layers, losses, metrics, models, ops, optimizers, schedules
 from keras_ann.backbones import ResNetBackbone
 from keras_ann.layers import AFNB, APNB
 from keras_ann.losses import SegmentationCrossEntropy
@@ -15,10 +15,14 @@ __all__ = [
     "APNB",
     "ResNetBackbone",
     "SegmentationCrossEntropy",
+    "attention_maps",
     "backbones",
     "layers",
     "logits_to_labels",
     "losses",
+    "metrics",
     "models",
     "ops",
+    "optimizers",
+    "schedules",
 ]

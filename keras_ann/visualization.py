@@ -1,4 +1,12 @@
-"""Colouring label maps and putting images side by side (NumPy + Pillow)."""
+"""Pictures of segmentations: coloured label maps, overlays, image / ground
+truth / prediction figures, confusion matrices and training curves.
+
+`default_palette`, `dataset_palette`, `colorize`, `overlay` and
+`side_by_side` need only NumPy and Pillow; the `plot_*` functions draw with
+matplotlib (the optional `plot` extra: `pip install keras-ann[plot]`), which
+is imported only when they are called, with the non-interactive Agg backend
+unless pyplot is already loaded (e.g. in a notebook).
+"""
 
 import numpy as np
 
@@ -8,6 +16,22 @@ def default_palette(num_classes, seed=0):
     rng = np.random.default_rng(seed)
     palette = rng.integers(0, 256, (max(num_classes, 1), 3), dtype=np.uint8)
     return palette
+
+
+def dataset_palette(dataset):
+    """The RGB palette of a supported dataset, as a `(num_classes, 3)` uint8
+    array (`"cityscapes"`, `"ade20k"`, `"pascal_voc"`, `"camvid"`).
+
+    Example:
+
+    >>> dataset_palette("camvid").shape
+    (11, 3)
+    """
+    from keras_ann.data.metainfo import METAINFO
+
+    if dataset not in METAINFO:
+        raise ValueError(f"`dataset` must be one of {sorted(METAINFO)}, got {dataset!r}.")
+    return np.asarray(METAINFO[dataset]["palette"], np.uint8)
 
 
 def colorize(labels, palette, ignore_index=255, ignore_color=(0, 0, 0)):
@@ -58,6 +82,40 @@ def side_by_side(panels, titles=None, gap=4):
     return canvas
 
 
+def overlay(image, labels, palette, alpha=0.5, ignore_index=255):
+    """Blend a coloured label map over an image.
+
+    Args:
+        image: `(H, W, 3)` RGB image, values in [0, 255].
+        labels: `(H, W)` integer label map.
+        palette: `(num_classes, 3)` RGB colours.
+        alpha: float in [0, 1], the weight of the colours. Defaults to 0.5.
+        ignore_index: label value left uncoloured (the image shows through).
+
+    Returns:
+        `(H, W, 3)` uint8 image.
+
+    Example:
+
+    >>> image = np.full((2, 2, 3), 100, np.uint8)
+    >>> overlay(image, np.array([[0, 255], [0, 0]]), [[200, 0, 0]])[:, :, 0].tolist()
+    [[150, 100], [150, 150]]
+    """
+    image = np.asarray(image)
+    labels = np.asarray(labels)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"`image` must have shape (H, W, 3), got {image.shape}.")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"`labels` must have shape {image.shape[:2]} (the image's), got {labels.shape}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"`alpha` must be in [0, 1], got {alpha}.")
+    image = image.astype(np.float32)
+    colours = colorize(labels, palette, ignore_index=ignore_index).astype(np.float32)
+    blended = (1.0 - alpha) * image + alpha * colours
+    blended = np.where((labels == ignore_index)[..., None], image, blended)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
 def plot_training_curves(history_csv, output, title=None):
     """Plot training loss and validation mIoU from a run's `history.csv`.
 
@@ -73,13 +131,7 @@ def plot_training_curves(history_csv, output, title=None):
     """
     import csv
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # matplotlib is optional
-        raise ImportError("plot_training_curves needs matplotlib: pip install matplotlib") from error
+    plt = _pyplot("plot_training_curves")
 
     with open(history_csv) as f:
         rows = list(csv.DictReader(f))
@@ -107,3 +159,220 @@ def plot_training_curves(history_csv, output, title=None):
     fig.savefig(output, dpi=120)
     plt.close(fig)
     return output
+
+
+def _pyplot(caller):
+    """matplotlib.pyplot, with the Agg backend unless pyplot is already in use."""
+    import sys
+
+    try:
+        import matplotlib
+
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # matplotlib is optional
+        raise ImportError(
+            f"{caller} needs matplotlib: pip install 'keras-ann[plot]' (or matplotlib)"
+        ) from error
+    return plt
+
+
+def normalize_confusion(confusion, normalize="true"):
+    """Normalise a confusion matrix (rows labels, columns predictions).
+
+    Args:
+        confusion: `(C, C)` counts.
+        normalize: `"true"` (each row sums to one: recall per class),
+            `"pred"` (each column sums to one: precision), `"all"` (the
+            matrix sums to one) or `None` (counts, as float).
+
+    Returns:
+        `(C, C)` float64 array; rows (columns) with no pixels are 0.
+
+    Example:
+
+    >>> normalize_confusion([[3, 1], [0, 0]]).tolist()
+    [[0.75, 0.25], [0.0, 0.0]]
+    """
+    confusion = np.asarray(confusion, np.float64)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError(f"`confusion` must be a square (C, C) matrix, got shape {confusion.shape}.")
+    if normalize is None:
+        return confusion
+    if normalize == "true":
+        total = confusion.sum(axis=1, keepdims=True)
+    elif normalize == "pred":
+        total = confusion.sum(axis=0, keepdims=True)
+    elif normalize == "all":
+        total = confusion.sum(keepdims=True)
+    else:
+        raise ValueError(f"`normalize` must be 'true', 'pred', 'all' or None, got {normalize!r}.")
+    return np.divide(confusion, total, out=np.zeros_like(confusion), where=total > 0)
+
+
+def plot_confusion_matrix(
+    confusion,
+    class_names=None,
+    output=None,
+    normalize="true",
+    title=None,
+    cmap="Blues",
+    annotate=None,
+    ax=None,
+):
+    """Draw a confusion matrix (rows ground truth, columns prediction).
+
+    Args:
+        confusion: `(C, C)` counts, e.g. `evaluate_dataset(...)["confusion"]`.
+        class_names: `C` names for the axes (default: `0 .. C-1`).
+        output: optional path; the figure is saved there (PNG, 120 dpi).
+        normalize: `"true"` (default: rows sum to one, the diagonal is each
+            class's accuracy), `"pred"`, `"all"` or `None` (raw counts); see
+            `normalize_confusion`.
+        title: figure title.
+        cmap: matplotlib colour map.
+        annotate: write the values in the cells; default when `C <= 20`.
+        ax: draw into this matplotlib axes instead of a new figure.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    results = keras_ann.evaluation.evaluate_dataset(model, dataset.eval_dataset())
+    plot_confusion_matrix(results["confusion"], dataset.class_names, "confusion.png")
+    ```
+    """
+    matrix = normalize_confusion(confusion, normalize)
+    size = matrix.shape[0]
+    if class_names is None:
+        class_names = [str(i) for i in range(size)]
+    class_names = [str(c) for c in class_names]
+    if len(class_names) != size:
+        raise ValueError(f"`class_names` has {len(class_names)} names for a {size}x{size} matrix.")
+    if annotate is None:
+        annotate = size <= 20
+    plt = _pyplot("plot_confusion_matrix")
+    if ax is None:
+        side = max(4.0, 0.45 * size + 2.0)
+        fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    else:
+        fig = ax.figure
+    vmax = 1.0 if normalize else max(float(matrix.max()), 1.0)
+    image = ax.imshow(matrix, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(size), class_names, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(size), class_names)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    if annotate:
+        for i in range(size):
+            for j in range(size):
+                value = matrix[i, j]
+                text = f"{value:.2f}" if normalize else f"{int(value)}"
+                colour = "white" if value > 0.6 * vmax else "black"
+                ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=7)
+    ax.set_title(title or ("confusion matrix" + (f" (normalised over {normalize})" if normalize else "")))
+    fig.tight_layout()
+    if output is not None:
+        fig.savefig(output, dpi=120)
+    return fig
+
+
+def plot_segmentation(
+    images,
+    predictions,
+    labels=None,
+    palette=None,
+    class_names=None,
+    output=None,
+    ignore_index=255,
+    titles=("image", "ground truth", "prediction"),
+    panel_width=3.2,
+    dpi=100,
+):
+    """Image / ground truth / prediction figure, one row per image, with a
+    legend of the classes' colours.
+
+    Args:
+        images: `(N, H, W, 3)` RGB images in [0, 255] (or a list of them).
+        predictions: `(N, H, W)` predicted label maps.
+        labels: optional `(N, H, W)` ground truth (`ignore_index` in black);
+            without it the figure has two columns.
+        palette: `(num_classes, 3)` RGB colours; defaults to
+            `default_palette` over the largest label.
+        class_names: optional names for the legend.
+        output: optional PNG path.
+        ignore_index: label value drawn in black.
+        titles: column titles.
+        panel_width: inches per panel.
+        dpi: resolution of the saved PNG.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    predictions = model.predict_labels(images)
+    plot_segmentation(images, predictions, labels, dataset_palette("camvid"),
+                      CAMVID_CLASSES, output="predictions.png")
+    ```
+    """
+    images = [np.asarray(i) for i in images]
+    predictions = [np.asarray(p) for p in predictions]
+    if len(images) != len(predictions) or not images:
+        raise ValueError(
+            f"`images` and `predictions` must be non-empty and of equal length, "
+            f"got {len(images)} and {len(predictions)}."
+        )
+    if labels is not None:
+        labels = [np.asarray(label) for label in labels]
+        if len(labels) != len(images):
+            raise ValueError(f"`labels` has {len(labels)} maps for {len(images)} images.")
+    for n, (image, prediction) in enumerate(zip(images, predictions)):
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"`images[{n}]` must have shape (H, W, 3), got {image.shape}.")
+        shapes = [prediction.shape] + ([labels[n].shape] if labels is not None else [])
+        if any(shape != image.shape[:2] for shape in shapes):
+            raise ValueError(
+                f"Image {n} is {image.shape[:2]} but its label maps are {shapes}: they must match."
+            )
+    if palette is None:
+        largest = max(int(np.max(p)) for p in predictions)
+        if labels is not None:
+            largest = max([largest] + [int(np.max(np.where(l == ignore_index, 0, l))) for l in labels])
+        palette = default_palette(largest + 1)
+    palette = np.asarray(palette, np.uint8)
+    columns = 3 if labels is not None else 2
+    plt = _pyplot("plot_segmentation")
+    height, width = images[0].shape[:2]
+    panel_height = panel_width * height / width
+    legend_columns = min(len(palette), 6)
+    legend_height = 0.0 if class_names is None else 0.2 * -(-len(palette) // legend_columns) + 0.1
+    figure_height = (panel_height + 0.1) * len(images) + 0.3 + legend_height
+    fig, axes = plt.subplots(
+        len(images), columns, figsize=(panel_width * columns, figure_height), squeeze=False
+    )
+    for n in range(len(images)):
+        panels = [images[n].astype(np.uint8)]
+        if labels is not None:
+            panels.append(colorize(labels[n], palette, ignore_index))
+        panels.append(colorize(predictions[n], palette, ignore_index))
+        for c, panel in enumerate(panels):
+            axes[n, c].imshow(panel, interpolation="nearest")
+            axes[n, c].set_axis_off()
+            if n == 0:
+                column_titles = titles if labels is not None else (titles[0], titles[-1])
+                axes[n, c].set_title(column_titles[c], fontsize=10)
+    if class_names is not None:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=np.asarray(c) / 255.0, label=name) for c, name in zip(palette, class_names)]
+        fig.legend(handles=handles, loc="lower center", ncol=legend_columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / figure_height, 1, 1), pad=0.3)
+    if output is not None:
+        fig.savefig(output, dpi=dpi)
+    return fig

@@ -132,7 +132,13 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         self.value_project.build((None, None, None, key_in))
         self.out_project.build((None, None, None, self.key_channels))
 
-    def call(self, inputs, training=None):
+    def _attend(self, inputs, training):
+        """Queries, softmax attention over the sampled keys, and values.
+
+        Returns `(attention (B, Nq, S), value (B, S, C), (q_h, q_w))` with
+        `Nq = q_h * q_w` the (possibly max-pooled) query positions, row by
+        row.
+        """
         query_feats, key_feats = inputs
         key_map = self.key_project(key_feats, training=training)
         if self.share_key_query and query_feats is key_feats:
@@ -155,12 +161,49 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         softmax_dtype = "float64" if self.compute_dtype == "float64" else "float32"
         sim = ops.cast(sim, softmax_dtype) * (self.key_channels**-0.5)
         attention = ops.cast(ops.softmax(sim, axis=-1), self.compute_dtype)
+        return attention, value, (q_h, q_w)
+
+    def call(self, inputs, training=None):
+        query_feats, _ = inputs
+        attention, value, (q_h, q_w) = self._attend(inputs, training)
+        batch = ops.shape(attention)[0]
         context = ops.einsum("bns,bsc->bnc", attention, value)
         context = ops.reshape(context, (batch, q_h, q_w, self.key_channels))
         if self.query_scale > 1:
             size = (ops.shape(query_feats)[1], ops.shape(query_feats)[2])
             context = bilinear_resize(context, size, align_corners=True)
         return self.out_project(context)
+
+    def attention_scores(self, inputs, training=False):
+        """The attention weights of every query over the sampled keys.
+
+        The same computation as `call` up to the softmax, so the weights are
+        exactly those the block uses; key `k` is the `k`-th adaptive-pooling
+        bin of `key_pool_scales` (scales in order, bins row by row; see
+        `keras_ann.attention_maps.pyramid_bins`).
+
+        Args:
+            inputs: list `[query_feats, key_feats]`, as for `call`.
+            training: bool, batch-norm mode. Defaults to `False`.
+
+        Returns:
+            `(batch, q_h, q_w, num_keys)` tensor whose last axis sums to one;
+            `q_h, q_w` is the query size divided by `query_scale` (rounded
+            down).
+
+        Example:
+
+        >>> import numpy as np
+        >>> block = AsymmetricNonLocalAttention(key_channels=8, out_channels=16)
+        >>> x = np.random.rand(1, 12, 10, 8).astype("float32")
+        >>> tuple(block.attention_scores([x, x]).shape)
+        (1, 12, 10, 110)
+        """
+        if not self.built:
+            self.build([tuple(ops.shape(t)) for t in inputs])
+        attention, _, (q_h, q_w) = self._attend(inputs, training)
+        batch = ops.shape(attention)[0]
+        return ops.reshape(attention, (batch, q_h, q_w, self.key_sampler.num_keys))
 
     def compute_output_shape(self, input_shape):
         query_shape, _ = input_shape

@@ -76,6 +76,25 @@ class ContextFusion(keras.layers.Layer):
         fused = ops.concatenate([context, query_feats], axis=-1)
         return self.bottleneck(fused, training=training)
 
+    def attention_scores(self, inputs, training=False):
+        """The attention weights of each query scale's block.
+
+        Args:
+            inputs: the block's inputs, as for `call`.
+            training: bool, batch-norm mode. Defaults to `False`.
+
+        Returns:
+            A list with one `(batch, q_h, q_w, num_keys)` tensor per query
+            scale (see `AsymmetricNonLocalAttention.attention_scores`).
+        """
+        if not self.built:
+            self.build(keras.tree.map_structure(lambda t: tuple(ops.shape(t)), inputs))
+        query_feats, key_feats = self._split_inputs(inputs)
+        return [
+            stage.attention_scores([query_feats, key_feats], training=training)
+            for stage in self.stages
+        ]
+
     def compute_output_shape(self, input_shape):
         query_shape, _ = self._split_inputs(input_shape)
         return tuple(query_shape[:-1]) + (self.out_channels,)
