@@ -166,6 +166,16 @@ def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run
     assert set(want) == set(got) and "val_mIoU" in want
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-4), (key, got, want)
+    # The checkpoint loads in a new process that imports only keras_ann
+    # (its compile config names TorchSGD and PolyDecay).
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, keras_ann; m = keras_ann.ANNSegmenter.from_preset(sys.argv[1]); "
+         "print(type(m.optimizer).__name__, int(m.optimizer.iterations.numpy()))",
+         os.path.join(killed_work, "latest.keras")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split() == ["TorchSGD", str(iterations)]
     m1 = keras.saving.load_model(os.path.join(reference_work, "latest.keras"))
     m2 = keras.saving.load_model(os.path.join(killed_work, "latest.keras"))
     for a, b in zip(m1.get_weights(), m2.get_weights()):
