@@ -204,6 +204,42 @@ def _evaluate(args):
     )
 
 
+def _benchmark(args):
+    import json
+
+    from keras_ann.benchmark import format_results, resolve_spec, run_benchmark
+
+    try:
+        spec = resolve_spec(
+            args.model,
+            num_classes=args.num_classes,
+            input_size=args.input_size,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            runs=args.runs,
+            warmup=args.warmup,
+            train=args.train,
+            train_size=args.train_size,
+            train_batch_size=args.train_batch_size,
+            jit_compile=args.jit_compile,
+        )
+    except ValueError as error:
+        raise SystemExit(f"keras-ann benchmark: error: {error}")
+    if args.dry_run:
+        h, w = spec.input_size
+        line = f"{spec.model}: {spec.model_config}, inference {spec.batch_size}x{h}x{w} {spec.precision}"
+        if spec.train:
+            th, tw = spec.train_size
+            line += f", training {spec.train_batch_size}x{th}x{tw}"
+        print(line)
+        return
+    result = run_benchmark(spec, verbose=True)
+    print(format_results([result]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
 def _predict(args):
     import numpy as np
     from PIL import Image
@@ -301,6 +337,37 @@ def build_parser():
     predict.add_argument("--output-dir", default="outputs/predictions")
     add_inference_args(predict)
     predict.set_defaults(func=_predict)
+
+    benchmark = sub.add_parser(
+        "benchmark", help="inference fps, training step time and peak memory of a preset or backbone"
+    )
+    benchmark.add_argument("model", help="a preset name (see `keras-ann presets`) or a backbone name, e.g. resnet50_d8")
+    benchmark.add_argument("--num-classes", type=int, help="classes (required with a backbone name)")
+    benchmark.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"),
+        help="inference image size (default: the preset's test window or crop)",
+    )
+    benchmark.add_argument("--batch-size", type=int, default=1, help="inference batch")
+    benchmark.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    benchmark.add_argument("--runs", type=int, default=5, help="timed runs per phase (median reported)")
+    benchmark.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    benchmark.add_argument(
+        "--train", action=argparse.BooleanOptionalAction, default=True,
+        help="also time training steps with the recipe's loss and optimiser",
+    )
+    benchmark.add_argument(
+        "--train-size", type=int, nargs=2, metavar=("H", "W"), help="training crop (default: the preset's)"
+    )
+    benchmark.add_argument(
+        "--train-batch-size", type=int, help="images per training step (default: the recipe's images per GPU)"
+    )
+    benchmark.add_argument(
+        "--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+        help="XLA compilation (default: Keras's choice; JAX always compiles)",
+    )
+    benchmark.add_argument("--json", help="also write the full results to this JSON file")
+    benchmark.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan only")
+    benchmark.set_defaults(func=_benchmark)
 
     export = sub.add_parser(
         "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"

@@ -1,0 +1,363 @@
+"""Side-by-side speed of keras-ann and mmsegmentation 1.2.2 on this machine.
+
+Both implementations run ANN R-50-D8 (Cityscapes, 19 classes) with the same
+weights: the reference model is built by the test harness
+(`tests/reference/mmseg_ann.py`, random weights and calibrated BN
+statistics), saved as an mmseg `.pth` and converted by `from_preset`. Each
+side lives in its own worker process (so its peak RSS is its own and
+neither's threads compete with the other's), and the parent alternates the
+timed runs, ours then theirs, so that load from other programs hits both
+alike. Reported per task: the medians, their ratio (ours / theirs), the
+ratio of each pair of neighbouring runs and its median (the figure least
+disturbed by changing load), each
+worker's peak RSS during the task, and the load average around the runs.
+
+Tasks (`--tasks`):
+
+- `fp32`: forward pass, whole image 512x1024, batch 1, float32 (ours:
+  `predict_on_batch`; theirs: the data preprocessor + `encode_decode`, as
+  the reference's test loop).
+- `bf16`: ours under `mixed_bfloat16` against theirs in float32 (the
+  issue's target is a fraction of the reference's float32 time); with
+  `--mmseg-bf16` the reference runs under `torch.autocast(bfloat16)` too.
+- `train`: one training step, crop 512x512, batch 2: forward with the
+  auxiliary head, cross-entropy (+ 0.4 x auxiliary), backward, SGD with
+  momentum 0.9 and weight decay 5e-4 (ours: the recipe's, compiled).
+
+Usage:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --threads 2 --runs 3
+    PYTHONPATH=. KERAS_BACKEND=jax .venv/bin/python benchmarks/vs_mmseg.py --tasks fp32
+
+Needs the test harness's packages (`tests/reference/REQUIREMENTS.txt`).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE = "ann_r50_d8_cityscapes_512x1024_40k"
+
+
+# === Memory (no framework imports: the workers' RSS stays their own) ===
+
+
+def _reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_gb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+# === Workers ===
+
+
+def _inputs(args, task):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if task == "train":
+        h, w = args.train_size
+        n = args.train_batch
+        images = rng.uniform(0, 255, (n, h, w, 3)).astype("float32")
+        labels = rng.integers(0, 19, (n, h, w)).astype("int32")
+        return images, labels
+    h, w = args.size
+    return rng.uniform(0, 255, (args.batch, h, w, 3)).astype("float32"), None
+
+
+class _MMSegWorker:
+    def __init__(self, args):
+        import torch
+
+        torch.set_num_threads(args.threads)
+        sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+        import mmseg_ann
+
+        self.torch = torch
+        self.harness = mmseg_ann
+        self.args = args
+        self.model = mmseg_ann.build_reference_ann(depth=50, num_classes=19, seed=args.seed)
+        mmseg_ann.save_state_dict(self.model, args.checkpoint)
+        self.optimizer = None
+
+    def prepare(self, task):
+        images, labels = _inputs(self.args, task)
+        if task != "train":
+            model = self.model.eval()
+            if task == "bf16" and self.args.mmseg_bf16:
+                def run():
+                    with self.torch.autocast("cpu", dtype=self.torch.bfloat16):
+                        self.harness.reference_logits(model, images)
+                return run
+            return lambda: self.harness.reference_logits(model, images)
+        return self._train_step(images, labels)
+
+    def _train_step(self, images, labels):
+        import numpy as np
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+
+        torch = self.torch
+        model = self.model.train()
+        if self.optimizer is None:
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        n, h, w, _ = images.shape
+        # The reference's training configs pad batches to the crop size.
+        model.data_preprocessor.size = (h, w)
+        bgr = np.ascontiguousarray(images[..., ::-1].transpose(0, 3, 1, 2))
+        inputs = [torch.from_numpy(bgr[i].copy()) for i in range(n)]
+        samples = []
+        for i in range(n):
+            sample = SegDataSample()
+            sample.gt_sem_seg = PixelData(data=torch.from_numpy(labels[i][None].astype("int64")))
+            sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+            samples.append(sample)
+
+        def step():
+            data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
+            losses = model(**data, mode="loss")
+            loss, _ = model.parse_losses(losses)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            return float(loss.detach())
+
+        return step
+
+
+class _OursWorker:
+    def __init__(self, args):
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        self.keras = keras
+        self.args = args
+        self.models = {}
+
+    def _model(self, precision):
+        if precision not in self.models:
+            import keras_ann
+            from keras_ann.recipes import RECIPES
+            from keras_ann.training import compile_for_recipe
+
+            keras = self.keras
+            keras.config.set_dtype_policy(precision)
+            try:
+                model = keras_ann.ANNSegmenter.from_preset(self.args.checkpoint)
+                jit = {None: "auto", "true": True, "false": False}[self.args.jit_compile]
+                compile_for_recipe(model, RECIPES[RECIPE], precision, jit_compile=jit)
+            finally:
+                keras.config.set_dtype_policy("float32")
+            self.models[precision] = model
+        return self.models[precision]
+
+    def prepare(self, task):
+        images, labels = _inputs(self.args, task)
+        model = self._model("mixed_bfloat16" if task == "bf16" else "float32")
+        if task == "train":
+            return lambda: model.train_on_batch(images, labels)
+        return lambda: model.predict_on_batch(images)
+
+
+def worker_main(args):
+    """Serve commands from the parent, one JSON object per line."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # library prints must not corrupt the protocol
+    start = time.perf_counter()
+    worker = (_MMSegWorker if args.worker == "mmseg" else _OursWorker)(args)
+    info = {"ready": True, "build_s": time.perf_counter() - start, "pid": os.getpid()}
+    if args.worker == "ours":
+        info["backend"] = worker.keras.backend.backend()
+    print(json.dumps(info), file=out, flush=True)
+    step = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "quit":
+            break
+        if command["op"] == "prepare":
+            _reset_peak_rss()
+            step = worker.prepare(command["task"])
+            reply = {"ok": True}
+        else:  # run
+            begin = time.perf_counter()
+            step()
+            reply = {"seconds": time.perf_counter() - begin, "peak_rss_gb": _peak_rss_gb()}
+        print(json.dumps(reply), file=out, flush=True)
+
+
+# === Parent ===
+
+
+class _Worker:
+    def __init__(self, kind, argv, env):
+        self.kind = kind
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", kind, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.kind} worker exited (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def call(self, **command):
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        try:
+            self.call(op="quit")
+        except (RuntimeError, BrokenPipeError, ValueError):
+            pass
+        self.proc.wait()
+
+
+def _load():
+    return os.getloadavg()[0]
+
+
+def compare(args, worker_argv):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    theirs = _Worker("mmseg", worker_argv, env)
+    ours = _Worker("ours", worker_argv, env)
+    print(f"built: mmseg {theirs.info['build_s']:.1f} s, ours ({ours.info['backend']}) {ours.info['build_s']:.1f} s", flush=True)
+    results = {"argv": sys.argv[1:], "backend": ours.info["backend"], "threads": args.threads, "tasks": {}}
+    try:
+        for task in args.tasks:
+            loads = [_load()]
+            for worker in (ours, theirs):
+                worker.call(op="prepare", task=task)
+                for _ in range(args.warmup):
+                    worker.call(op="run")
+            times = {"ours": [], "mmseg": []}
+            peaks = {}
+            for r in range(args.runs):
+                for name, worker in (("ours", ours), ("mmseg", theirs)):
+                    reply = worker.call(op="run")
+                    times[name].append(reply["seconds"])
+                    peaks[name] = reply["peak_rss_gb"]
+                    loads.append(_load())
+                print(f"{task} run {r + 1}: ours {times['ours'][-1]:.2f} s, mmseg {times['mmseg'][-1]:.2f} s, "
+                      f"load {loads[-1]:.2f}", flush=True)
+            ours_median = statistics.median(times["ours"])
+            theirs_median = statistics.median(times["mmseg"])
+            pair_ratios = [a / b for a, b in zip(times["ours"], times["mmseg"])]
+            results["tasks"][task] = {
+                "ours_s": times["ours"],
+                "mmseg_s": times["mmseg"],
+                "ours_median_s": ours_median,
+                "mmseg_median_s": theirs_median,
+                "ratio": ours_median / theirs_median,
+                "pair_ratios": pair_ratios,
+                "median_pair_ratio": statistics.median(pair_ratios),
+                "ours_peak_rss_gb": peaks["ours"],
+                "mmseg_peak_rss_gb": peaks["mmseg"],
+                "load_min": min(loads),
+                "load_max": max(loads),
+            }
+    finally:
+        ours.close()
+        theirs.close()
+    return results
+
+
+def format_table(results, args):
+    titles = {
+        "fp32": f"forward {args.size[0]}x{args.size[1]}, batch {args.batch}, float32",
+        "bf16": f"forward {args.size[0]}x{args.size[1]}, batch {args.batch}, ours bfloat16 vs mmseg "
+        + ("bfloat16 (autocast)" if args.mmseg_bf16 else "float32"),
+        "train": f"training step {args.train_size[0]}x{args.train_size[1]}, batch {args.train_batch}, float32",
+    }
+    lines = [
+        "| task | ours median (s) | mmseg median (s) | ratio of medians | per-pair ratios | median pair ratio | "
+        "ours peak RSS (GB) | mmseg peak RSS (GB) | load (1 min) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for task, r in results["tasks"].items():
+        pairs = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+        lines.append(
+            f"| {titles[task]} | {r['ours_median_s']:.2f} | {r['mmseg_median_s']:.2f} | "
+            f"{r['ratio']:.2f} | {pairs} | **{r['median_pair_ratio']:.2f}** | {r['ours_peak_rss_gb']:.2f} | {r['mmseg_peak_rss_gb']:.2f} | "
+            f"{r['load_min']:.1f}-{r['load_max']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="fp32,bf16,train", type=lambda s: [t for t in s.split(",") if t])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side and task")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="threads of each side (torch.set_num_threads)")
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--train-size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    parser.add_argument("--train-batch", type=int, default=2)
+    parser.add_argument("--mmseg-bf16", action="store_true", help="run the reference's bf16 task under autocast")
+    parser.add_argument("--jit-compile", choices=("true", "false"), help="ours: XLA (default: Keras's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write all timings to this file")
+    parser.add_argument("--worker", choices=("ours", "mmseg"), help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unknown = set(args.tasks) - {"fp32", "bf16", "train"}
+    if unknown:
+        parser.error(f"--tasks: unknown {sorted(unknown)}; choose from fp32, bf16, train")
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        parser.error("--runs and --threads must be >= 1, --warmup >= 0")
+    if args.worker:
+        return worker_main(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = os.path.join(tmp, "ann_r50_d8.pth")
+        argv = list(argv if argv is not None else sys.argv[1:]) + ["--checkpoint", checkpoint]
+        results = compare(args, argv)
+    results["date"] = time.strftime("%Y-%m-%d %H:%M")
+    table = format_table(results, args)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
