@@ -116,7 +116,8 @@ class ResumeState(keras.callbacks.Callback):
     optimiser's variables go to `<directory>/state-<epoch>.weights.h5`,
     written under a temporary name and renamed, and then `state.json`,
     which names that file and holds the epoch, the iteration and the
-    dropout layers' random-generator states, is replaced the same way. `state.json` is the commit point: a crash at any moment leaves it
+    dropout layers' random-generator states, is replaced the same way.
+    `state.json` is the commit point: a crash at any moment leaves it
     naming a complete weights file, and older files are deleted only after
     it has moved on. Optionally the whole model also goes to `model_path`
     (e.g. `latest.keras`), atomically as well.
