@@ -245,11 +245,24 @@ def _predict(args):
     from PIL import Image
 
     from keras_ann import inference
-    from keras_ann.visualization import colorize, default_palette, side_by_side
+    from keras_ann.data.metainfo import METAINFO
+    from keras_ann.visualization import dataset_palette, default_palette, overlay, side_by_side
 
     model = _load_model(args.model)
     os.makedirs(args.output_dir, exist_ok=True)
-    palette = default_palette(model.num_classes)
+    dataset = args.palette
+    if dataset is None:  # the dataset whose class count the model has, if unique
+        matches = [name for name, info in METAINFO.items() if len(info["classes"]) == model.num_classes]
+        dataset = matches[0] if len(matches) == 1 else None
+    if dataset is not None:
+        palette = dataset_palette(dataset)
+        if len(palette) < model.num_classes:
+            raise SystemExit(
+                f"keras-ann predict: error: the {dataset} palette has {len(palette)} colours "
+                f"but the model predicts {model.num_classes} classes."
+            )
+    else:
+        palette = default_palette(model.num_classes)
     for path in args.images:
         image = np.asarray(Image.open(path).convert("RGB"), np.float32)
         labels = inference.predict_labels(
@@ -261,9 +274,8 @@ def _predict(args):
         )[0]
         stem = os.path.splitext(os.path.basename(path))[0]
         Image.fromarray(labels.astype(np.uint8)).save(os.path.join(args.output_dir, f"{stem}_labels.png"))
-        colours = colorize(labels, palette)
-        overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
-        side_by_side([image.astype(np.uint8), overlay]).save(os.path.join(args.output_dir, f"{stem}_overlay.png"))
+        blended = overlay(image, labels, palette, alpha=0.5)
+        side_by_side([image.astype(np.uint8), blended]).save(os.path.join(args.output_dir, f"{stem}_overlay.png"))
         print(f"{path}: wrote {stem}_labels.png and {stem}_overlay.png")
 
 
@@ -335,6 +347,11 @@ def build_parser():
     predict.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--output-dir", default="outputs/predictions")
+    predict.add_argument(
+        "--palette",
+        choices=("cityscapes", "ade20k", "pascal_voc", "camvid"),
+        help="colours of the overlay (default: the dataset with the model's number of classes, else generated)",
+    )
     add_inference_args(predict)
     predict.set_defaults(func=_predict)
 

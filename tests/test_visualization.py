@@ -127,3 +127,28 @@ def test_plot_segmentation_rejects_mismatched_maps():
         vis.plot_segmentation(images, np.zeros((1, 8, 8), int), labels=np.zeros((2, 8, 8), int))
     with pytest.raises(ValueError, match="equal length"):
         vis.plot_segmentation(images, np.zeros((2, 8, 8), int))
+
+
+@pytest.mark.parametrize("palette_arg, expected", [(None, "camvid"), ("cityscapes", "cityscapes")])
+def test_cli_predict_writes_labels_and_an_overlay_in_the_dataset_colours(tmp_path, palette_arg, expected):
+    from PIL import Image
+
+    import keras_ann
+    from keras_ann import cli
+
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=8, base_channels=8)
+    model = keras_ann.ANNSegmenter(backbone, num_classes=11, head_channels=16, project_channels=8, auxiliary_channels=8)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "street.png")
+    argv = ["predict", path, str(tmp_path / "street.png"), "--output-dir", str(tmp_path / "out")]
+    cli.main(argv + ([] if palette_arg is None else ["--palette", palette_arg]))
+
+    labels = _read_png(tmp_path / "out" / "street_labels.png")
+    np.testing.assert_array_equal(labels, model.predict_labels(image[None].astype("float32"))[0])
+    panels = _read_png(tmp_path / "out" / "street_overlay.png")
+    want = vis.overlay(image, labels, vis.dataset_palette(expected), alpha=0.5)
+    right = panels[:, -image.shape[1] :]
+    assert right.shape == want.shape
+    np.testing.assert_array_equal(right, want)
