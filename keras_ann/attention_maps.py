@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_ann.checks import check_pair
+
 __all__ = [
     "BLOCKS",
     "BlockAttention",
@@ -31,15 +33,6 @@ __all__ = [
 
 # Short names of the blocks of `ANNSegmenter` -> layer names.
 BLOCKS = {"fusion": "decode_fusion", "context": "decode_context"}
-
-
-def _pair(value, name):
-    if isinstance(value, (int, np.integer)):
-        value = (int(value), int(value))
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"`{name}` must be a positive int or (height, width), got {value!r}.")
-    return value
 
 
 def _scales(pool_scales):
@@ -71,7 +64,7 @@ def pyramid_bins(size, pool_scales=(1, 3, 6, 8)):
     >>> pyramid_bins((10, 10), (1, 3))[:3].tolist()
     [[0, 10, 0, 10], [0, 4, 0, 4], [0, 4, 3, 7]]
     """
-    height, width = _pair(size, "size")
+    height, width = check_pair(size, "size")
     rows = []
     for s in _scales(pool_scales):
         bins = np.arange(s)
@@ -107,8 +100,8 @@ def bins_to_image(bins, feature_size, image_size):
     bins = np.asarray(bins, np.int64)
     if bins.ndim != 2 or bins.shape[1] != 4:
         raise ValueError(f"`bins` must have shape (num_keys, 4), got {bins.shape}.")
-    h, w = _pair(feature_size, "feature_size")
-    big_h, big_w = _pair(image_size, "image_size")
+    h, w = check_pair(feature_size, "feature_size")
+    big_h, big_w = check_pair(image_size, "image_size")
     out = np.empty_like(bins)
     out[:, 0] = bins[:, 0] * big_h // h
     out[:, 1] = -((-bins[:, 1] * big_h) // h)
@@ -156,10 +149,11 @@ def paint_keys(weights, key_size, image_size, pool_scales=(1, 3, 6, 8), relative
             f"`weights` must have shape ({len(bins)},) for pool_scales "
             f"{tuple(pool_scales)}, got {weights.shape}."
         )
+    image_size = check_pair(image_size, "image_size")
     boxes = bins_to_image(bins, key_size, image_size)
-    heat = _paint(weights, boxes, _pair(image_size, "image_size"))
+    heat = _paint(weights, boxes, image_size)
     if relative:
-        heat = heat / _paint(np.full(len(bins), 1.0 / len(bins)), boxes, _pair(image_size, "image_size"))
+        heat = heat / _paint(np.full(len(bins), 1.0 / len(bins)), boxes, image_size)
     return heat
 
 

@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 
+from keras_ann.checks import check_pair
 from keras_ann.presets import PRESETS
 from keras_ann.recipes import RECIPES, Recipe
 
@@ -108,14 +109,7 @@ def _positive_int(value, name):
 
 
 def _size(value, name):
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2:
-        raise ValueError(f"`{name}` must be (height, width), got {value!r}.")
-    return tuple(_positive_int(v, name) for v in value)
+    return None if value is None else check_pair(value, name)
 
 
 def resolve_spec(

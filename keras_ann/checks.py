@@ -10,9 +10,11 @@ arrays, tensors of every backend and symbolic `KerasTensor`s alike
 (unknown dimensions are not checked).
 """
 
+import numbers
+
 import keras
 
-__all__ = ["check_images", "check_labels"]
+__all__ = ["check_images", "check_labels", "check_pair"]
 
 _IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "uint16", "int8", "int16", "int32", "int64")
 _LABEL_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
@@ -113,3 +115,39 @@ def check_labels(labels, images_shape, name="labels"):
             f"`{name}` must be label maps of shape {wanted} matching the images "
             f"{tuple(images_shape) if images_shape is not None else ''}, got shape {shape}."
         )
+
+
+def check_pair(value, name):
+    """An int or a pair of ints (height, width), all positive, as a tuple.
+
+    Args:
+        value: an int (used for both) or a pair of ints.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming `name` and the value.
+
+    Example:
+
+    >>> check_pair(769, "crop_size")
+    (769, 769)
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            pair = None
+        if (
+            pair is None
+            or len(pair) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair)
+        ):
+            raise ValueError(
+                f"`{name}` must be an int or a pair of ints (height, width), got {value!r}."
+            )
+        pair = (int(pair[0]), int(pair[1]))
+    if min(pair) < 1:
+        raise ValueError(f"`{name}` must be positive, got {value!r}.")
+    return pair

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ann.checks import check_images
+from keras_ann.checks import check_images, check_pair
 from keras_ann.ops import bilinear_resize
 
 __all__ = [
@@ -58,29 +58,6 @@ def _check_images(images, name="images"):
     return np.asarray(ops.convert_to_numpy(images))
 
 
-def _check_pair(value, name):
-    """An int or a pair of ints, all positive, as a tuple `(h, w)`."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    else:
-        try:
-            pair = tuple(value)
-        except TypeError:
-            pair = None
-        if (
-            pair is None
-            or len(pair) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
-        ):
-            raise ValueError(
-                f"`{name}` must be an int or a pair of ints (height, width), got {value!r}."
-            )
-        pair = (int(pair[0]), int(pair[1]))
-    if min(pair) < 1:
-        raise ValueError(f"`{name}` must be positive, got {value!r}.")
-    return pair
-
-
 def _check_mode(mode, crop_size, stride):
     if mode not in _MODES:
         raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
@@ -90,7 +67,7 @@ def _check_mode(mode, crop_size, stride):
                 "`mode='slide'` needs `crop_size` and `stride`, got "
                 f"crop_size={crop_size!r}, stride={stride!r}."
             )
-        return _check_pair(crop_size, "crop_size"), _check_pair(stride, "stride")
+        return check_pair(crop_size, "crop_size"), check_pair(stride, "stride")
     if crop_size is not None or stride is not None:
         raise ValueError(
             "`crop_size` and `stride` are only used with `mode='slide'`; got "
@@ -241,8 +218,8 @@ def slide_inference(model, images, crop_size, stride, batch_size=None):
     (1, 100, 140, 3)
     """
     images = _check_images(images)
-    crop_size = _check_pair(crop_size, "crop_size")
-    stride = _check_pair(stride, "stride")
+    crop_size = check_pair(crop_size, "crop_size")
+    stride = check_pair(stride, "stride")
     batch_size = _check_batch_size(batch_size)
     return _slide(model, images, crop_size, stride, batch_size, _float_dtype(model))
 
@@ -380,7 +357,7 @@ def resize_image_cv2(images, size):
         raise ValueError(f"`images` must be (batch, height, width, channels), got {images.shape}.")
     if images.dtype != np.uint8:
         raise ValueError(f"`images` must be uint8 for the OpenCV resize, got {images.dtype}.")
-    out_h, out_w = _check_pair(size, "size")
+    out_h, out_w = check_pair(size, "size")
     in_h, in_w = images.shape[1:3]
     if (in_h, in_w) == (out_h, out_w):
         return images.copy()
