@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import keras_ann
-from keras_ann.visualization import colorize, default_palette, side_by_side
+from keras_ann.visualization import colorize, default_palette, overlay, side_by_side
 
 
 def main():
@@ -35,9 +35,9 @@ def main():
     start = time.perf_counter()
     labels = model.predict_labels(image[None])[0]
     print(f"{image.shape[1]}x{image.shape[0]} image segmented in {time.perf_counter() - start:.2f} s")
-    colours = colorize(labels, default_palette(model.num_classes))
-    overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
-    side_by_side([image.astype(np.uint8), colours, overlay], ["image", "labels", "overlay"]).save(args.output)
+    palette = default_palette(model.num_classes)
+    panels = [image.astype(np.uint8), colorize(labels, palette), overlay(image, labels, palette)]
+    side_by_side(panels, ["image", "labels", "overlay"]).save(args.output)
     print(f"wrote {args.output}")
 
 
