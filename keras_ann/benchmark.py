@@ -441,7 +441,6 @@ def run_benchmark(spec, *, seed=0, verbose=False):
         "train_device_gb": None,
         "reference_memory_gb": spec.reference_memory_gb,
         "reference_fps": spec.reference_fps,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
     if spec.train:
         th, tw = spec.train_size
