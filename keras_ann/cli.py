@@ -141,11 +141,69 @@ def _export(args):
     try:
         # Before loading the model, which may download a preset.
         validate_arguments(args.output, **options)
+        if args.quantize:
+            calibration = _calibration_files(args)
     except (ValueError, ImportError) as error:
         raise SystemExit(f"keras-ann export: error: {error}")
     overrides = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model = _load_model(args.model, **overrides)
-    print(export_model(model, args.output, **options).summary())
+    if not args.quantize:
+        print(export_model(model, args.output, **options).summary())
+        return
+    import tempfile
+
+    from keras_ann.quantize import quantize_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_model(model, os.path.join(tmp, "float32.onnx"), **options)
+        images = (_calibration_image(path, args.input_size) for path in calibration)
+        quantize_onnx(fp32.path, args.output, images, method=args.calibration_method)
+    size = os.path.getsize(args.output) / 2**20
+    print(
+        f"wrote {args.output} (onnx, int8 convolutions, {size:.1f} MB; float32 {fp32.size_bytes / 2**20:.1f} MB), "
+        f"calibrated on {len(calibration)} images ({args.calibration_method})"
+    )
+
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _calibration_files(args):
+    """The calibration images of `export --quantize int8`, checked before
+    the model is loaded."""
+    import glob
+
+    if args.format != "onnx":
+        raise ValueError("--quantize int8 needs --format onnx.")
+    if args.input_size is None:
+        raise ValueError("--quantize int8 needs a fixed --input-size H W (the calibration images are resized to it).")
+    if not args.calibration:
+        raise ValueError("--quantize int8 needs --calibration IMAGES (files, directories or globs; 8 to 32 images).")
+    files = []
+    for pattern in args.calibration:
+        if os.path.isdir(pattern):
+            found = sorted(
+                os.path.join(pattern, name)
+                for name in os.listdir(pattern)
+                if name.lower().endswith(_IMAGE_EXTENSIONS)
+            )
+        else:
+            found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        missing = [path for path in found if not os.path.isfile(path)]
+        if missing or not found:
+            raise ValueError(f"--calibration: no image file at {(missing or [pattern])[0]!r}.")
+        files.extend(found)
+    return files[: args.calibration_count]
+
+
+def _calibration_image(path, size):
+    import numpy as np
+    from PIL import Image
+
+    from keras_ann.data.io import read_image
+
+    image = Image.fromarray(read_image(path))
+    return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR), np.float32)
 
 
 def _train(args):
@@ -403,6 +461,16 @@ def build_parser():
     export.add_argument("--batch-size", type=int, help="fixed batch size (default: any; tflite: 1)")
     export.add_argument("--num-classes", type=int, help="replace the classifier (new, untrained weights)")
     export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument(
+        "--quantize", choices=("int8",),
+        help="int8 convolutions by ONNX Runtime's post-training quantisation (onnx, fixed --input-size)",
+    )
+    export.add_argument(
+        "--calibration", nargs="+", metavar="IMAGES",
+        help="images to calibrate the int8 ranges on: files, directories or globs",
+    )
+    export.add_argument("--calibration-count", type=int, default=16, help="use at most this many (default 16)")
+    export.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
     export.set_defaults(func=_export)
 
     presets = sub.add_parser("presets", help="list the released reference models")
