@@ -12,22 +12,37 @@ ratio of each pair of neighbouring runs and its median (the figure least
 disturbed by changing load), each
 worker's peak RSS during the task, and the load average around the runs.
 
-Tasks (`--tasks`):
+Tasks (`--tasks`; the default runs all six):
 
 - `fp32`: forward pass, whole image 512x1024, batch 1, float32 (ours:
   `predict_on_batch`; theirs: the data preprocessor + `encode_decode`, as
   the reference's test loop).
-- `bf16`: ours under `mixed_bfloat16` against theirs in float32 (the
-  issue's target is a fraction of the reference's float32 time); with
-  `--mmseg-bf16` the reference runs under `torch.autocast(bfloat16)` too.
+- `bf16`: ours under `mixed_bfloat16` against theirs in float32.
+- `bf16_autocast`: ours under `mixed_bfloat16` against theirs under
+  `torch.autocast("cpu", dtype=torch.bfloat16)`, the fair bfloat16
+  comparison.
 - `train`: one training step, crop 512x512, batch 2: forward with the
   auxiliary head, cross-entropy (+ 0.4 x auxiliary), backward, SGD with
-  momentum 0.9 and weight decay 5e-4 (ours: the recipe's, compiled).
+  momentum 0.9 and weight decay 5e-4 (ours: the recipe's, compiled), both
+  in float32.
+- `train_bf16`, `train_bf16_autocast`: that step with ours under
+  `mixed_bfloat16`, against theirs in float32 and under autocast.
+
+Each figure is also given as a fraction of the machine's matrix-multiply
+peak in its precision: both workers time a 2048x2048 matrix product in
+float32 and bfloat16 with their own framework and thread count, and the
+faster of the two is the peak. The model's arithmetic is counted by
+TensorFlow's profiler on our frozen inference graph (convolutions and
+matrix products, the einsums counted from their shapes); a training step
+counts as three forward passes at its size (forward, and the two products
+of the backward pass), the usual estimate. The CPU model and flags go with
+the results.
 
 Usage:
 
     PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --threads 2 --runs 3
     PYTHONPATH=. KERAS_BACKEND=jax .venv/bin/python benchmarks/vs_mmseg.py --tasks fp32
+    PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --tasks bf16_autocast,train_bf16_autocast
 
 Needs the test harness's packages (`tests/reference/REQUIREMENTS.txt`).
 """
@@ -43,6 +58,42 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = "ann_r50_d8_cityscapes_512x1024_40k"
+# task -> (ours' precision, the reference's precision, training step?)
+TASKS = {
+    "fp32": ("float32", "float32", False),
+    "bf16": ("bfloat16", "float32", False),
+    "bf16_autocast": ("bfloat16", "bfloat16", False),
+    "train": ("float32", "float32", True),
+    "train_bf16": ("bfloat16", "float32", True),
+    "train_bf16_autocast": ("bfloat16", "bfloat16", True),
+}
+PEAK_SIZE = 2048
+
+
+def cpu_info():
+    """The CPU model and the flags that decide float32 / bfloat16 speed."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    return {"model": model, "flags": [flag for flag in wanted if flag in flags], "cores": os.cpu_count()}
+
+
+def _median_seconds(fn, runs=5):
+    fn()
+    times = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
 
 
 # === Memory (no framework imports: the workers' RSS stays their own) ===
@@ -77,7 +128,7 @@ def _inputs(args, task):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    if task == "train":
+    if TASKS[task][2]:
         h, w = args.train_size
         n = args.train_batch
         images = rng.uniform(0, 255, (n, h, w, 3)).astype("float32")
@@ -104,15 +155,29 @@ class _MMSegWorker:
 
     def prepare(self, task):
         images, labels = _inputs(self.args, task)
-        if task != "train":
+        _, precision, training = TASKS[task]
+        if training:
+            run = self._train_step(images, labels)
+        else:
             model = self.model.eval()
-            if task == "bf16" and self.args.mmseg_bf16:
-                def run():
-                    with self.torch.autocast("cpu", dtype=self.torch.bfloat16):
-                        self.harness.reference_logits(model, images)
-                return run
-            return lambda: self.harness.reference_logits(model, images)
-        return self._train_step(images, labels)
+            run = lambda: self.harness.reference_logits(model, images)  # noqa: E731
+        if precision == "float32":
+            return run
+
+        def autocast_run():
+            with self.torch.autocast("cpu", dtype=self.torch.bfloat16):
+                return run()
+
+        return autocast_run
+
+    def matmul_peaks(self):
+        torch = self.torch
+        peaks = {}
+        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+            a = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
+            b = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
+            peaks[name] = 2 * PEAK_SIZE**3 / _median_seconds(lambda: torch.mm(a, b)) / 1e9
+        return peaks
 
     def _train_step(self, images, labels):
         import numpy as np
@@ -179,10 +244,50 @@ class _OursWorker:
 
     def prepare(self, task):
         images, labels = _inputs(self.args, task)
-        model = self._model("mixed_bfloat16" if task == "bf16" else "float32")
-        if task == "train":
+        precision, _, training = TASKS[task]
+        model = self._model("mixed_bfloat16" if precision == "bfloat16" else "float32")
+        if training:
             return lambda: model.train_on_batch(images, labels)
         return lambda: model.predict_on_batch(images)
+
+    def matmul_peaks(self):
+        if self.keras.backend.backend() != "tensorflow":
+            return {}
+        import tensorflow as tf
+
+        peaks = {}
+        for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+            a = tf.cast(tf.random.normal((PEAK_SIZE, PEAK_SIZE)), dtype)
+            b = tf.cast(tf.random.normal((PEAK_SIZE, PEAK_SIZE)), dtype)
+            product = tf.function(lambda: tf.matmul(a, b))
+            peaks[name] = 2 * PEAK_SIZE**3 / _median_seconds(lambda: product().numpy()) / 1e9
+        return peaks
+
+    def gflops(self, size):
+        """Forward-pass GFLOPs of one image of `size` (TensorFlow only)."""
+        if self.keras.backend.backend() != "tensorflow":
+            return None
+        import numpy as np
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        model = self._model("float32")
+        spec = tf.TensorSpec((1, *size, 3), tf.float32)
+        graph = convert_variables_to_constants_v2(
+            tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        ).graph
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"
+        flops = tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
+        for op in graph.get_operations():  # the profiler has no rule for einsum
+            if op.type == "Einsum":
+                equation = op.get_attr("equation").decode()
+                operands, _ = equation.replace(" ", "").split("->")
+                sizes = {}
+                for letters, tensor in zip(operands.split(","), op.inputs):
+                    sizes.update(zip(letters, tensor.shape.as_list()))
+                flops += 2 * int(np.prod(list(sizes.values())))
+        return flops / 1e9
 
 
 def worker_main(args):
@@ -200,7 +305,11 @@ def worker_main(args):
         command = json.loads(line)
         if command["op"] == "quit":
             break
-        if command["op"] == "prepare":
+        if command["op"] == "peaks":
+            reply = worker.matmul_peaks()
+        elif command["op"] == "gflops":
+            reply = {"gflops": worker.gflops(command["size"])}
+        elif command["op"] == "prepare":
             _reset_peak_rss()
             step = worker.prepare(command["task"])
             reply = {"ok": True}
@@ -256,8 +365,20 @@ def compare(args, worker_argv):
     theirs = _Worker("mmseg", worker_argv, env)
     ours = _Worker("ours", worker_argv, env)
     print(f"built: mmseg {theirs.info['build_s']:.1f} s, ours ({ours.info['backend']}) {ours.info['build_s']:.1f} s", flush=True)
-    results = {"argv": sys.argv[1:], "backend": ours.info["backend"], "threads": args.threads, "tasks": {}}
+    results = {
+        "argv": sys.argv[1:], "backend": ours.info["backend"], "threads": args.threads, "cpu": cpu_info(), "tasks": {}
+    }
     try:
+        peaks = {"ours": ours.call(op="peaks"), "mmseg": theirs.call(op="peaks")}
+        results["matmul_gflops"] = peaks
+        results["peak_gflops"] = {
+            p: max(side.get(p, 0.0) for side in peaks.values()) for p in ("float32", "bfloat16")
+        }
+        results["model_gflops"] = {
+            "forward": ours.call(op="gflops", size=list(args.size))["gflops"],
+            "train_forward": ours.call(op="gflops", size=list(args.train_size))["gflops"],
+        }
+        print(f"matrix-multiply GFLOP/s: {peaks}; model GFLOPs {results['model_gflops']}", flush=True)
         for task in args.tasks:
             loads = [_load()]
             for worker in (ours, theirs):
@@ -290,37 +411,66 @@ def compare(args, worker_argv):
                 "load_min": min(loads),
                 "load_max": max(loads),
             }
+            results["tasks"][task].update(_peak_fractions(results, task, args, ours_median, theirs_median))
     finally:
         ours.close()
         theirs.close()
     return results
 
 
-def format_table(results, args):
-    titles = {
-        "fp32": f"forward {args.size[0]}x{args.size[1]}, batch {args.batch}, float32",
-        "bf16": f"forward {args.size[0]}x{args.size[1]}, batch {args.batch}, ours bfloat16 vs mmseg "
-        + ("bfloat16 (autocast)" if args.mmseg_bf16 else "float32"),
-        "train": f"training step {args.train_size[0]}x{args.train_size[1]}, batch {args.train_batch}, float32",
+def _peak_fractions(results, task, args, ours_s, theirs_s):
+    """Each side's achieved GFLOP/s as a fraction of the peak of its precision."""
+    ours_p, theirs_p, training = TASKS[task]
+    gflops = results["model_gflops"]["train_forward" if training else "forward"]
+    if gflops is None:
+        return {}
+    work = gflops * (3 * args.train_batch if training else args.batch)
+    peak = results["peak_gflops"]
+    return {
+        "ours_peak_fraction": work / ours_s / peak[ours_p],
+        "mmseg_peak_fraction": work / theirs_s / peak[theirs_p],
     }
+
+
+def format_table(results, args):
+    precision = {"float32": "float32", "bfloat16": "bfloat16 (autocast)"}
+    titles = {}
+    for task, (ours_p, theirs_p, training) in TASKS.items():
+        what = (
+            f"training step {args.train_size[0]}x{args.train_size[1]}, batch {args.train_batch}"
+            if training
+            else f"forward {args.size[0]}x{args.size[1]}, batch {args.batch}"
+        )
+        titles[task] = f"{what}, ours {ours_p} vs mmseg {precision[theirs_p]}"
     lines = [
         "| task | ours median (s) | mmseg median (s) | ratio of medians | per-pair ratios | median pair ratio | "
-        "ours peak RSS (GB) | mmseg peak RSS (GB) | load (1 min) |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---|",
+        "ours / mmseg % of peak | ours peak RSS (GB) | mmseg peak RSS (GB) | load (1 min) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for task, r in results["tasks"].items():
         pairs = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+        if "ours_peak_fraction" in r:
+            fractions = f"{100 * r['ours_peak_fraction']:.0f} / {100 * r['mmseg_peak_fraction']:.0f}"
+        else:
+            fractions = "-"
         lines.append(
             f"| {titles[task]} | {r['ours_median_s']:.2f} | {r['mmseg_median_s']:.2f} | "
-            f"{r['ratio']:.2f} | {pairs} | **{r['median_pair_ratio']:.2f}** | {r['ours_peak_rss_gb']:.2f} | {r['mmseg_peak_rss_gb']:.2f} | "
+            f"{r['ratio']:.2f} | {pairs} | **{r['median_pair_ratio']:.2f}** | {fractions} | {r['ours_peak_rss_gb']:.2f} | {r['mmseg_peak_rss_gb']:.2f} | "
             f"{r['load_min']:.1f}-{r['load_max']:.1f} |"
         )
+    cpu = results["cpu"]
+    notes = [f"CPU: {cpu['model']} ({', '.join(cpu['flags'])}), {args.threads} threads per side"]
+    notes += [f"{p} matrix-multiply peak {g:.0f} GFLOP/s" for p, g in results.get("peak_gflops", {}).items()]
+    forward = results.get("model_gflops", {}).get("forward")
+    if forward:
+        notes.append(f"model {forward:.0f} GFLOPs per forward pass")
+    lines.append("\n" + "; ".join(notes))
     return "\n".join(lines)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default="fp32,bf16,train", type=lambda s: [t for t in s.split(",") if t])
+    parser.add_argument("--tasks", default=",".join(TASKS), type=lambda s: [t for t in s.split(",") if t])
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side and task")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="threads of each side (torch.set_num_threads)")
@@ -328,7 +478,6 @@ def build_parser():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--train-size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     parser.add_argument("--train-batch", type=int, default=2)
-    parser.add_argument("--mmseg-bf16", action="store_true", help="run the reference's bf16 task under autocast")
     parser.add_argument("--jit-compile", choices=("true", "false"), help="ours: XLA (default: Keras's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write all timings to this file")
@@ -340,9 +489,9 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    unknown = set(args.tasks) - {"fp32", "bf16", "train"}
+    unknown = set(args.tasks) - set(TASKS)
     if unknown:
-        parser.error(f"--tasks: unknown {sorted(unknown)}; choose from fp32, bf16, train")
+        parser.error(f"--tasks: unknown {sorted(unknown)}; choose from {', '.join(TASKS)}")
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--runs and --threads must be >= 1, --warmup >= 0")
     if args.worker:

@@ -409,7 +409,7 @@ def reference_logits(model, images, return_aux: bool = False):
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=inputs), training=False)
         seg = model.encode_decode(data["inputs"], metas)
-        out = seg.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+        out = seg.float().permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)  # float() for autocast
         if not return_aux:
             return out
         feats = model.extract_feat(data["inputs"])
