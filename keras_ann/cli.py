@@ -3,7 +3,6 @@
 import argparse
 import os
 import sys
-import time
 
 
 def _demo(args):
@@ -12,6 +11,7 @@ def _demo(args):
 
     import keras
     import keras_ann
+    from keras_ann.callbacks import TimeBudget
     from keras_ann.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, make_scenes
     from keras_ann.evaluation import evaluate_dataset
     from keras_ann.optimizers import TorchSGD
@@ -31,7 +31,7 @@ def _demo(args):
     print(f"ANN (ResNet-18-D8, half width, AFNB + APNB), {params:,} trainable parameters")
     optimizer = TorchSGD(PolyDecay(args.lr, decay_steps=args.iterations, power=0.9, end_learning_rate=1e-4))
     model.compile(optimizer=optimizer)
-    budget = _TimeBudget(args.seconds)
+    budget = TimeBudget(args.seconds)
     steps_per_epoch = 10
     import tensorflow as tf
 
@@ -67,30 +67,6 @@ def _demo(args):
     grid = np.concatenate(rows, 0).repeat(3, axis=0).repeat(3, axis=1)  # 3x, nearest
     side_by_side([grid], ["image | ground truth | prediction"]).save(args.output)
     print(f"wrote {args.output}")
-
-
-class _TimeBudget:
-    """Keras callback stopping `fit()` once a time budget is spent."""
-
-    def __new__(cls, seconds):
-        import keras
-
-        class TimeBudget(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.iterations = 0
-                self.elapsed = 0.0
-
-            def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.iterations += 1
-                self.elapsed = time.perf_counter() - self.start
-                if self.elapsed > seconds:
-                    self.model.stop_training = True
-
-        return TimeBudget()
 
 
 def _convert(args):

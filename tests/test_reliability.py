@@ -23,6 +23,7 @@ from PIL import Image
 import keras
 import keras_ann
 from keras_ann import training
+from keras_ann.callbacks import resume_state
 from keras_ann.data import camvid
 from keras_ann.data.errors import DatasetError
 from keras_ann.data.io import load_sample, read_image, read_label
@@ -100,7 +101,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_usable(tmp_path, monkeyp
         state.on_epoch_end(1)
     monkeypatch.undo()
     # 2. Killed after the weights file, before `state.json` moved on.
-    monkeypatch.setattr(training, "_write_json_atomic", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+    monkeypatch.setattr(resume_state, "_write_json_atomic", lambda *a: (_ for _ in ()).throw(OSError("killed")))
     with pytest.raises(OSError, match="killed"):
         state.on_epoch_end(1)
     monkeypatch.undo()
