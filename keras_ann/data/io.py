@@ -25,6 +25,8 @@ __all__ = [
     "read_label",
     "make_label_lut",
     "check_label_values",
+    "out_of_range_fix",
+    "single_channel_message",
     "load_sample",
     "require_files",
     "verify_files",
@@ -87,10 +89,7 @@ def read_label(path):
         with Image.open(path) as im:
             mode = im.mode
             if mode not in _SINGLE_CHANNEL_MODES:
-                raise DatasetError(
-                    f"Label {path} must be a single-channel image (mode L, P or I), "
-                    f"got mode {mode!r}."
-                )
+                raise DatasetError(single_channel_message(path, mode))
             array = np.asarray(im)
     except DatasetError:
         raise
@@ -159,23 +158,66 @@ def make_label_lut(label_map=None, reduce_zero_label=False):
     return lut.astype(np.uint8)
 
 
+def single_channel_message(path, mode):
+    """The message for a label file that is not a single-channel image."""
+    hint = (
+        " Colour masks (one RGB colour per class) must be converted to class ids: "
+        "`keras_ann.data.rgb_to_labels(mask, palette)` (on the command line "
+        "`--label-palette`)."
+        if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+        else ""
+    )
+    return f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}.{hint}"
+
+
+def out_of_range_fix(values, num_classes, ignore_index=255):
+    """How to fix label values outside `[0, num_classes)` (not the ignore
+    index), for the messages of the dataset checks.
+
+    Example:
+
+    >>> out_of_range_fix([11], 11)
+    'If 11 marks void (unlabelled) pixels, map it to the ignore index: label_map={11: 255} (`--label-map 11:255`); if the values are classes, raise num_classes to 12.'
+    """
+    values = sorted(int(v) for v in values)
+    void = values[0] if len(values) == 1 else None
+    text = (
+        f"If {void} marks void (unlabelled) pixels, map it to the ignore index: "
+        f"label_map={{{void}: {ignore_index}}} (`--label-map {void}:{ignore_index}`); "
+        if void is not None
+        else "Map void values to the ignore index with label_map={value: %d} "
+        "(`--label-map value:%d`); " % (ignore_index, ignore_index)
+    )
+    return text + f"if the values are classes, raise num_classes to {values[-1] + 1}."
+
+
 def check_label_values(label, num_classes, ignore_index=255, path="<label>"):
     """Raises `DatasetError` if `label` holds values outside `[0, num_classes)`
-    other than `ignore_index`.
+    other than `ignore_index`, naming each value, its pixel count and the fix.
 
     Args:
         label: integer array.
         num_classes: int.
         ignore_index: int.
         path: file name used in the message.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_label_values(np.array([[0, 3]], np.uint8), 3, path="a.png")
+    Traceback (most recent call last):
+    ...
+    keras_ann.data.errors.DatasetError: Label a.png has values outside [0, 3) other than the ignore index 255: 3 (1 pixels). If 3 marks void (unlabelled) pixels, map it to the ignore index: label_map={3: 255} (`--label-map 3:255`); if the values are classes, raise num_classes to 4.
     """
     counts = np.bincount(label.reshape(-1), minlength=256)
-    bad = [v for v in np.nonzero(counts)[0] if v >= num_classes and v != ignore_index]
+    bad = [int(v) for v in np.nonzero(counts)[0] if v >= num_classes and v != ignore_index]
     if bad:
+        listed = ", ".join(f"{v} ({int(counts[v])} pixels)" for v in bad[:8])
+        more = f" and {len(bad) - 8} more values" if len(bad) > 8 else ""
         raise DatasetError(
             f"Label {path} has values outside [0, {num_classes}) other than the "
-            f"ignore index {ignore_index}: {[int(v) for v in bad]} "
-            f"({int(sum(counts[v] for v in bad))} pixels)."
+            f"ignore index {ignore_index}: {listed}{more}. "
+            + out_of_range_fix(bad, num_classes, ignore_index)
         )
 
 
@@ -229,9 +271,7 @@ def _header(path, kind):
     if orientation in (5, 6, 7, 8):
         size = size[::-1]
     if kind == "label" and mode not in _SINGLE_CHANNEL_MODES:
-        raise DatasetError(
-            f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}."
-        )
+        raise DatasetError(single_channel_message(path, mode))
     return size
 
 
