@@ -165,6 +165,8 @@ def single_channel_message(path, mode):
         "`keras_ann.data.rgb_to_labels(mask, palette)` (on the command line "
         "`--label-palette`)."
         if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+        else " Float labels must be saved as integer class ids (8-bit PNG)."
+        if mode == "F"
         else ""
     )
     return f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}.{hint}"

@@ -216,9 +216,10 @@ def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None):
     return entries, len(paths) - len(todo)
 
 
-def _names(paths, limit=_EXAMPLES):
+def _names(paths, total=None, limit=_EXAMPLES):
     paths = list(paths)
-    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    total = len(paths) if total is None else int(total)
+    more = f" and {total - limit} more" if total > limit else ""
     return ", ".join(paths[:limit]) + more
 
 
@@ -358,7 +359,7 @@ class LabelScan:
                 f"8 bits: map them to class ids 0..{self.num_classes - 1} (and {self.ignore_index} "
                 f"for void) and save 8-bit PNGs."
             )
-        self._check_values(examples, n)
+        self._check_values(examples, n, ramp_files)
         if ramp_files and not any("interpolat" in p for p in self.problems):
             self.notes.append(
                 f"{len(ramp_files)} of {n} label files {where} look interpolated (many pixels lie "
@@ -368,7 +369,7 @@ class LabelScan:
             )
         self._check_zero(raw_zero_files, zero_frame_files, n)
 
-    def _check_values(self, examples, n):
+    def _check_values(self, examples, n, ramp_files):
         k, ignore = self.num_classes, self.ignore_index
         where = f"in {self.name}"
         present = [v for v in range(256) if self.pixels[v]]
@@ -382,7 +383,7 @@ class LabelScan:
             self.problems.append(
                 f"The labels {where} hold only 0 and {ignore} ({ignore} in {self.images[ignore]} of {n} "
                 f"files, {_percent(self.pixels[ignore], self.pixels.sum())} of the pixels, e.g. "
-                f"{_names(examples[ignore])}), but {ignore} is the ignore index: with num_classes=2 "
+                f"{_names(examples[ignore], self.images[ignore])}), but {ignore} is the ignore index: with num_classes=2 "
                 f"the foreground would be ignored and class 1 never learnt. If {ignore} marks your "
                 f"foreground (a 0/{ignore} binary mask), pass label_map={{{ignore}: 1}} "
                 f"(`--label-map {ignore}:1`)."
@@ -392,16 +393,17 @@ class LabelScan:
         if not bad:
             return
         parts = "; ".join(
-            f"{v} ({self.pixels[v]} pixels in {self.images[v]} files, e.g. {_names(examples[v][:_EXAMPLES])})"
+            f"{v} ({self.pixels[v]} pixels in {self.images[v]} files, e.g. {_names(examples[v], self.images[v])})"
             for v in bad[:8]
         )
         more = f"; and {len(bad) - 8} more values" if len(bad) > 8 else ""
         fix = out_of_range_fix(bad, k, ignore)
-        if len(bad) >= 8:
+        if len(bad) >= 8 or ramp_files:
             fix = (
-                f"{len(bad)} distinct values out of range: the masks look resized with "
-                "interpolation or saved as JPEG; resize masks with nearest-neighbour "
-                "interpolation and save them as PNG. Otherwise: " + fix
+                f"{len(bad)} distinct values out of range"
+                + (f", and {len(ramp_files)} files with ramps between classes" if ramp_files else "")
+                + ": the masks look resized with interpolation or saved as JPEG; resize masks "
+                "with nearest-neighbour interpolation and save them as PNG. Otherwise: " + fix
             )
         elif bad == [k] and self.pixels[0] and not self.reduce_zero_label and self._lut[0] == 0:
             fix = (
