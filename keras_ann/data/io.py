@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from keras_ann.data.errors import DatasetError, DatasetWarning
+from keras_ann.data.rgb_labels import rgb_to_labels
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -71,11 +72,13 @@ def read_image(path):
         raise DatasetError(f"Cannot read image {path}: {type(e).__name__}: {e}") from e
 
 
-def read_label(path):
+def read_label(path, palette=None):
     """Reads a label map as `uint8 [H, W]` (palette PNGs give indices).
 
     Args:
         path: str or bytes, the file.
+        palette: optional colour of each class (see `rgb_to_labels`): colour
+            label files are then converted to class ids.
 
     Returns:
         `np.ndarray` of dtype `uint8`.
@@ -89,7 +92,9 @@ def read_label(path):
         with Image.open(path) as im:
             mode = im.mode
             if mode not in _SINGLE_CHANNEL_MODES:
-                raise DatasetError(single_channel_message(path, mode))
+                if palette is None:
+                    raise DatasetError(single_channel_message(path, mode))
+                return colour_label(np.asarray(im.convert("RGB")), palette, path)
             array = np.asarray(im)
     except DatasetError:
         raise
@@ -172,6 +177,14 @@ def single_channel_message(path, mode):
     return f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}.{hint}"
 
 
+def colour_label(rgb, palette, path):
+    """`rgb_to_labels(rgb, palette)`, its errors as `DatasetError` naming `path`."""
+    try:
+        return rgb_to_labels(rgb, palette)
+    except ValueError as e:
+        raise DatasetError(f"Colour label {path}: {e}") from e
+
+
 def out_of_range_fix(values, num_classes, ignore_index=255):
     """How to fix label values outside `[0, num_classes)` (not the ignore
     index), for the messages of the dataset checks.
@@ -223,7 +236,9 @@ def check_label_values(label, num_classes, ignore_index=255, path="<label>"):
         )
 
 
-def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_index=255):
+def load_sample(
+    image_path, label_path, *, lut=None, num_classes=None, ignore_index=255, palette=None
+):
     """Reads and checks one (image, label) pair.
 
     Args:
@@ -232,6 +247,8 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
         lut: optional `uint8 [256]` table from `make_label_lut`.
         num_classes: optional int; when given the label values are checked.
         ignore_index: int.
+        palette: optional class colours for colour label files (see
+            `read_label`).
 
     Returns:
         `(image uint8 [H, W, 3], label uint8 [H, W])`.
@@ -242,7 +259,7 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
     """
     image_path, label_path = _path(image_path), _path(label_path)
     image = read_image(image_path)
-    label = read_label(label_path)
+    label = read_label(label_path, palette)
     if image.shape[:2] != label.shape[:2]:
         raise DatasetError(
             f"Image and label sizes differ: {image_path} is "
@@ -256,7 +273,7 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
     return image, label
 
 
-def _header(path, kind):
+def _header(path, kind, palette=None):
     try:
         with Image.open(path) as im:
             size = im.size
@@ -272,20 +289,25 @@ def _header(path, kind):
         raise DatasetError(f"Cannot read {kind} {path}: {type(e).__name__}: {e}") from e
     if orientation in (5, 6, 7, 8):
         size = size[::-1]
-    if kind == "label" and mode not in _SINGLE_CHANNEL_MODES:
+    if kind == "label" and mode not in _SINGLE_CHANNEL_MODES and palette is None:
         raise DatasetError(single_channel_message(path, mode))
     return size
 
 
-def _verify_pair(pair, level, lut, num_classes, ignore_index):
+def _verify_pair(pair, level, lut, num_classes, ignore_index, palette=None):
     image_path, label_path = pair
     if level == "full":
         load_sample(
-            image_path, label_path, lut=lut, num_classes=num_classes, ignore_index=ignore_index
+            image_path,
+            label_path,
+            lut=lut,
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            palette=palette,
         )
         return
     image_size = _header(image_path, "image")
-    label_size = _header(label_path, "label")
+    label_size = _header(label_path, "label", palette)
     if image_size != label_size:
         raise DatasetError(
             f"Image and label sizes differ: {image_path} is {image_size[0]}x{image_size[1]} "
@@ -302,6 +324,7 @@ def verify_files(
     ignore_index=255,
     skip_bad=False,
     num_workers=None,
+    palette=None,
 ):
     """Checks (image, label) pairs before training starts.
 
@@ -319,6 +342,7 @@ def verify_files(
         skip_bad: bool; drop bad pairs with a `DatasetWarning` instead of
             raising.
         num_workers: threads (Pillow releases the GIL while decoding).
+        palette: optional class colours for colour label files.
 
     Returns:
         The list of good pairs (all of them unless `skip_bad`).
@@ -335,7 +359,7 @@ def verify_files(
 
     def check(pair):
         try:
-            _verify_pair(pair, level, lut, num_classes, ignore_index)
+            _verify_pair(pair, level, lut, num_classes, ignore_index, palette)
             return None
         except DatasetError as e:
             return str(e)

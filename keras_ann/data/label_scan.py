@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from keras_ann.data.errors import DatasetError, DatasetWarning
-from keras_ann.data.io import make_label_lut, out_of_range_fix
+from keras_ann.data.io import colour_label, make_label_lut, out_of_range_fix
 
 __all__ = ["LabelScan", "check_dataset_labels", "scan_label_files", "scan_labels"]
 
@@ -82,18 +82,22 @@ def _histogram(values):
     return {int(k): int(c) for k, c in zip(keys, counts)}
 
 
-def _read_entry(path):
+def _read_entry(path, palette=None):
     """What the scan keeps of one label file (JSON-serialisable)."""
     try:
         with Image.open(path) as im:
             mode = im.mode
             array = np.asarray(im)
+            if palette is not None and (array.ndim == 3 or mode in _COLOUR_MODES):
+                array = colour_label(np.asarray(im.convert("RGB")), palette, path)
+    except DatasetError as e:
+        return {"error": str(e)}
     except FileNotFoundError:
         return {"error": "file not found"}
     except Exception as e:  # PIL raises several types for bad data
         return {"error": f"{type(e).__name__}: {e}"}
     entry = {"mode": mode, "shape": list(array.shape[:2])}
-    if array.ndim == 3 or mode in _COLOUR_MODES:
+    if array.ndim == 3 or (mode in _COLOUR_MODES and palette is None):
         colours = array.reshape(-1, array.shape[-1]) if array.ndim == 3 else array.reshape(-1, 1)
         rgb = colours[:, :3] if colours.shape[1] >= 3 else colours[:, :1]
         entry["grey"] = bool(np.all(rgb == rgb[:, :1]))
@@ -128,14 +132,18 @@ def _stat(path):
         return None
 
 
-def _cache_path(cache_dir, paths):
+def _cache_path(cache_dir, paths, palette=None):
     if cache_dir is False:
         return None
     if cache_dir is None:
         from keras_ann.weights.download import cache_dir as default_cache_dir
 
         cache_dir = os.path.join(default_cache_dir(), "label_scans")
-    digest = hashlib.sha256("\0".join(os.path.abspath(p) for p in paths).encode()).hexdigest()
+    key = "\0".join(os.path.abspath(p) for p in paths)
+    if palette is not None:  # entries of colour files are then class ids
+        items = palette.items() if isinstance(palette, dict) else ((c, i) for i, c in enumerate(palette))
+        key += "\0palette:" + repr(sorted((tuple(int(c) for c in colour), int(i)) for colour, i in items))
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return os.path.join(os.fspath(cache_dir), digest[:32] + ".json")
 
 
@@ -168,7 +176,7 @@ def _write_cache(path, files):
         warnings.warn(f"Label scan not cached ({path}): {e}", DatasetWarning, stacklevel=3)
 
 
-def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None):
+def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None, palette=None):
     """Reads every label file once (or takes it from the cache).
 
     Args:
@@ -177,6 +185,8 @@ def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None):
             the module docstring; `False`: no cache).
         verbose: 1 shows a progress bar while files are read, 0 nothing.
         num_workers: reading threads (Pillow releases the GIL).
+        palette: optional class colours: colour label files are converted
+            with `rgb_to_labels` (unknown colours are an error).
 
     Returns:
         `(entries, cached)`: a list of per-file dicts (raw values, before any
@@ -186,7 +196,7 @@ def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None):
     import keras
 
     paths = [os.fspath(p) for p in paths]
-    cache_path = _cache_path(cache_dir, paths)
+    cache_path = _cache_path(cache_dir, paths, palette)
     cached = _read_cache(cache_path)
     stats = [_stat(p) for p in paths]
     entries = [None] * len(paths)
@@ -198,11 +208,11 @@ def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None):
         else:
             todo.append(i)
     if todo:
-        bar = keras.utils.Progbar(len(todo), unit_name="label") if verbose else None
+        bar = keras.utils.Progbar(len(todo), interval=0.5, unit_name="label") if verbose else None
         workers = num_workers or min(8, (os.cpu_count() or 1) * 2)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for done, (i, entry) in enumerate(
-                zip(todo, pool.map(lambda i: _read_entry(paths[i]), todo)), 1
+                zip(todo, pool.map(lambda i: _read_entry(paths[i], palette), todo)), 1
             ):
                 entry["stat"] = stats[i]
                 entries[i] = entry
@@ -320,8 +330,8 @@ class LabelScan:
         where = f"in {self.name}"
         if errors:
             self.problems.append(
-                f"{len(errors)} of {n} label files {where} cannot be read: {_names(errors)}. "
-                "Replace or remove them."
+                f"{len(errors)} of {n} label files {where} cannot be read or converted: {_names(errors)}. "
+                "Replace, fix or remove them."
             )
         if colour:
             path, entry = colour[0]
@@ -485,7 +495,7 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
 
     Args:
         dataset: a `SegmentationDataset` (its `files`, `num_classes`,
-            `ignore_index`, `label_map`, `reduce_zero_label`,
+            `ignore_index`, `label_map`, `reduce_zero_label`, `label_palette`,
             `class_names` and `name` are used).
         cache_dir: the scan cache directory, `None` for the default,
             `False` for none (see the module docstring).
@@ -501,7 +511,9 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
     >>> print(scan.table())  # doctest: +SKIP
     """
     paths = [label for _, label in dataset.files]
-    entries, cached = scan_label_files(paths, cache_dir=cache_dir, verbose=verbose)
+    entries, cached = scan_label_files(
+        paths, cache_dir=cache_dir, verbose=verbose, palette=getattr(dataset, "label_palette", None)
+    )
     return LabelScan(
         paths,
         entries,

@@ -99,6 +99,26 @@ def test_colour_masks_refused_with_a_pointer_to_rgb_to_labels(tmp_path):
         _check(ds)
 
 
+def test_colour_masks_read_with_a_label_palette(tmp_path):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, 16:] = (128, 64, 128)
+    rgb[:4, :4] = (255, 255, 255)
+    images, anns = _folder(str(tmp_path), [rgb])
+    palette = {(0, 0, 0): 0, (128, 64, 128): 1, (255, 255, 255): 255}
+    ds = FolderDataset(images, anns, 2, label_palette=palette)
+    _, label = ds.load(0)
+    expected = np.where(rgb[..., 0] == 128, 1, 0).astype(np.uint8)
+    expected[:4, :4] = 255
+    np.testing.assert_array_equal(label, expected)
+    train, _ = _check(ds)
+    assert train.pixels[1] == H * 16 and train.pixels[255] == 16
+    (_, batch), = ds.eval_dataset().take(1)  # the tf.data pipeline converts them too
+    np.testing.assert_array_equal(batch[0].numpy(), expected)
+    # A colour missing from the palette: refused before training, naming the file and colour.
+    with pytest.raises(DatasetError, match=r"(?s)cannot be read or converted.*s0\.png.*\(255, 255, 255\) \(16 pixels\)"):
+        _check(FolderDataset(images, anns, 2, label_palette=[(0, 0, 0), (128, 64, 128)]))
+
+
 def test_grey_masks_saved_as_rgb_refused_with_the_conversion(tmp_path):
     label = _blocks(np.random.default_rng(1), [0, 1])
     images, anns = _folder(str(tmp_path), [np.stack([label] * 3, -1)])
@@ -143,6 +163,7 @@ def test_ade_like_labels_0_to_k_hint_reduce_zero_label(tmp_path):
     assert train.pixels[255] == sum(int(np.sum(label == 0)) for label in labels)
 
 
+@pytest.mark.filterwarnings("ignore:.*never occur:keras_ann.data.errors.DatasetWarning")
 def test_frequent_zero_in_a_many_class_dataset_hints_reduce_zero_label(tmp_path):
     rng = np.random.default_rng(3)
     labels = [_blocks(rng, np.arange(60)) for _ in range(4)]
@@ -178,6 +199,7 @@ def _interpolated(rng, values):
     return np.asarray(big)
 
 
+@pytest.mark.filterwarnings("ignore:.*never occur:keras_ann.data.errors.DatasetWarning")
 def test_interpolated_masks_warned(tmp_path):
     rng = np.random.default_rng(5)
     labels = [_interpolated(rng, [0, 10, 20, 30]) for _ in range(2)]  # values 0..30, num_classes 40
@@ -232,9 +254,11 @@ def test_a_bad_val_label_is_refused_before_training(tmp_path):
         _check(train, val)
 
 
-def test_build_datasets_scans_both_splits(tmp_path):
+def test_build_datasets_scans_both_splits(tmp_path, monkeypatch):
     from keras_ann.recipes import get_recipe
     from keras_ann.training import build_datasets
+
+    monkeypatch.setenv("KERAS_ANN_HOME", str(tmp_path / "home"))  # the default scan cache
 
     root = tmp_path / "camvid"
     label = np.zeros((H, W), np.uint8)
@@ -250,6 +274,7 @@ def test_build_datasets_scans_both_splits(tmp_path):
         os.rename(root / f"{split}_img", root / split)
     with pytest.raises(DatasetError, match=r"(?s)camvid/val.*14 \(1 pixels in 1 files.*valannot.*s1\.png"):
         build_datasets(get_recipe("ann_r18_d8_camvid_cpu"), str(root))
+    assert len(os.listdir(tmp_path / "home" / "label_scans")) == 2  # one cache file per split
 
 
 def test_the_cache_is_used_and_invalidated_when_a_file_changes(tmp_path):
