@@ -7,7 +7,10 @@ with "negative dimension size", and labels of another size than the images
 reach the metrics' confusion matrix as a shape mismatch in a graph op. These
 checks run on static shapes before any of that, so they work on NumPy
 arrays, tensors of every backend and symbolic `KerasTensor`s alike
-(unknown dimensions are not checked).
+(unknown dimensions are not checked). Label values are checked where they
+are known (NumPy arrays, eager tensors): a value >= `num_classes` would
+fail deep in a gather op (or, on some devices, be read silently), a -1 would train
+as the last class, a fractional float label would be truncated.
 """
 
 import numbers

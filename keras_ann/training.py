@@ -252,6 +252,10 @@ def build_datasets(
 
     Returns:
         `(train_ds, val_ds, dataset_object)`.
+
+    Raises:
+        DatasetError: label mistakes in either split, found by a scan of
+            every label file before training (`data.check_dataset_labels`).
     """
     from keras_ann import data
 
