@@ -273,6 +273,9 @@ class LabelScan:
         class_names: optional names for the table.
         name: the dataset's name, for the messages.
         cached: how many entries came from the cache.
+        skip_bad: bool; mistakes confined to some files (unreadable, colour,
+            out-of-range values, ...) become notes, as the pipeline skips
+            those files.
     """
 
     def __init__(
@@ -287,6 +290,7 @@ class LabelScan:
         class_names=None,
         name="dataset",
         cached=0,
+        skip_bad=False,
     ):
         self.paths = list(paths)
         self.num_classes = int(num_classes)
@@ -296,6 +300,7 @@ class LabelScan:
         self.class_names = tuple(class_names) if class_names else tuple(str(i) for i in range(self.num_classes))
         self.name = name
         self.cached = int(cached)
+        self.skip_bad = bool(skip_bad)
         lut = make_label_lut(self.label_map, self.reduce_zero_label)
         self._lut = np.arange(256) if lut is None else lut.astype(np.int64)
         self.pixels = np.zeros(256, np.int64)
@@ -340,14 +345,14 @@ class LabelScan:
         n = len(self.paths)
         where = f"in {self.name}"
         if errors:
-            self.problems.append(
+            self._file_problem(
                 f"{len(errors)} of {n} label files {where} cannot be read or converted: {_names(errors)}. "
                 "Replace, fix or remove them."
             )
         if colour:
             path, entry = colour[0]
             common = ", ".join(str(tuple(c[:3])) for c in entry["colours"][:5])
-            self.problems.append(
+            self._file_problem(
                 f"{len(colour)} of {n} label files {where} are colour images (mode {entry['mode']!r}), "
                 f"e.g. {_names(p for p, _ in colour)}: labels must be single-channel class ids, "
                 f"one value per class. Convert colour masks with "
@@ -356,7 +361,7 @@ class LabelScan:
                 f"{path} are {common} ({entry['num_colours']} colours in all)."
             )
         if grey:
-            self.problems.append(
+            self._file_problem(
                 f"{len(grey)} of {n} label files {where} are stored with colour channels "
                 f"(mode {grey[0][1]['mode']!r}) that all hold the same value, e.g. "
                 f"{_names(p for p, _ in grey)}: save them as single-channel PNGs, e.g. "
@@ -365,7 +370,7 @@ class LabelScan:
         if floats:
             count = sum(e["non_integer"] for _, e in floats)
             values = floats[0][1]["non_integer_examples"]
-            self.problems.append(
+            self._file_problem(
                 f"{len(floats)} of {n} label files {where} hold non-integer values "
                 f"({count} pixels, e.g. {values} in {floats[0][0]}): labels are class ids. Masks "
                 f"resized with bilinear interpolation or normalised get such values: resize masks "
@@ -375,7 +380,7 @@ class LabelScan:
             parts = "; ".join(
                 f"{k} ({c} pixels in {len(ps)} files, e.g. {_names(ps)})" for k, (c, ps) in sorted(wide.items())[:5]
             )
-            self.problems.append(
+            self._file_problem(
                 f"label files {where} hold values outside 0..255: {parts}. Labels must fit in "
                 f"8 bits: map them to class ids 0..{self.num_classes - 1} (and {self.ignore_index} "
                 f"for void) and save 8-bit PNGs."
@@ -433,7 +438,7 @@ class LabelScan:
                 f"(`--reduce-zero-label`), which ignores 0 and maps 1..{k} to 0..{k - 1}. "
                 "Otherwise: " + fix
             )
-        self.problems.append(
+        self._file_problem(
             f"The labels {where} hold values outside [0, {k}) other than the ignore index "
             f"{ignore}: {parts}{more}. {fix}"
         )
@@ -472,6 +477,14 @@ class LabelScan:
             f"{len(absent)} of {self.num_classes} classes never occur in the labels of "
             f"{self.name}: {listed}{more}. Check num_classes, label_map and reduce_zero_label."
         )
+
+    def _file_problem(self, message):
+        """A mistake in some files: with `skip_bad` the pipeline skips those
+        files, so it is a note, not a refusal."""
+        if self.skip_bad:
+            self.notes.append(message + " These files are skipped (skip_bad=True).")
+        else:
+            self.problems.append(message)
 
     def raise_for_problems(self):
         """Raises `DatasetError` with every problem found (if any)."""
@@ -539,6 +552,7 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
         class_names=dataset.class_names,
         name=dataset.name,
         cached=cached,
+        skip_bad=getattr(dataset, "skip_bad", False),
     )
 
 

@@ -330,3 +330,17 @@ def test_rgb_to_labels_maps_colours_and_refuses_unknown_ones():
         rgb_to_labels(mask[..., 0], palette)
     with pytest.raises(ValueError, match="two classes"):
         rgb_to_labels(mask, [(0, 0, 0), (0, 0, 0)])
+
+
+def test_with_skip_bad_bad_files_are_warned_not_refused(tmp_path):
+    good = np.zeros((H, W), np.uint8)
+    good[:, 16:] = 1
+    bad = good.copy()
+    bad[0, 0] = 7
+    ds = _dataset(tmp_path / "a", [good, bad], 2, skip_bad=True)
+    with pytest.warns(DatasetWarning, match=r"7 \(1 pixels in 1 files, e.g. .*s1\.png.*skipped \(skip_bad=True\)"):
+        _check(ds)
+    # A mistake of the whole dataset (not of some files) is still refused.
+    binary = np.where(good == 1, 255, 0).astype(np.uint8)
+    with pytest.raises(DatasetError, match="label_map=\\{255: 1\\}"):
+        _check(_dataset(tmp_path / "b", [binary, binary], 2, skip_bad=True))
