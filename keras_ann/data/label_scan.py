@@ -107,11 +107,15 @@ def _read_entry(path, palette=None):
     entry = {"mode": mode, "shape": list(array.shape[:2])}
     if array.ndim == 3 or (mode in _COLOUR_MODES and palette is None):
         colours = array.reshape(-1, array.shape[-1]) if array.ndim == 3 else array.reshape(-1, 1)
-        rgb = colours[:, :3] if colours.shape[1] >= 3 else colours[:, :1]
+        rgb = colours[:, :3] if colours.shape[1] >= 3 else colours[:, :1].repeat(3, 1)
         entry["grey"] = bool(np.all(rgb == rgb[:, :1]))
-        unique, counts = np.unique(rgb, axis=0, return_counts=True)
+        rgb = rgb.astype(np.int64)
+        unique, counts = np.unique((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2], return_counts=True)
         order = np.argsort(-counts)[:8]
-        entry["colours"] = [[*(int(c) for c in unique[i]), int(counts[i])] for i in order]
+        entry["colours"] = [
+            [int(unique[i]) >> 16, (int(unique[i]) >> 8) & 255, int(unique[i]) & 255, int(counts[i])]
+            for i in order
+        ]
         entry["num_colours"] = int(len(unique))
         return entry
     if array.dtype.kind == "b":
@@ -214,7 +218,7 @@ def scan_label_files(paths, *, cache_dir=None, verbose=1, num_workers=None, pale
     todo = []
     for i, (path, stat) in enumerate(zip(paths, stats)):
         old = cached.get(path)
-        if stat is not None and old is not None and old.get("stat") == stat:
+        if stat is not None and isinstance(old, dict) and old.get("stat") == stat:
             entries[i] = old
         else:
             todo.append(i)
