@@ -18,7 +18,9 @@ It warns (`DatasetWarning`) when a class never occurs in the training
 labels, when label 0 looks like void (frequent in a dataset of many classes,
 or a thin frame along the image borders: hint `reduce_zero_label=True`,
 `--reduce-zero-label`), and when masks look interpolated (pixels on ramps
-between two classes, as a bilinear resize leaves them).
+between two classes, as a bilinear resize by a factor up to about 3 leaves
+them; larger factors leave staircases this check does not see, but their
+in-between values are still refused when they are not classes).
 
 **Cache.** What is read from each file (its raw value histogram, before
 `label_map` / `reduce_zero_label`, so one scan serves every label setting)
@@ -301,7 +303,9 @@ class LabelScan:
         self.ignore_index = int(ignore_index)
         self.label_map = dict(label_map) if label_map else None
         self.reduce_zero_label = bool(reduce_zero_label)
-        self.class_names = tuple(class_names) if class_names else tuple(str(i) for i in range(self.num_classes))
+        self.class_names = (
+            tuple(class_names) if class_names else tuple(str(i) for i in range(self.num_classes))
+        )
         self.name = name
         self.cached = int(cached)
         self.skip_bad = bool(skip_bad)
@@ -340,7 +344,8 @@ class LabelScan:
                     self.images[v] += 1
                     if len(examples[v]) < _EXAMPLES + 1:
                         examples[v].append(path)
-                if entry["ramps"] >= _RAMP_MIN_PIXELS and entry["ramps"] > _RAMP_FRACTION * max(entry["edges"], 1):
+                ramps = entry["ramps"]
+                if ramps >= _RAMP_MIN_PIXELS and ramps > _RAMP_FRACTION * max(entry["edges"], 1):
                     ramp_files.append(path)
                 if 0 in raw:
                     raw_zero_files += 1
@@ -382,7 +387,8 @@ class LabelScan:
             )
         if wide:
             parts = "; ".join(
-                f"{k} ({c} pixels in {len(ps)} files, e.g. {_names(ps)})" for k, (c, ps) in sorted(wide.items())[:5]
+                f"{k} ({c} pixels in {len(ps)} files, e.g. {_names(ps)})"
+                for k, (c, ps) in sorted(wide.items())[:5]
             )
             self._file_problem(
                 f"label files {where} hold values outside 0..255: {parts}. Labels must fit in "
@@ -413,9 +419,9 @@ class LabelScan:
             self.problems.append(
                 f"The labels {where} hold only 0 and {ignore} ({ignore} in {self.images[ignore]} of {n} "
                 f"files, {_percent(self.pixels[ignore], self.pixels.sum())} of the pixels, e.g. "
-                f"{_names(examples[ignore], self.images[ignore])}), but {ignore} is the ignore index: with num_classes=2 "
-                f"the foreground would be ignored and class 1 never learnt. If {ignore} marks your "
-                f"foreground (a 0/{ignore} binary mask), pass label_map={{{ignore}: 1}} "
+                f"{_names(examples[ignore], self.images[ignore])}), but {ignore} is the ignore "
+                f"index: with num_classes=2 the foreground would be ignored and class 1 never "
+                f"learnt. If {ignore} marks your foreground (a 0/{ignore} binary mask), pass label_map={{{ignore}: 1}} "
                 f"(`--label-map {ignore}:1`)."
             )
             return
@@ -423,7 +429,8 @@ class LabelScan:
         if not bad:
             return
         parts = "; ".join(
-            f"{v} ({self.pixels[v]} pixels in {self.images[v]} files, e.g. {_names(examples[v], self.images[v])})"
+            f"{v} ({self.pixels[v]} pixels in {self.images[v]} files, "
+            f"e.g. {_names(examples[v], self.images[v])})"
             for v in bad[:8]
         )
         more = f"; and {len(bad) - 8} more values" if len(bad) > 8 else ""
@@ -540,7 +547,8 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
     """
     if not hasattr(dataset, "files"):
         raise TypeError(
-            f"scan_labels needs a dataset of label files (a SegmentationDataset), got {type(dataset).__name__}."
+            "scan_labels needs a dataset of label files (a SegmentationDataset), "
+            f"got {type(dataset).__name__}."
         )
     paths = [label for _, label in dataset.files]
     entries, cached = scan_label_files(
@@ -602,7 +610,9 @@ def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1
     problems = [p for s in scans if s is not None for p in s.problems]
     # Classes absent from a small validation split are common; absent from
     # the training labels they are a mistake worth a warning.
-    notes = list(train_scan.notes) + ([train_scan.absent_note()] if train_scan.absent and not problems else [])
+    notes = list(train_scan.notes)
+    if train_scan.absent and not problems:
+        notes.append(train_scan.absent_note())
     notes += val_scan.notes if val_scan is not None else []
     for note in notes:
         warnings.warn(note, DatasetWarning, stacklevel=2)
