@@ -505,17 +505,17 @@ class LabelScan:
     def table(self):
         """The class-frequency table (pixels and images per class), a string."""
         total = int(self.pixels.sum())
-        width = max([len("class")] + [len(c) for c in self.class_names])
-        lines = [
-            f"Labels of {self.name}: {len(self.paths)} files ({self.cached} from the cache), "
-            f"{total} pixels",
-            f"{'id':>4}  {'class':<{width}}  {'pixels':>12}  {'share':>6}  {'images':>6}",
-        ]
         rows = [(v, self.class_names[v]) for v in range(self.num_classes)]
         rows += [
             (v, "(ignored)" if v == self.ignore_index else "(out of range)")
             for v in range(self.num_classes, 256)
             if self.pixels[v] or (v == self.ignore_index)
+        ]
+        width = max(len(label) for _, label in rows + [(0, "class")])
+        lines = [
+            f"Labels of {self.name}: {len(self.paths)} files ({self.cached} from the cache), "
+            f"{total} pixels",
+            f"{'id':>4}  {'class':<{width}}  {'pixels':>12}  {'share':>6}  {'images':>6}",
         ]
         for v, label in rows:
             lines.append(
