@@ -7,14 +7,18 @@ with "negative dimension size", and labels of another size than the images
 reach the metrics' confusion matrix as a shape mismatch in a graph op. These
 checks run on static shapes before any of that, so they work on NumPy
 arrays, tensors of every backend and symbolic `KerasTensor`s alike
-(unknown dimensions are not checked).
+(unknown dimensions are not checked). Label values are checked where they
+are known (NumPy arrays, eager tensors): a value >= `num_classes` would
+fail deep in a gather op (or, on some devices, be read silently), a -1 would train
+as the last class, a fractional float label would be truncated.
 """
 
 import numbers
 
 import keras
+import numpy as np
 
-__all__ = ["check_images", "check_labels", "check_pair"]
+__all__ = ["check_images", "check_label_values", "check_labels", "check_pair"]
 
 _IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "uint16", "int8", "int16", "int32", "int64")
 _LABEL_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
@@ -85,23 +89,38 @@ def check_images(images, name="images"):
     return shape
 
 
-def check_labels(labels, images_shape, name="labels"):
+def check_labels(labels, images_shape, name="labels", *, num_classes=None, ignore_index=255):
     """Checks label maps against the images they belong to: shape
     `(batch, height, width)` (or with a trailing axis of 1) equal to the
-    images' first three axes, an integer (or integral float) dtype.
+    images' first three axes, an integer (or integral float) dtype; with
+    `num_classes`, the values too (see `check_label_values`).
 
     Args:
         labels: array or tensor.
         images_shape: the images' static shape, e.g. from `check_images`.
         name: the argument's name for the error message.
+        num_classes: optional int; when given, concrete labels (NumPy
+            arrays, eager tensors) are checked to hold only class indices
+            `0..num_classes - 1` and `ignore_index`. Symbolic tensors and
+            specs are not (their values are unknown).
+        ignore_index: int, the ignored label value.
 
     Raises:
-        ValueError: naming `name` and both shapes.
+        ValueError: naming `name` and both shapes, or the bad values.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_labels(np.zeros((2, 8, 8), "int32"), (2, 8, 8, 3), num_classes=3)
     """
     dtype = _dtype_name(labels)
     if dtype is not None and dtype not in _LABEL_DTYPES:
         raise ValueError(f"`{name}` must hold class indices (an integer dtype), got dtype {dtype}.")
     shape = _shape(labels)
+    if num_classes is not None:
+        values = _concrete(labels)
+        if values is not None:
+            check_label_values(values, num_classes, ignore_index, name)
     if shape is None:
         return
     expected = None if images_shape is None else tuple(images_shape[:3])
@@ -115,6 +134,106 @@ def check_labels(labels, images_shape, name="labels"):
             f"`{name}` must be label maps of shape {wanted} matching the images "
             f"{tuple(images_shape) if images_shape is not None else ''}, got shape {shape}."
         )
+
+
+def _concrete(x):
+    """`x` as a NumPy array when its values are known, else `None`."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, keras.KerasTensor) or not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        return None
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(x))
+    except Exception:  # symbolic (graph) tensors have no values
+        return None
+
+
+def _counted(values, counts):
+    return ", ".join(f"{v} ({c} pixels)" for v, c in zip(values, counts))
+
+
+def check_label_values(labels, num_classes, ignore_index=255, name="labels"):
+    """Checks that label maps hold only class indices: integers in
+    `[0, num_classes)` or `ignore_index`.
+
+    Refused, each with the values, their pixel counts and the fix: values
+    `>= num_classes` (naming `ignore_index` for a void value), negative
+    values (a -1 would otherwise be read as the last class), and
+    non-integer or non-finite floats (masks resized with interpolation or
+    rescaled).
+
+    Args:
+        labels: a NumPy array (or anything `np.asarray` takes).
+        num_classes: int.
+        ignore_index: int.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming `name`, the bad values and what to do.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_label_values(np.array([[0, 11, 11]]), 11, name="y")
+    Traceback (most recent call last):
+    ...
+    ValueError: `y` holds labels outside [0, 11) that are not the ignore index 255: 11 (2 pixels). The classes are 0..10 (num_classes=11); if 11 is your void value pass ANNSegmenter(..., ignore_index=11), or set those pixels to 255.
+    """
+    labels = np.asarray(labels)
+    k, ignore = int(num_classes), int(ignore_index)
+    if labels.dtype.kind == "f":
+        finite = np.isfinite(labels)
+        if not np.all(finite):
+            raise ValueError(
+                f"`{name}` holds {int(np.size(finite) - np.count_nonzero(finite))} NaN or infinite "
+                "labels: labels are class indices."
+            )
+        fractional = labels != np.floor(labels)
+        if np.any(fractional):
+            examples = np.unique(labels[fractional])[:3].tolist()
+            scaled = (
+                " They lie in [0, 1]: were the masks divided by 255 (e.g. by a `Rescaling` "
+                "layer meant for the images)?"
+                if labels.min() >= 0 and labels.max() <= 1
+                else ""
+            )
+            raise ValueError(
+                f"`{name}` holds non-integer labels, e.g. {examples} "
+                f"({int(np.count_nonzero(fractional))} pixels): labels are class indices. Masks "
+                f"resized with bilinear interpolation get such values: resize masks with "
+                f"nearest-neighbour interpolation.{scaled}"
+            )
+    if labels.dtype.kind not in "iuf" or labels.size == 0:
+        return
+    bad = ((labels < 0) | (labels >= k)) & (labels != ignore)
+    if not np.any(bad):
+        return
+    values, counts = np.unique(labels[bad], return_counts=True)
+    values = [int(v) for v in values]
+    negative = [(v, c) for v, c in zip(values, counts) if v < 0]
+    above = [(v, c) for v, c in zip(values, counts) if v >= k]
+    parts = []
+    if negative:
+        v = negative[0][0]
+        parts.append(
+            f"`{name}` holds negative labels: {_counted(*zip(*negative))}. Negative values are no "
+            f"classes (-1 would be read as the last class). If {v} marks void pixels pass "
+            f"ANNSegmenter(..., ignore_index={v}), or set them to {ignore}."
+        )
+    if above:
+        listed = _counted(*zip(*above[:8])) + (f" and {len(above) - 8} more values" if len(above) > 8 else "")
+        v = above[0][0]
+        void = (
+            f"if {v} is your void value pass ANNSegmenter(..., ignore_index={v}), or set those "
+            f"pixels to {ignore}"
+            if len(above) == 1
+            else f"set void pixels to the ignore index {ignore}"
+        )
+        parts.append(
+            f"`{name}` holds labels outside [0, {k}) that are not the ignore index {ignore}: "
+            f"{listed}. The classes are 0..{k - 1} (num_classes={k}); {void}."
+        )
+    raise ValueError(" ".join(parts))
 
 
 def check_pair(value, name):

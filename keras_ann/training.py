@@ -57,6 +57,10 @@ def build_datasets(
 
     Returns:
         `(train_ds, val_ds, dataset_object)`.
+
+    Raises:
+        DatasetError: label mistakes in either split, found by a scan of
+            every label file before training (`data.check_dataset_labels`).
     """
     from keras_ann import data
 
@@ -78,6 +82,7 @@ def build_datasets(
         raise ValueError(f"Unknown dataset {recipe.dataset!r} in recipe {recipe.name!r}.")
     train_data = make("train")
     val_data = make(val_split)
+    data.check_dataset_labels(train_data, val_data)  # label mistakes refused before the first step
     per_replica = per_replica_batch or recipe.per_replica_batch(num_replicas)
     train_ds = train_data.train_dataset(batch_size=per_replica * num_replicas, seed=seed, start=start)
     val_ds = val_data.eval_dataset()

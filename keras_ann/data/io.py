@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from keras_ann.data.errors import DatasetError, DatasetWarning
+from keras_ann.data.rgb_labels import rgb_to_labels
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -25,6 +26,8 @@ __all__ = [
     "read_label",
     "make_label_lut",
     "check_label_values",
+    "out_of_range_fix",
+    "single_channel_message",
     "load_sample",
     "require_files",
     "verify_files",
@@ -69,11 +72,13 @@ def read_image(path):
         raise DatasetError(f"Cannot read image {path}: {type(e).__name__}: {e}") from e
 
 
-def read_label(path):
+def read_label(path, palette=None):
     """Reads a label map as `uint8 [H, W]` (palette PNGs give indices).
 
     Args:
         path: str or bytes, the file.
+        palette: optional colour of each class (see `rgb_to_labels`): colour
+            label files are then converted to class ids.
 
     Returns:
         `np.ndarray` of dtype `uint8`.
@@ -87,10 +92,9 @@ def read_label(path):
         with Image.open(path) as im:
             mode = im.mode
             if mode not in _SINGLE_CHANNEL_MODES:
-                raise DatasetError(
-                    f"Label {path} must be a single-channel image (mode L, P or I), "
-                    f"got mode {mode!r}."
-                )
+                if palette is None:
+                    raise DatasetError(single_channel_message(path, mode))
+                return colour_label(np.asarray(im.convert("RGB")), palette, path)
             array = np.asarray(im)
     except DatasetError:
         raise
@@ -159,27 +163,82 @@ def make_label_lut(label_map=None, reduce_zero_label=False):
     return lut.astype(np.uint8)
 
 
+def single_channel_message(path, mode):
+    """The message for a label file that is not a single-channel image."""
+    hint = (
+        " Colour masks (one RGB colour per class) must be converted to class ids: "
+        "`keras_ann.data.rgb_to_labels(mask, palette)` (on the command line "
+        "`--label-palette`)."
+        if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+        else " Float labels must be saved as integer class ids (8-bit PNG)."
+        if mode == "F"
+        else ""
+    )
+    return f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}.{hint}"
+
+
+def colour_label(rgb, palette, path):
+    """`rgb_to_labels(rgb, palette)`, its errors as `DatasetError` naming `path`."""
+    try:
+        return rgb_to_labels(rgb, palette)
+    except ValueError as e:
+        raise DatasetError(f"Colour label {path}: {e}") from e
+
+
+def out_of_range_fix(values, num_classes, ignore_index=255):
+    """How to fix label values outside `[0, num_classes)` (not the ignore
+    index), for the messages of the dataset checks.
+
+    Example:
+
+    >>> out_of_range_fix([11], 11)
+    'If 11 marks void (unlabelled) pixels, map it to the ignore index: label_map={11: 255} (`--label-map 11:255`); if the values are classes, raise num_classes to 12.'
+    """
+    values = sorted(int(v) for v in values)
+    void = values[0] if len(values) == 1 else None
+    text = (
+        f"If {void} marks void (unlabelled) pixels, map it to the ignore index: "
+        f"label_map={{{void}: {ignore_index}}} (`--label-map {void}:{ignore_index}`); "
+        if void is not None
+        else "Map void values to the ignore index with label_map={value: %d} "
+        "(`--label-map value:%d`); " % (ignore_index, ignore_index)
+    )
+    return text + f"if the values are classes, raise num_classes to {values[-1] + 1}."
+
+
 def check_label_values(label, num_classes, ignore_index=255, path="<label>"):
     """Raises `DatasetError` if `label` holds values outside `[0, num_classes)`
-    other than `ignore_index`.
+    other than `ignore_index`, naming each value, its pixel count and the fix.
 
     Args:
         label: integer array.
         num_classes: int.
         ignore_index: int.
         path: file name used in the message.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_label_values(np.array([[0, 3]], np.uint8), 3, path="a.png")
+    Traceback (most recent call last):
+    ...
+    keras_ann.data.errors.DatasetError: Label a.png has values outside [0, 3) other than the ignore index 255: 3 (1 pixels). If 3 marks void (unlabelled) pixels, map it to the ignore index: label_map={3: 255} (`--label-map 3:255`); if the values are classes, raise num_classes to 4.
     """
     counts = np.bincount(label.reshape(-1), minlength=256)
-    bad = [v for v in np.nonzero(counts)[0] if v >= num_classes and v != ignore_index]
+    bad = [int(v) for v in np.nonzero(counts)[0] if v >= num_classes and v != ignore_index]
     if bad:
+        listed = ", ".join(f"{v} ({int(counts[v])} pixels)" for v in bad[:8])
+        more = f" and {len(bad) - 8} more values" if len(bad) > 8 else ""
         raise DatasetError(
             f"Label {path} has values outside [0, {num_classes}) other than the "
-            f"ignore index {ignore_index}: {[int(v) for v in bad]} "
-            f"({int(sum(counts[v] for v in bad))} pixels)."
+            f"ignore index {ignore_index}: {listed}{more}. "
+            + out_of_range_fix(bad, num_classes, ignore_index)
         )
 
 
-def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_index=255):
+def load_sample(
+    image_path, label_path, *, lut=None, num_classes=None, ignore_index=255, palette=None
+):
     """Reads and checks one (image, label) pair.
 
     Args:
@@ -188,6 +247,8 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
         lut: optional `uint8 [256]` table from `make_label_lut`.
         num_classes: optional int; when given the label values are checked.
         ignore_index: int.
+        palette: optional class colours for colour label files (see
+            `read_label`).
 
     Returns:
         `(image uint8 [H, W, 3], label uint8 [H, W])`.
@@ -198,7 +259,7 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
     """
     image_path, label_path = _path(image_path), _path(label_path)
     image = read_image(image_path)
-    label = read_label(label_path)
+    label = read_label(label_path, palette)
     if image.shape[:2] != label.shape[:2]:
         raise DatasetError(
             f"Image and label sizes differ: {image_path} is "
@@ -212,7 +273,7 @@ def load_sample(image_path, label_path, *, lut=None, num_classes=None, ignore_in
     return image, label
 
 
-def _header(path, kind):
+def _header(path, kind, palette=None):
     try:
         with Image.open(path) as im:
             size = im.size
@@ -228,22 +289,25 @@ def _header(path, kind):
         raise DatasetError(f"Cannot read {kind} {path}: {type(e).__name__}: {e}") from e
     if orientation in (5, 6, 7, 8):
         size = size[::-1]
-    if kind == "label" and mode not in _SINGLE_CHANNEL_MODES:
-        raise DatasetError(
-            f"Label {path} must be a single-channel image (mode L, P or I), got mode {mode!r}."
-        )
+    if kind == "label" and mode not in _SINGLE_CHANNEL_MODES and palette is None:
+        raise DatasetError(single_channel_message(path, mode))
     return size
 
 
-def _verify_pair(pair, level, lut, num_classes, ignore_index):
+def _verify_pair(pair, level, lut, num_classes, ignore_index, palette=None):
     image_path, label_path = pair
     if level == "full":
         load_sample(
-            image_path, label_path, lut=lut, num_classes=num_classes, ignore_index=ignore_index
+            image_path,
+            label_path,
+            lut=lut,
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            palette=palette,
         )
         return
     image_size = _header(image_path, "image")
-    label_size = _header(label_path, "label")
+    label_size = _header(label_path, "label", palette)
     if image_size != label_size:
         raise DatasetError(
             f"Image and label sizes differ: {image_path} is {image_size[0]}x{image_size[1]} "
@@ -260,6 +324,7 @@ def verify_files(
     ignore_index=255,
     skip_bad=False,
     num_workers=None,
+    palette=None,
 ):
     """Checks (image, label) pairs before training starts.
 
@@ -277,6 +342,7 @@ def verify_files(
         skip_bad: bool; drop bad pairs with a `DatasetWarning` instead of
             raising.
         num_workers: threads (Pillow releases the GIL while decoding).
+        palette: optional class colours for colour label files.
 
     Returns:
         The list of good pairs (all of them unless `skip_bad`).
@@ -293,7 +359,7 @@ def verify_files(
 
     def check(pair):
         try:
-            _verify_pair(pair, level, lut, num_classes, ignore_index)
+            _verify_pair(pair, level, lut, num_classes, ignore_index, palette)
             return None
         except DatasetError as e:
             return str(e)

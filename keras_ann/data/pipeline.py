@@ -170,6 +170,11 @@ class SegmentationDataset:
             `k` -> `k - 1`).
         label_map: optional `{raw_value: new_value}` applied after
             `reduce_zero_label`, e.g. `{11: 255}` for CamVid's void.
+        label_palette: optional colour of each class, for label files that
+            are RGB colour masks: a list of RGB triples (class `i` has
+            colour `i`) or a dict `{(r, g, b): class_id}` (255 for void
+            colours); see `keras_ann.data.rgb_to_labels`. Colours not in it
+            are refused naming the file.
         train_scale: default `scale` of `RandomResize` (`None`: no resize).
         crop_size: default crop `(h, w)` (`None`: no crop / pad).
         test_scale: default `scale` of the test `Resize` (`None`: none).
@@ -198,6 +203,7 @@ class SegmentationDataset:
         ignore_index=255,
         reduce_zero_label=False,
         label_map=None,
+        label_palette=None,
         train_scale=None,
         crop_size=None,
         test_scale=None,
@@ -229,6 +235,7 @@ class SegmentationDataset:
         self.reduce_zero_label = bool(reduce_zero_label)
         self.label_map = dict(label_map) if label_map else None
         self.lut = make_label_lut(self.label_map, self.reduce_zero_label)
+        self.label_palette = label_palette
         self.train_scale = train_scale
         self.crop_size = crop_size
         self.test_scale = test_scale
@@ -245,6 +252,7 @@ class SegmentationDataset:
             num_classes=self.num_classes,
             ignore_index=self.ignore_index,
             skip_bad=self.skip_bad,
+            palette=self.label_palette,
         )
         if not self.files:
             raise DatasetError(f"{name}: every sample was bad; nothing left.")
@@ -276,6 +284,7 @@ class SegmentationDataset:
             lut=self.lut,
             num_classes=self.num_classes,
             ignore_index=self.ignore_index,
+            palette=self.label_palette,
         )
 
     def _py_load(self, image_path, label_path):
@@ -296,6 +305,7 @@ class SegmentationDataset:
             lut=self.lut,
             num_classes=self.num_classes,
             ignore_index=self.ignore_index,
+            palette=self.label_palette,
         )
 
     def _decode(self, paths, num_parallel_calls, deterministic=True):

@@ -229,12 +229,12 @@ class ANNSegmenter(keras.Model):
     # input leaves the model usable.
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        _check_data(x, y)
+        _check_data(x, y, self.num_classes, self.ignore_index, kwargs.get("validation_data"))
         with self._dropped_on_error("train_function"):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        _check_data(x, y)
+        _check_data(x, y, self.num_classes, self.ignore_index)
         with self._dropped_on_error("test_function"):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -385,9 +385,33 @@ class ANNSegmenter(keras.Model):
         return cls(**config)
 
 
-def _check_data(x, y):
+def _check_data(x, y, num_classes=None, ignore_index=255, validation_data=None):
     """Checks `fit`/`evaluate`/`predict` data whose shapes are known up
-    front: arrays and tensors, or a `tf.data.Dataset`'s element spec."""
+    front: arrays and tensors, or a `tf.data.Dataset`'s element spec.
+
+    Label values (`num_classes` given: class indices or `ignore_index`, no
+    negative or fractional values) are checked on arrays and eager tensors.
+    A dataset's labels are not read here: iterating a `tf.data.Dataset`
+    before `fit` would advance the random state of its `shuffle` and
+    random ops (fit would then see other batches than without the check),
+    use up a one-shot generator and fill shuffle buffers. keras-ann's own
+    datasets are checked file by file before training
+    (`keras_ann.data.check_dataset_labels`); for another pipeline call
+    `keras_ann.checks.check_label_values` on a batch.
+
+    `validation_data` (of `fit`) is checked the same way, so that a bad
+    validation label is refused before training, not at the first
+    evaluation."""
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+        xv, yv = validation_data[0], validation_data[1]
+        if hasattr(xv, "shape") and hasattr(yv, "shape"):
+            check_labels(
+                yv,
+                check_images(xv, "validation_data[0]"),
+                "validation_data[1]",
+                num_classes=num_classes,
+                ignore_index=ignore_index,
+            )
     spec = getattr(x, "element_spec", None)
     if spec is not None:
         if isinstance(spec, (tuple, list)) and spec:
@@ -401,7 +425,7 @@ def _check_data(x, y):
         return  # generators, PyDatasets: checked when traced
     images = check_images(x, "x")
     if y is not None and hasattr(y, "shape"):
-        check_labels(y, images, "y")
+        check_labels(y, images, "y", num_classes=num_classes, ignore_index=ignore_index)
 
 
 def logits_to_labels(logits):
