@@ -32,7 +32,9 @@ samples.  The numerical behaviour follows mmsegmentation 1.2.2 / mmcv 2.x:
   `alpha ~ U(0.5, 1.5)` on OpenCV's 8-bit HSV S channel), hue (p=0.5,
   integer `delta` in `[-18, 17]` as `numpy.random.randint(-18, 18)`), each
   step computed in float32, clipped to `[0, 255]` and truncated to `uint8`;
-  the HSV round trips replicate OpenCV's 8-bit `cvtColor` exactly.  The
+  the HSV round trips replicate OpenCV's 8-bit `cvtColor` exactly,
+  including the truncation of its vectorised HSV->RGB path on all but the
+  last `width % 32` pixels of each row.  The
   reference works in BGR; the same maths is applied to RGB channels.
 * `pad_to_size`: bottom/right padding to the crop size (mmseg's
   `SegDataPreProcessor`); labels are padded with the ignore index.
@@ -70,6 +72,9 @@ _SDIV_TABLE[1:] = np.rint((255 << _HSV_SHIFT) / np.arange(1, 256, dtype=np.float
 _HDIV_TABLE[1:] = np.rint((180 << _HSV_SHIFT) / (6.0 * np.arange(1, 256, dtype=np.float64)))
 # OpenCV's HSV->RGB sector table: (b, g, r) indices into (v, p, q, t).
 _SECTOR_BGR = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]], np.int32)
+# Pixels per block of OpenCV's vectorised 8-bit HSV->RGB loop (AVX2: 4 x 8
+# float lanes); the remaining `width % 32` pixels of a row take the scalar path.
+_HSV2RGB_BLOCK = 32
 
 
 def split_seed(seed, num):
@@ -399,16 +404,28 @@ def rgb_to_hsv_cv2(image):
 
 
 def hsv_to_rgb_cv2(hsv):
-    """OpenCV's 8-bit `cvtColor(HSV2RGB)` (float32 maths, round half even).
+    """OpenCV's 8-bit `cvtColor(HSV2RGB)` on an image (float32 maths).
 
-    Bit-identical to the x86-64 OpenCV wheels over all 180 * 256 * 256
-    inputs, including their fused multiply-adds in `1 - s * h`.
+    OpenCV converts each row in blocks of 32 pixels with its vectorised
+    (AVX2) code and the last `width % 32` pixels of the row with its scalar
+    code.  Both compute in float32 with a fused `1 - s * h`; the vectorised
+    code truncates `value * 255` to `uint8` where the scalar one rounds it
+    (half to even).  Both are reproduced, per column, so the result is
+    bit-identical to the x86-64 OpenCV wheels on every image layout.
 
     Args:
-        hsv: integer tensor `[..., 3]` with H in `[0, 180)`, S, V in `[0, 255]`.
+        hsv: integer tensor `[..., W, 3]` (rows of `W` pixels) with H in
+            `[0, 180)`, S, V in `[0, 255]`.
 
     Returns:
-        `uint8` tensor `[..., 3]`, RGB.
+        `uint8` tensor `[..., W, 3]`, RGB.
+
+    Example:
+
+    >>> import numpy as np
+    >>> hsv_to_rgb_cv2(np.array([[[0, 255, 255], [60, 255, 255]]], np.uint8)).numpy()
+    array([[[255,   0,   0],
+            [  0, 255,   0]]], dtype=uint8)
     """
     hsv = tf.cast(hsv, tf.float32)
     h = hsv[..., 0] * tf.constant(np.float32(6.0) / np.float32(180.0), tf.float32)
@@ -422,8 +439,8 @@ def hsv_to_rgb_cv2(hsv):
     bad = tf.logical_or(sector < 0, sector >= 6)
     sector = tf.where(bad, 0, sector)
     h = tf.where(bad, 0.0, h)
-    # OpenCV's vectorised code is compiled with FMA contraction, so
-    # `1 - s * h` is rounded once: form it in float64 (exact product).
+    # OpenCV is compiled with FMA contraction, so `1 - s * h` is rounded
+    # once: form it in float64 (exact product).
     s64 = tf.cast(s, tf.float64)
 
     def one_minus_s_times(t):
@@ -431,6 +448,8 @@ def hsv_to_rgb_cv2(hsv):
 
     tab = [v, v * (1.0 - s), v * one_minus_s_times(h), v * one_minus_s_times(1.0 - h)]
     table = tf.constant(_SECTOR_BGR, tf.int32)
+    width = tf.shape(hsv)[-2]
+    vectorised = tf.range(width) < (width // _HSV2RGB_BLOCK) * _HSV2RGB_BLOCK
 
     def pick(column):
         idx = tf.gather(table[:, column], sector)
@@ -439,8 +458,9 @@ def hsv_to_rgb_cv2(hsv):
             tab[0],
             tf.where(tf.equal(idx, 1), tab[1], tf.where(tf.equal(idx, 2), tab[2], tab[3])),
         )
-        out = tf.where(tf.equal(s, 0.0), v, out)
-        return tf.cast(tf.clip_by_value(tf.round(out * 255.0), 0.0, 255.0), tf.uint8)
+        out = tf.where(tf.equal(s, 0.0), v, out) * 255.0
+        out = tf.where(vectorised, tf.floor(out), tf.round(out))
+        return tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8)
 
     # OpenCV's table gives (b, g, r); return RGB.
     return tf.stack([pick(2), pick(1), pick(0)], axis=-1)

@@ -126,7 +126,9 @@ def rgb2hsv(img):
 
 
 def hsv2rgb(hsv):
-    """cv2.cvtColor(uint8 HSV, COLOR_HSV2RGB) (x86-64 build: fused 1 - s*h)."""
+    """cv2.cvtColor(uint8 HSV, COLOR_HSV2RGB) (x86-64 build: fused 1 - s*h;
+    each row's first width // 32 * 32 pixels vectorised, truncated to uint8,
+    the rest scalar, rounded)."""
     hh = hsv[..., 0].astype(F32) * (F32(6) / F32(180))
     s = hsv[..., 1].astype(F32) * (F32(1) / F32(255))
     v = hsv[..., 2].astype(F32) * (F32(1) / F32(255))
@@ -143,8 +145,9 @@ def hsv2rgb(hsv):
     out = []
     for col in (2, 1, 0):  # the table gives (b, g, r)
         val = np.take_along_axis(tab, _SECTOR[sector, col][..., None], -1)[..., 0]
-        val = np.where(s == 0, v, val)
-        out.append(np.clip(np.rint(val * F32(255)), 0, 255))
+        val = np.where(s == 0, v, val) * F32(255)
+        vectorised = np.arange(val.shape[-1]) < val.shape[-1] // 32 * 32
+        out.append(np.clip(np.where(vectorised, np.trunc(val), np.rint(val)), 0, 255))
     return np.stack(out, -1).astype(np.uint8)
 
 
