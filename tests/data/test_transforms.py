@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import mmseg_reference as ref
+from keras_ann import resizing
 from keras_ann.data import transforms as T
 
 
@@ -44,15 +45,29 @@ def _image(h, w, seed=0):
 )
 def test_rescale_size_matches_mmcv_rule(h, w, scale):
     new_w, new_h = ref.rescale_size(w, h, scale)
-    got = T.rescale_size(h, w, scale)
+    assert resizing.rescale_size(h, w, scale) == (new_h, new_w)
+    got = resizing.rescale_size(tf.constant(h), tf.constant(w), tf.constant(scale), T.TF_OPS)
     assert (int(got[0]), int(got[1])) == (new_h, new_w)
 
 
 def test_rescale_size_matches_mmcv_itself():
     mmcv = _require("mmcv")
-    for h, w, scale in [(1024, 2048, (1843, 921)), (375, 500, (1000, 250)), (77, 1001, (513, 311))]:
+    rng = np.random.default_rng(3)
+    cases = [(1024, 2048, (1843, 921)), (375, 500, (1000, 250)), (77, 1001, (513, 311))]
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(1, 2500, 2))
+        cases.append((h, w, tuple(int(v) for v in rng.integers(1, 4100, 2))))
+    for h, w, scale in cases:
         new_w, new_h = mmcv.rescale_size((w, h), scale)
-        got = T.rescale_size(h, w, scale)
+        assert resizing.rescale_size(h, w, scale) == (new_h, new_w)
+
+    @tf.function
+    def graph(h, w, scale):  # the tf.data path: dynamic sizes
+        return resizing.rescale_size(h, w, scale, T.TF_OPS)
+
+    for h, w, scale in cases[:20]:
+        new_w, new_h = mmcv.rescale_size((w, h), scale)
+        got = graph(tf.constant(h), tf.constant(w), tf.constant(scale))
         assert (int(got[0]), int(got[1])) == (new_h, new_w)
 
 
@@ -100,6 +115,47 @@ def test_resize_image_matches_opencv_itself():
         img = _image(h, w, seed=h)
         expected = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_LINEAR)
         np.testing.assert_array_equal(T.resize_image(img, (oh, ow)).numpy(), expected)
+
+
+def test_numpy_and_graph_resizes_are_one_implementation():
+    # keras_ann.resizing in NumPy (inference) and as tf.data graph ops
+    # (training), with dynamic shapes, give the same bytes as OpenCV.
+    cv2 = _require("cv2")
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None], tf.uint8),
+            tf.TensorSpec([2], tf.int32),
+        ]
+    )
+    def graph(img, lab, size):
+        return T.resize_image(img, (size[0], size[1])), T.resize_label(lab, (size[0], size[1]))
+
+    for (h, w), (oh, ow) in [((60, 100), (151, 233)), ((61, 99), (29, 47)), ((1, 9), (3, 20))]:
+        img = _image(h, w, seed=w)
+        lab = RNG.integers(0, 256, (h, w)).astype(np.uint8)
+        want = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        want_lab = cv2.resize(lab, (ow, oh), interpolation=cv2.INTER_NEAREST)
+        got, got_lab = graph(img, lab, tf.constant([oh, ow]))
+        np.testing.assert_array_equal(got.numpy(), want)
+        np.testing.assert_array_equal(got_lab.numpy(), want_lab)
+        np.testing.assert_array_equal(resizing.resize_linear(img, (oh, ow)), want)
+        np.testing.assert_array_equal(resizing.resize_nearest(lab, (oh, ow)), want_lab)
+        window = (3, 5, oh - 7, ow - 9) if oh > 7 else None
+        if window:
+            np.testing.assert_array_equal(
+                resizing.resize_linear(img, (oh, ow), window),
+                want[3 : oh - 4, 5 : ow - 4],
+            )
+
+
+def test_docstring_examples():
+    import doctest
+
+    for module in (resizing, T):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 def test_resize_window_equals_resize_then_crop():
