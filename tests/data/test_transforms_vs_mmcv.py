@@ -371,3 +371,17 @@ def test_train_transform_matches_mmseg_pipeline(reference, sample, draws, seed):
     )
     np.testing.assert_array_equal(_normalise(x), out["inputs"][0].numpy())
     np.testing.assert_array_equal(y.numpy(), out["data_samples"][0].gt_sem_seg.data[0].numpy())
+
+
+@pytest.mark.parametrize("config", [CONFIG, "ann/ann_r50-d8_4xb2-40k_cityscapes-769x769.py"])
+def test_test_transform_matches_mmcv_resize(reference, sample, config):
+    import mmseg
+
+    _, transforms, _ = reference
+    root = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs")
+    resize_cfg = Config.fromfile(os.path.join(root, config)).test_pipeline[1]
+    assert resize_cfg["type"] == "Resize" and resize_cfg["keep_ratio"]
+    rgb, _ = sample
+    out = transforms.build(resize_cfg)({"img": np.ascontiguousarray(rgb[..., ::-1])})
+    got = T.test_transform(rgb, resize_cfg["scale"]).numpy()
+    np.testing.assert_array_equal(got, out["img"][..., ::-1].astype(np.float32))
