@@ -360,22 +360,31 @@ def hsv_to_rgb_cv2(hsv):
 
     tab = [v, v * (1.0 - s), v * one_minus_s_times(h), v * one_minus_s_times(1.0 - h)]
     table = tf.constant(_SECTOR_BGR, tf.int32)
-    width = tf.shape(hsv)[-2]
-    vectorised = tf.range(width) < (width // _HSV2RGB_BLOCK) * _HSV2RGB_BLOCK
 
     def pick(column):
+        # (With s = 0 every entry of `tab` is exactly v, as OpenCV wants.)
         idx = tf.gather(table[:, column], sector)
-        out = tf.where(
+        return tf.where(
             tf.equal(idx, 0),
             tab[0],
             tf.where(tf.equal(idx, 1), tab[1], tf.where(tf.equal(idx, 2), tab[2], tab[3])),
         )
-        out = tf.where(tf.equal(s, 0.0), v, out) * 255.0
-        out = tf.where(vectorised, tf.floor(out), tf.round(out))
-        return tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8)
 
     # OpenCV's table gives (b, g, r); return RGB.
-    return tf.stack([pick(2), pick(1), pick(0)], axis=-1)
+    out = tf.stack([pick(2), pick(1), pick(0)], axis=-1) * 255.0
+    width = tf.shape(hsv)[-2]
+    vectorised_width = width // _HSV2RGB_BLOCK * _HSV2RGB_BLOCK
+
+    def mixed():
+        vectorised = tf.range(width) < vectorised_width
+        return tf.where(vectorised[:, None], tf.floor(out), tf.round(out))
+
+    out = tf.cond(
+        tf.equal(vectorised_width, width),
+        lambda: tf.floor(out),
+        lambda: tf.cond(tf.equal(vectorised_width, 0), lambda: tf.round(out), mixed),
+    )
+    return tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8)
 
 
 def _convert(x, alpha=1.0, beta=0.0):
