@@ -303,7 +303,16 @@ def test_random_flip_matches_mmcv(reference, sample, draws):
     assert flips == {True, False}
 
 
+def _require_avx2():
+    if not (
+        cv2.checkHardwareSupport(11)  # CV_CPU_AVX2
+        and any(t.lstrip("*") == "AVX2" for t in cv2.getCPUFeaturesLine().split())
+    ):
+        pytest.skip("OpenCV vectorises HSV->RGB in 32-pixel blocks only with AVX2")
+
+
 def test_photometric_distortion_matches_mmseg(reference, sample, draws):
+    _require_avx2()
     rgb, _ = sample
     # The reference distorts the crop: rows of the crop's width.
     image = rgb if rgb.shape[1] < 1024 else rgb[100:612, 300:1324]
@@ -343,6 +352,7 @@ def test_pad_matches_seg_data_preprocessor(reference, camvid_sample):
 def test_train_transform_matches_mmseg_pipeline(reference, sample, draws, seed):
     """LoadAnnotations -> RandomResize -> RandomCrop -> RandomFlip ->
     PhotoMetricDistortion -> PackSegInputs -> SegDataPreProcessor (pad)."""
+    _require_avx2()
     rgb, label = sample
     _, transforms, cfg = reference
     steps = [transforms.build(t) for t in cfg.train_pipeline[2:]]
