@@ -34,8 +34,6 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 CONFIG = "ann/ann_r50-d8_4xb2-40k_cityscapes-512x1024.py"
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -196,11 +194,17 @@ def _preprocessor(reference):
     return models.build(cfg.model.data_preprocessor)
 
 
-def _normalise(image):
+def _mean(reference):
+    """The config's (RGB) mean: our pad value before normalisation."""
+    return tuple(reference[2].model.data_preprocessor["mean"])
+
+
+def _normalise(image, reference):
     """SegDataPreProcessor's `(x - mean) / std` on our RGB float32 image."""
+    cfg = reference[2].model.data_preprocessor
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
-    mean = torch.tensor(MEAN).view(-1, 1, 1)
-    std = torch.tensor(STD).view(-1, 1, 1)
+    mean = torch.tensor(cfg["mean"]).view(-1, 1, 1)
+    std = torch.tensor(cfg["std"]).view(-1, 1, 1)
     return ((x - mean) / std).numpy()
 
 
@@ -222,11 +226,22 @@ def test_config_is_the_pipeline_we_reproduce(reference):
         "PhotoMetricDistortion",
         "PackSegInputs",
     ]
-    assert cfg.train_pipeline[2]["scale"] == (2048, 1024)
-    assert cfg.train_pipeline[2]["ratio_range"] == (0.5, 2.0)
-    assert cfg.train_pipeline[3]["crop_size"] == (512, 1024)
-    assert cfg.train_pipeline[3]["cat_max_ratio"] == 0.75
-    assert cfg.model.data_preprocessor["size"] == (512, 1024)
+    assert cfg.train_pipeline[5] == {"type": "PhotoMetricDistortion"}  # the defaults
+    assert cfg.model.data_preprocessor["size"] == cfg.train_pipeline[3]["crop_size"]
+    assert _train_settings(reference)["scale"] == (2048, 1024)
+
+
+def _train_settings(reference):
+    """train_transform's arguments, read from the config's train_pipeline."""
+    resize, crop, flip = reference[2].train_pipeline[2:5]
+    return dict(
+        scale=resize["scale"],
+        ratio_range=resize["ratio_range"],
+        crop_size=crop["crop_size"],
+        cat_max_ratio=crop["cat_max_ratio"],
+        flip_prob=flip["prob"],
+        pad_value=_mean(reference),
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS[:3])
@@ -237,7 +252,8 @@ def test_random_resize_matches_mmcv(reference, sample, draws, seed):
     with draws.step():
         _expect_resize(draws, seed)
         out = resize(_results(rgb, label))
-    target = T.random_resize_scale(seed, (2048, 1024), (0.5, 2.0))
+    settings = _train_settings(reference)
+    target = T.random_resize_scale(seed, settings["scale"], settings["ratio_range"])
     size = rescale_size(rgb.shape[0], rgb.shape[1], tuple(int(v) for v in target.numpy()))
     assert tuple(out["scale"]) == tuple(int(v) for v in target.numpy())
     assert out["img"].shape[:2] == size
@@ -340,9 +356,9 @@ def test_pad_matches_seg_data_preprocessor(reference, camvid_sample):
     inputs = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))
     out = _preprocessor(reference)({"inputs": [inputs], "data_samples": [sample]}, training=True)
     ours_img, ours_lab = T.pad_to_size(
-        image.astype(np.float32), lab.astype(np.int32), (512, 1024), MEAN, 255
+        image.astype(np.float32), lab.astype(np.int32), (512, 1024), _mean(reference), 255
     )
-    np.testing.assert_array_equal(_normalise(ours_img), out["inputs"][0].numpy())
+    np.testing.assert_array_equal(_normalise(ours_img, reference), out["inputs"][0].numpy())
     np.testing.assert_array_equal(
         ours_lab.numpy(), out["data_samples"][0].gt_sem_seg.data[0].numpy()
     )
@@ -356,6 +372,7 @@ def test_train_transform_matches_mmseg_pipeline(reference, sample, draws, seed):
     rgb, label = sample
     _, transforms, cfg = reference
     steps = [transforms.build(t) for t in cfg.train_pipeline[2:]]
+    settings = _train_settings(reference)
     seed = tf.constant(seed, tf.int64)
     seeds = T.split_seed(seed, 4)
     results = _results(rgb, label)
@@ -364,10 +381,10 @@ def test_train_transform_matches_mmseg_pipeline(reference, sample, draws, seed):
         results = steps[0](results)
     h, w = results["gt_seg_map"].shape
     with draws.step(leftover_ok=True):
-        _expect_crop(draws, seeds[1], h, w, (512, 1024))
+        _expect_crop(draws, seeds[1], h, w, settings["crop_size"])
         results = steps[1](results)
     with draws.step():
-        _expect_flip(draws, seeds[2])
+        _expect_flip(draws, seeds[2], settings["flip_prob"])
         results = steps[2](results)
     with draws.step():
         _expect_photometric(draws, T.sample_photometric_params(seeds[3]))
@@ -376,10 +393,8 @@ def test_train_transform_matches_mmseg_pipeline(reference, sample, draws, seed):
     out = _preprocessor(reference)(
         {"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}, training=True
     )
-    x, y = T.train_transform(
-        rgb, label, seed, scale=(2048, 1024), crop_size=(512, 1024), pad_value=MEAN
-    )
-    np.testing.assert_array_equal(_normalise(x), out["inputs"][0].numpy())
+    x, y = T.train_transform(rgb, label, seed, **settings)
+    np.testing.assert_array_equal(_normalise(x, reference), out["inputs"][0].numpy())
     np.testing.assert_array_equal(y.numpy(), out["data_samples"][0].gt_sem_seg.data[0].numpy())
 
 
