@@ -28,13 +28,13 @@ from keras import ops
 
 from keras_ann.checks import check_images, check_pair
 from keras_ann.ops import bilinear_resize
+from keras_ann.resizing import rescale_size, resize_linear
 
 __all__ = [
     "TTA_RATIOS",
     "multiscale_flip_inference",
     "predict_labels",
     "predict_logits",
-    "rescaled_size",
     "resize_image_cv2",
     "slide_inference",
 ]
@@ -44,7 +44,6 @@ TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 _MODES = ("whole", "slide")
 _IMAGE_RESIZES = ("bilinear", "cv2")
-_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
 
 # --------------------------------------------------------------------------
@@ -266,67 +265,6 @@ def predict_logits(model, images, mode="whole", crop_size=None, stride=None, bat
 # --------------------------------------------------------------------------
 
 
-def rescaled_size(height, width, ratio):
-    """The size mmcv's `Resize(scale_factor=ratio, keep_ratio=True)` gives.
-
-    mmcv turns the ratio into a target `(int(w * r + 0.5), int(h * r + 0.5))`
-    and then rescales within that target as `imrescale` does: the factor
-    `min(max(target) / max(h, w), min(target) / min(h, w))`, each side
-    rounded as `int(side * factor + 0.5)` (Python floats, as in mmcv). This
-    is usually `int(side * r + 0.5)` but can differ by one pixel.
-
-    Args:
-        height: int, image height.
-        width: int, image width.
-        ratio: positive float.
-
-    Returns:
-        `(new_height, new_width)` as ints.
-
-    Example:
-
-    >>> rescaled_size(1024, 2048, 0.75)
-    (768, 1536)
-    >>> rescaled_size(97, 131, 1.75)
-    (170, 229)
-    """
-    ratio = float(ratio)
-    if not ratio > 0:
-        raise ValueError(f"`ratio` must be positive, got {ratio!r}.")
-    target_w, target_h = int(width * ratio + 0.5), int(height * ratio + 0.5)
-    factor = min(
-        max(target_w, target_h) / max(height, width),
-        min(target_w, target_h) / min(height, width),
-    )
-    return int(height * factor + 0.5), int(width * factor + 0.5)
-
-
-def _cv2_taps(in_size, out_size, clamp_weights):
-    """OpenCV INTER_LINEAR source indices and 11-bit weights along one axis
-    (x clamps out-of-range positions with zero weight; y keeps the weights
-    and clamps the two rows)."""
-    scale = 1.0 / (out_size / in_size)
-    dst = np.arange(out_size, dtype=np.float64)
-    f = ((dst + 0.5) * scale - 0.5).astype(np.float32)
-    s = np.floor(f)
-    frac = (f - s).astype(np.float32)
-    s = s.astype(np.int64)
-    if clamp_weights:
-        low = s < 0
-        frac[low] = 0.0
-        s[low] = 0
-        high = s >= in_size - 1
-        frac[high] = 0.0
-        s[high] = in_size - 1
-    one = np.float32(1.0)
-    coef = np.float32(1 << _COEF_BITS)
-    w0 = np.round((one - frac) * coef).astype(np.int64)  # half to even
-    w1 = np.round(frac * coef).astype(np.int64)
-    s1 = np.clip(s + 1, 0, in_size - 1)
-    s = np.clip(s, 0, in_size - 1)
-    return s, s1, w0, w1
-
-
 def resize_image_cv2(images, size):
     """`cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)` for
     `uint8` images, in NumPy.
@@ -335,8 +273,8 @@ def resize_image_cv2(images, size):
     `LoadImageFromFile` reads: half-pixel sampling as PyTorch's
     `align_corners=False`, but with OpenCV's 11-bit fixed-point weights and
     the rounding of its vectorised vertical pass, rounded to `uint8`
-    (bit-identical to `cv2.resize`; the same arithmetic as
-    `keras_ann.data.transforms.resize_image`).
+    (bit-identical to `cv2.resize`): `keras_ann.resizing.resize_linear`,
+    the code the training pipeline runs as TensorFlow ops.
 
     Args:
         images: `(batch, H, W, C)` `uint8` array.
@@ -358,22 +296,14 @@ def resize_image_cv2(images, size):
     if images.dtype != np.uint8:
         raise ValueError(f"`images` must be uint8 for the OpenCV resize, got {images.dtype}.")
     out_h, out_w = check_pair(size, "size")
-    in_h, in_w = images.shape[1:3]
+    n, in_h, in_w, c = images.shape
     if (in_h, in_w) == (out_h, out_w):
         return images.copy()
-    ys, ys1, wy0, wy1 = _cv2_taps(in_h, out_h, clamp_weights=False)
-    xs, xs1, wx0, wx1 = _cv2_taps(in_w, out_w, clamp_weights=True)
-    x = images.astype(np.int64)
-    wx0, wx1 = wx0[None, None, :, None], wx1[None, None, :, None]
-    hbuf = x[:, :, xs] * wx0 + x[:, :, xs1] * wx1
-    # OpenCV's vertical pass: ((top >> 4) * b0 >> 16) + ((bottom >> 4) * b1 >> 16),
-    # then (+ 2) >> 2.
-    top = hbuf[:, ys] >> 4
-    bottom = hbuf[:, ys1] >> 4
-    wy0, wy1 = wy0[None, :, None, None], wy1[None, :, None, None]
-    out = ((top * wy0) >> 16) + ((bottom * wy1) >> 16)
-    out = (out + 2) >> 2
-    return np.clip(out, 0, 255).astype(np.uint8)
+    # One resize of the batch folded into the channels (channels are
+    # resized independently).
+    folded = images.transpose(1, 2, 0, 3).reshape(in_h, in_w, n * c)
+    out = resize_linear(folded, (out_h, out_w))
+    return np.ascontiguousarray(out.reshape(out_h, out_w, n, c).transpose(2, 0, 1, 3))
 
 
 def _resize_for_tta(images, size, image_resize, dtype):
@@ -401,7 +331,8 @@ def multiscale_flip_inference(
 
     The reference's `tta_pipeline` and `SegTTAModel`: for each ratio in
     `ratios` (outer loop) the image is resized as mmcv's
-    `Resize(scale_factor=ratio, keep_ratio=True)` (see `rescaled_size`),
+    `Resize(scale_factor=ratio, keep_ratio=True)` (see
+    `keras_ann.resizing.rescale_size`),
     then predicted as it is and, with `flip`, flipped horizontally (inner
     loop). Each pass is predicted with `mode` (`"whole"` or `"slide"`), its
     logits are flipped back, resized to the input size (bilinear, the
@@ -477,7 +408,7 @@ def multiscale_flip_inference(
     total = None
     passes = 0
     for ratio in ratios:
-        size = rescaled_size(height, width, ratio)
+        size = rescale_size(height, width, ratio)
         if min(size) < 1:
             raise ValueError(
                 f"`ratios` entry {ratio} rescales images of size {(height, width)} to {size}."

@@ -11,7 +11,7 @@ import pytest
 from keras import ops
 
 import keras_ann
-from keras_ann import inference
+from keras_ann import inference, resizing
 from testing_utils import require
 
 
@@ -185,7 +185,7 @@ def test_bilinear_and_cv2_image_resizes_differ_by_rounding_only():
         assert np.abs(cv - bl).max() < 1.0
 
 
-def test_rescaled_size_matches_mmcv():
+def test_rescale_size_with_a_ratio_matches_mmcv():
     require("mmcv")
     from mmcv.image.geometric import _scale_size, rescale_size
 
@@ -197,7 +197,7 @@ def test_rescaled_size_matches_mmcv():
         for r in ratios:
             # mmcv Resize(scale_factor=r, keep_ratio=True): scale, then imrescale.
             new_w, new_h = rescale_size((w, h), _scale_size((w, h), r))
-            assert inference.rescaled_size(h, w, r) == (new_h, new_w), (h, w, r)
+            assert resizing.rescale_size(h, w, r) == (new_h, new_w), (h, w, r)
 
 
 def test_resize_image_cv2_is_bit_identical_to_opencv():

@@ -5,22 +5,17 @@ random choice is drawn with a stateless op from an explicit `seed` (a shape
 `[2]` integer tensor), so a pipeline built with the same seed yields the same
 samples.  The numerical behaviour follows mmsegmentation 1.2.2 / mmcv 2.x:
 
-* `random_resize_scale` + `rescale_size`: mmcv's `RandomResize(scale,
-  ratio_range, keep_ratio=True)`: `ratio ~ U[min, max)`, target scale
-  `(int(s0 * ratio), int(s1 * ratio))`, then mmcv's `rescale_size` rule
-  (`factor = min(long / max(h, w), short / min(h, w))`,
-  `new = int(old * factor + 0.5)`), all in float64 as in Python.
-* `resize_image`: OpenCV's `INTER_LINEAR` for `uint8` images (what
-  `mmcv.imresize` calls): the same sampling grid (half-pixel centres; x
-  positions clamped with zero weight, y rows clamped keeping their weights)
-  and the same fixed-point arithmetic (11-bit weights, the rounding of
-  OpenCV's vectorised vertical pass), bit-identical to `cv2.resize` on every
-  size the tests try.
-* `resize_label`: OpenCV's `INTER_NEAREST` (`src = floor(dst * in / out)`,
-  no half-pixel offset); labels are only ever resized this way.
-* Both resizes accept a *window* of the output, so the training pipeline
-  computes only the pixels that survive the random crop (identical numbers to
-  resizing the whole image and cropping, at a fraction of the cost).
+* `random_resize_scale` + `keras_ann.resizing.rescale_size`: mmcv's
+  `RandomResize(scale, ratio_range, keep_ratio=True)`: `ratio ~ U[min,
+  max)`, target scale `(int(s0 * ratio), int(s1 * ratio))`, then mmcv's
+  keep-ratio rule, all in float64 as in Python.
+* `resize_image` / `resize_label`: OpenCV's `INTER_LINEAR` (for `uint8`
+  images, what `mmcv.imresize` calls) and `INTER_NEAREST` (labels), the
+  arithmetic of `keras_ann.resizing` run as graph ops (`TF_OPS`),
+  bit-identical to `cv2.resize`.  Both accept a *window* of the output, so
+  the training pipeline computes only the pixels that survive the random
+  crop (identical numbers to resizing the whole image and cropping, at a
+  fraction of the cost).
 * `random_crop_window`: mmseg's `RandomCrop(crop_size, cat_max_ratio)`:
   offsets uniform in `[0, max(size - crop, 0)]`; with `cat_max_ratio < 1`
   up to 10 re-draws until the crop holds more than one non-ignored class and
@@ -32,7 +27,9 @@ samples.  The numerical behaviour follows mmsegmentation 1.2.2 / mmcv 2.x:
   `alpha ~ U(0.5, 1.5)` on OpenCV's 8-bit HSV S channel), hue (p=0.5,
   integer `delta` in `[-18, 17]` as `numpy.random.randint(-18, 18)`), each
   step computed in float32, clipped to `[0, 255]` and truncated to `uint8`;
-  the HSV round trips replicate OpenCV's 8-bit `cvtColor` exactly.  The
+  the HSV round trips replicate OpenCV's 8-bit `cvtColor` exactly,
+  including the truncation of its vectorised HSV->RGB path on all but the
+  last `width % 32` pixels of each row.  The
   reference works in BGR; the same maths is applied to RGB channels.
 * `pad_to_size`: bottom/right padding to the crop size (mmseg's
   `SegDataPreProcessor`); labels are padded with the ignore index.
@@ -41,8 +38,10 @@ samples.  The numerical behaviour follows mmsegmentation 1.2.2 / mmcv 2.x:
 import numpy as np
 import tensorflow as tf
 
+from keras_ann import resizing
+
 __all__ = [
-    "rescale_size",
+    "TF_OPS",
     "random_resize_scale",
     "resize_image",
     "resize_label",
@@ -59,8 +58,20 @@ __all__ = [
     "split_seed",
 ]
 
-_COEF_BITS = 11
-_COEF_SCALE = 1 << _COEF_BITS  # OpenCV's INTER_RESIZE_COEF_SCALE
+# `keras_ann.resizing`'s array operations as TensorFlow graph ops.
+TF_OPS = resizing.ArrayOps(
+    shape=tf.shape,
+    arange=tf.range,
+    cast=tf.cast,
+    floor=tf.floor,
+    round=tf.round,
+    where=tf.where,
+    minimum=tf.minimum,
+    maximum=tf.maximum,
+    clip=tf.clip_by_value,
+    take=lambda x, indices, axis: tf.gather(x, indices, axis=axis),
+    right_shift=tf.bitwise.right_shift,
+)
 
 # OpenCV's 8-bit RGB->HSV division tables (hsv_shift = 12, hue range 180).
 _HSV_SHIFT = 12
@@ -70,6 +81,9 @@ _SDIV_TABLE[1:] = np.rint((255 << _HSV_SHIFT) / np.arange(1, 256, dtype=np.float
 _HDIV_TABLE[1:] = np.rint((180 << _HSV_SHIFT) / (6.0 * np.arange(1, 256, dtype=np.float64)))
 # OpenCV's HSV->RGB sector table: (b, g, r) indices into (v, p, q, t).
 _SECTOR_BGR = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]], np.int32)
+# Pixels per block of OpenCV's vectorised 8-bit HSV->RGB loop (AVX2: 4 x 8
+# float lanes); the remaining `width % 32` pixels of a row take the scalar path.
+_HSV2RGB_BLOCK = 32
 
 
 def split_seed(seed, num):
@@ -99,37 +113,6 @@ def _as_pair(size, name):
 # --------------------------------------------------------------------------
 
 
-def rescale_size(height, width, scale):
-    """mmcv's `rescale_size` (keep-ratio resize target) as graph ops.
-
-    The image is scaled by `min(max(scale) / max(h, w), min(scale) /
-    min(h, w))` and each side rounded with `int(side * factor + 0.5)`.
-
-    Args:
-        height: int or int tensor, input height.
-        width: int or int tensor, input width.
-        scale: pair of ints or a `[2]` int tensor, the `(long, short)`
-            bound in either order, e.g. `(2048, 1024)`.
-
-    Returns:
-        `(new_height, new_width)` as int32 scalar tensors.
-
-    Example:
-
-    >>> [int(v) for v in rescale_size(1024, 2048, (1024, 512))]
-    [512, 1024]
-    """
-    scale = tf.cast(scale, tf.float64)
-    h = tf.cast(height, tf.float64)
-    w = tf.cast(width, tf.float64)
-    long_edge = tf.reduce_max(scale)
-    short_edge = tf.reduce_min(scale)
-    factor = tf.minimum(long_edge / tf.maximum(h, w), short_edge / tf.minimum(h, w))
-    new_w = tf.cast(tf.floor(w * factor + 0.5), tf.int32)
-    new_h = tf.cast(tf.floor(h * factor + 0.5), tf.int32)
-    return new_h, new_w
-
-
 def random_resize_scale(seed, scale, ratio_range=(0.5, 2.0)):
     """mmcv `RandomResize`'s scale: `(int(s0 * r), int(s1 * r))`, `r ~ U[lo, hi)`.
 
@@ -155,51 +138,10 @@ def random_resize_scale(seed, scale, ratio_range=(0.5, 2.0)):
 # --------------------------------------------------------------------------
 
 
-def _linear_taps(in_size, out_size, start, length, clamp_weights):
-    """OpenCV INTER_LINEAR source indices and fixed-point weights along one axis.
-
-    OpenCV zeroes the fraction of out-of-range positions along x only; along y
-    it keeps the weights and clamps the two source rows (which then coincide).
-    """
-    in_size = tf.cast(in_size, tf.int32)
-    inv_scale = tf.cast(out_size, tf.float64) / tf.cast(in_size, tf.float64)
-    scale = 1.0 / inv_scale
-    dst = tf.cast(tf.range(start, start + length), tf.float64)
-    f = tf.cast((dst + 0.5) * scale - 0.5, tf.float32)
-    s = tf.floor(f)
-    frac = f - s
-    s = tf.cast(s, tf.int32)
-    if clamp_weights:
-        low = s < 0
-        frac = tf.where(low, 0.0, frac)
-        s = tf.where(low, 0, s)
-        high = s >= in_size - 1
-        frac = tf.where(high, 0.0, frac)
-        s = tf.where(high, in_size - 1, s)
-    w0 = tf.cast(tf.round((1.0 - frac) * float(_COEF_SCALE)), tf.int32)
-    w1 = tf.cast(tf.round(frac * float(_COEF_SCALE)), tf.int32)
-    s1 = tf.clip_by_value(s + 1, 0, in_size - 1)
-    s = tf.clip_by_value(s, 0, in_size - 1)
-    return s, s1, w0, w1
-
-
-def _nearest_taps(in_size, out_size, start, length):
-    """OpenCV INTER_NEAREST source indices along one axis."""
-    in_size = tf.cast(in_size, tf.int32)
-    inv_scale = tf.cast(out_size, tf.float64) / tf.cast(in_size, tf.float64)
-    dst = tf.cast(tf.range(start, start + length), tf.float64)
-    src = tf.cast(tf.floor(dst * (1.0 / inv_scale)), tf.int32)
-    return tf.minimum(src, in_size - 1)
-
-
-def _window(size, window):
-    if window is None:
-        return 0, 0, size[0], size[1]
-    return window
-
-
 def resize_image(image, size, window=None):
     """Resizes a `uint8` image as `cv2.resize(..., INTER_LINEAR)` does.
+
+    `keras_ann.resizing.resize_linear` as graph ops.
 
     Args:
         image: `uint8` tensor `[H, W, C]`.
@@ -217,32 +159,13 @@ def resize_image(image, size, window=None):
     >>> resize_image(x, (2, 2)).shape
     TensorShape([2, 2, 3])
     """
-    image = tf.convert_to_tensor(image)
-    shape = tf.shape(image)
-    in_h, in_w = shape[0], shape[1]
-    out_h, out_w = size
-    y0, x0, h, w = _window((out_h, out_w), window)
-    ys, ys1, wy0, wy1 = _linear_taps(in_h, out_h, y0, h, clamp_weights=False)
-    xs, xs1, wx0, wx1 = _linear_taps(in_w, out_w, x0, w, clamp_weights=True)
-    # Horizontal pass over the source rows the window needs only.
-    r0 = tf.reduce_min(ys)
-    r1 = tf.reduce_max(ys1) + 1
-    rows = image[r0:r1]
-    left = tf.cast(tf.gather(rows, xs, axis=1), tf.int32)
-    right = tf.cast(tf.gather(rows, xs1, axis=1), tf.int32)
-    hbuf = left * wx0[None, :, None] + right * wx1[None, :, None]
-    # Vertical pass with OpenCV's vectorised rounding:
-    # ((top >> 4) * b0 >> 16) + ((bottom >> 4) * b1 >> 16), then (+2) >> 2.
-    shift = tf.bitwise.right_shift
-    top = shift(tf.gather(hbuf, ys - r0), 4)
-    bottom = shift(tf.gather(hbuf, ys1 - r0), 4)
-    out = shift(top * wy0[:, None, None], 16) + shift(bottom * wy1[:, None, None], 16)
-    out = shift(out + 2, 2)
-    return tf.cast(tf.clip_by_value(out, 0, 255), tf.uint8)
+    return resizing.resize_linear(tf.convert_to_tensor(image), size, window, TF_OPS)
 
 
 def resize_label(label, size, window=None):
     """Resizes a label map as `cv2.resize(..., INTER_NEAREST)` does.
+
+    `keras_ann.resizing.resize_nearest` as graph ops.
 
     Args:
         label: tensor `[H, W]` (any dtype).
@@ -258,13 +181,7 @@ def resize_label(label, size, window=None):
     >>> resize_label(np.array([[1, 2], [3, 4]], np.uint8), (4, 4)).numpy()[0]
     array([1, 1, 2, 2], dtype=uint8)
     """
-    label = tf.convert_to_tensor(label)
-    shape = tf.shape(label)
-    out_h, out_w = size
-    y0, x0, h, w = _window((out_h, out_w), window)
-    ys = _nearest_taps(shape[0], out_h, y0, h)
-    xs = _nearest_taps(shape[1], out_w, x0, w)
-    return tf.gather(tf.gather(label, ys, axis=0), xs, axis=1)
+    return resizing.resize_nearest(tf.convert_to_tensor(label), size, window, TF_OPS)
 
 
 # --------------------------------------------------------------------------
@@ -399,16 +316,31 @@ def rgb_to_hsv_cv2(image):
 
 
 def hsv_to_rgb_cv2(hsv):
-    """OpenCV's 8-bit `cvtColor(HSV2RGB)` (float32 maths, round half even).
+    """OpenCV's 8-bit `cvtColor(HSV2RGB)` on an image (float32 maths).
 
-    Bit-identical to the x86-64 OpenCV wheels over all 180 * 256 * 256
-    inputs, including their fused multiply-adds in `1 - s * h`.
+    OpenCV converts each row in blocks of 32 pixels with its vectorised
+    (AVX2) code and the last `width % 32` pixels of the row with its scalar
+    code.  Both compute in float32 with a fused `1 - s * h`; the vectorised
+    code truncates `value * 255` to `uint8` where the scalar one rounds it
+    (half to even).  Both are reproduced, per column, so the result is
+    bit-identical to OpenCV on x86-64 CPUs with AVX2 on every image layout
+    (checked on all 180 * 256 * 256 inputs, rows 1, 31, 33 and 1024 wide).
+    Where OpenCV's widest SIMD is 128 bits (no AVX2; ARM NEON) its blocks
+    are 16 pixels and the split differs.
 
     Args:
-        hsv: integer tensor `[..., 3]` with H in `[0, 180)`, S, V in `[0, 255]`.
+        hsv: integer tensor `[..., W, 3]` (rows of `W` pixels) with H in
+            `[0, 180)`, S, V in `[0, 255]`.
 
     Returns:
-        `uint8` tensor `[..., 3]`, RGB.
+        `uint8` tensor `[..., W, 3]`, RGB.
+
+    Example:
+
+    >>> import numpy as np
+    >>> hsv_to_rgb_cv2(np.array([[[0, 255, 255], [60, 255, 255]]], np.uint8)).numpy()
+    array([[[255,   0,   0],
+            [  0, 255,   0]]], dtype=uint8)
     """
     hsv = tf.cast(hsv, tf.float32)
     h = hsv[..., 0] * tf.constant(np.float32(6.0) / np.float32(180.0), tf.float32)
@@ -422,8 +354,8 @@ def hsv_to_rgb_cv2(hsv):
     bad = tf.logical_or(sector < 0, sector >= 6)
     sector = tf.where(bad, 0, sector)
     h = tf.where(bad, 0.0, h)
-    # OpenCV's vectorised code is compiled with FMA contraction, so
-    # `1 - s * h` is rounded once: form it in float64 (exact product).
+    # OpenCV is compiled with FMA contraction, so `1 - s * h` is rounded
+    # once: form it in float64 (exact product).
     s64 = tf.cast(s, tf.float64)
 
     def one_minus_s_times(t):
@@ -433,17 +365,29 @@ def hsv_to_rgb_cv2(hsv):
     table = tf.constant(_SECTOR_BGR, tf.int32)
 
     def pick(column):
+        # (With s = 0 every entry of `tab` is exactly v, as OpenCV wants.)
         idx = tf.gather(table[:, column], sector)
-        out = tf.where(
+        return tf.where(
             tf.equal(idx, 0),
             tab[0],
             tf.where(tf.equal(idx, 1), tab[1], tf.where(tf.equal(idx, 2), tab[2], tab[3])),
         )
-        out = tf.where(tf.equal(s, 0.0), v, out)
-        return tf.cast(tf.clip_by_value(tf.round(out * 255.0), 0.0, 255.0), tf.uint8)
 
     # OpenCV's table gives (b, g, r); return RGB.
-    return tf.stack([pick(2), pick(1), pick(0)], axis=-1)
+    out = tf.stack([pick(2), pick(1), pick(0)], axis=-1) * 255.0
+    width = tf.shape(hsv)[-2]
+    vectorised_width = width // _HSV2RGB_BLOCK * _HSV2RGB_BLOCK
+
+    def mixed():
+        vectorised = tf.range(width) < vectorised_width
+        return tf.where(vectorised[:, None], tf.floor(out), tf.round(out))
+
+    out = tf.cond(
+        tf.equal(vectorised_width, width),
+        lambda: tf.floor(out),
+        lambda: tf.cond(tf.equal(vectorised_width, 0), lambda: tf.round(out), mixed),
+    )
+    return tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.uint8)
 
 
 def _convert(x, alpha=1.0, beta=0.0):
@@ -620,7 +564,7 @@ def train_transform(
     in_h, in_w = shape[0], shape[1]
     if scale is not None:
         target = random_resize_scale(seeds[0], scale, ratio_range)
-        out_h, out_w = rescale_size(in_h, in_w, target)
+        out_h, out_w = resizing.rescale_size(in_h, in_w, target, TF_OPS)
     else:
         out_h, out_w = in_h, in_w
 
@@ -663,7 +607,7 @@ def test_transform(image, scale=None):
     image = tf.convert_to_tensor(image, tf.uint8)
     if scale is not None:
         shape = tf.shape(image)
-        out_h, out_w = rescale_size(shape[0], shape[1], scale)
+        out_h, out_w = resizing.rescale_size(shape[0], shape[1], scale, TF_OPS)
         same = tf.logical_and(tf.equal(out_h, shape[0]), tf.equal(out_w, shape[1]))
         # cv2.resize copies when the size does not change.
         image = tf.cond(same, lambda: image, lambda: resize_image(image, (out_h, out_w)))

@@ -1,7 +1,9 @@
-"""NumPy re-implementations of the reference's (mmseg 1.2.2 / mmcv 2.x / OpenCV)
-data transforms, written from their documented behaviour, used as the
-oracle of the TensorFlow pipeline's tests.  Images here are RGB; the
-reference works in BGR with the same per-channel maths."""
+"""NumPy re-implementations of mmseg 1.2.2's random transform steps given
+their random draws (crop retries, padding, PhotoMetricDistortion's steps),
+calling OpenCV for what mmcv does with it; used as oracles of the
+TensorFlow pipeline's step-by-step tests.  Images here are RGB; the
+reference works in BGR with the same per-channel maths.  The reference's
+classes themselves are compared in test_transforms_vs_mmcv.py."""
 
 import numpy as np
 
@@ -11,55 +13,9 @@ F32 = np.float32
 # ---------------------------------------------------------------- sizes
 
 
-def rescale_size(w, h, scale):
-    """mmcv.rescale_size((w, h), scale) with a tuple scale -> (new_w, new_h)."""
-    long_edge, short_edge = max(scale), min(scale)
-    factor = min(long_edge / max(h, w), short_edge / min(h, w))
-    return int(w * float(factor) + 0.5), int(h * float(factor) + 0.5)
-
-
 def random_resize_scale(scale, ratio):
     """mmcv RandomResize._random_sample_ratio with a given ratio."""
     return int(scale[0] * ratio), int(scale[1] * ratio)
-
-
-# ---------------------------------------------------------------- resize
-
-
-def _linear_taps(n_in, n_out, clamp):
-    scale = 1.0 / (n_out / n_in)
-    d = np.arange(n_out, dtype=np.float64)
-    f = ((d + 0.5) * scale - 0.5).astype(F32)
-    s = np.floor(f)
-    frac = (f - s).astype(F32)
-    s = s.astype(np.int64)
-    if clamp:
-        low = s < 0
-        frac[low], s[low] = 0, 0
-        high = s >= n_in - 1
-        frac[high], s[high] = 0, n_in - 1
-    w0 = np.rint((F32(1) - frac) * F32(2048)).astype(np.int64)
-    w1 = np.rint(frac * F32(2048)).astype(np.int64)
-    return np.clip(s, 0, n_in - 1), np.clip(s + 1, 0, n_in - 1), w0, w1
-
-
-def cv2_resize_linear(img, out_h, out_w):
-    """cv2.resize(img, (out_w, out_h), INTER_LINEAR) for uint8 HxWxC."""
-    ys, ys1, wy0, wy1 = _linear_taps(img.shape[0], out_h, clamp=False)
-    xs, xs1, wx0, wx1 = _linear_taps(img.shape[1], out_w, clamp=True)
-    x = img.astype(np.int64)
-    hbuf = x[:, xs] * wx0[None, :, None] + x[:, xs1] * wx1[None, :, None]
-    top, bottom = hbuf[ys] >> 4, hbuf[ys1] >> 4
-    out = ((top * wy0[:, None, None]) >> 16) + ((bottom * wy1[:, None, None]) >> 16)
-    return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
-
-
-def cv2_resize_nearest(lab, out_h, out_w):
-    """cv2.resize(lab, (out_w, out_h), INTER_NEAREST)."""
-    h, w = lab.shape[:2]
-    ys = np.minimum(np.floor(np.arange(out_h) * (1.0 / (out_h / h))).astype(int), h - 1)
-    xs = np.minimum(np.floor(np.arange(out_w) * (1.0 / (out_w / w))).astype(int), w - 1)
-    return lab[ys][:, xs]
 
 
 # ---------------------------------------------------------------- crop / pad
@@ -104,48 +60,20 @@ def pad(img, seg, size, value, seg_value=255):
 
 # ---------------------------------------------------------------- colour
 
-_HSV_SHIFT = 12
-_SDIV = np.zeros(256, np.int64)
-_HDIV = np.zeros(256, np.int64)
-_SDIV[1:] = np.rint((255 << _HSV_SHIFT) / np.arange(1, 256, dtype=np.float64))
-_HDIV[1:] = np.rint((180 << _HSV_SHIFT) / (6.0 * np.arange(1, 256, dtype=np.float64)))
-_SECTOR = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
+def _cv2():
+    import cv2
+
+    return cv2
 
 
 def rgb2hsv(img):
-    """cv2.cvtColor(uint8 RGB, COLOR_RGB2HSV)."""
-    x = img.astype(np.int64)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    v = np.maximum(np.maximum(r, g), b)
-    diff = v - np.minimum(np.minimum(r, g), b)
-    s = (diff * _SDIV[v] + (1 << 11)) >> _HSV_SHIFT
-    h = np.where(v == r, g - b, np.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
-    h = (h * _HDIV[diff] + (1 << 11)) >> _HSV_SHIFT
-    h = np.where(h < 0, h + 180, h)
-    return np.stack([h, s, v], -1).astype(np.uint8)
+    """mmcv.bgr2hsv, on RGB: cv2.cvtColor(uint8 RGB, COLOR_RGB2HSV)."""
+    return _cv2().cvtColor(img, _cv2().COLOR_RGB2HSV)
 
 
 def hsv2rgb(hsv):
-    """cv2.cvtColor(uint8 HSV, COLOR_HSV2RGB) (x86-64 build: fused 1 - s*h)."""
-    hh = hsv[..., 0].astype(F32) * (F32(6) / F32(180))
-    s = hsv[..., 1].astype(F32) * (F32(1) / F32(255))
-    v = hsv[..., 2].astype(F32) * (F32(1) / F32(255))
-    sector = np.floor(hh)
-    frac = (hh - sector).astype(F32)
-    sector = sector.astype(int) % 6
-
-    def fused(t):
-        return (1.0 - s.astype(np.float64) * t.astype(np.float64)).astype(F32)
-
-    tab = np.stack(
-        [v, v * (F32(1) - s), v * fused(frac), v * fused((F32(1) - frac).astype(F32))], -1
-    )
-    out = []
-    for col in (2, 1, 0):  # the table gives (b, g, r)
-        val = np.take_along_axis(tab, _SECTOR[sector, col][..., None], -1)[..., 0]
-        val = np.where(s == 0, v, val)
-        out.append(np.clip(np.rint(val * F32(255)), 0, 255))
-    return np.stack(out, -1).astype(np.uint8)
+    """mmcv.hsv2bgr, on RGB: cv2.cvtColor(uint8 HSV, COLOR_HSV2RGB)."""
+    return _cv2().cvtColor(np.ascontiguousarray(hsv), _cv2().COLOR_HSV2RGB)
 
 
 def convert(img, alpha=1, beta=0):
