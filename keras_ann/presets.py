@@ -155,7 +155,7 @@ FILE_KINDS = {
     "zip": "a zip archive that is neither a .keras model nor a PyTorch checkpoint",
     "truncated_zip": "a truncated or damaged zip archive",
     "empty": "an empty file",
-    "unknown": "not a model file this library knows",
+    "unknown": "a file of unknown format",
 }
 
 

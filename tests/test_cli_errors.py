@@ -183,8 +183,8 @@ def _sixteen_bit(path):
 
 _DAMAGE = {
     "out_of_range_label": (_out_of_range, "trainannot", r"values outside \[0, 11\).*\[20\]"),
-    "truncated_image": (_truncate, "train", r"Cannot read image .*003\.png"),
-    "truncated_label": (_truncate, "trainannot", r"Cannot read label .*003\.png"),
+    "truncated_image": (_truncate, "train", r"Cannot read image .*/train/00\d\.png"),
+    "truncated_label": (_truncate, "trainannot", r"Cannot read label .*/trainannot/00\d\.png"),
     "sixteen_bit_label_over_255": (_sixteen_bit, "trainannot", r"values outside 0\.\.255.*max 300"),
     "bad_val_label": (_out_of_range, "valannot", r"values outside \[0, 11\).*\[20\]"),
 }
@@ -196,7 +196,9 @@ def test_an_error_in_the_input_pipeline_ends_train_with_one_line(tmp_path, kind)
 
     damage, folder, pattern = _DAMAGE[kind]
     root = _camvid_folder(tmp_path / "data")
-    damage(os.path.join(root, folder, "003.png"))
+    # Every file of the folder: the first batch (or evaluation) meets one.
+    for name in sorted(os.listdir(os.path.join(root, folder))):
+        damage(os.path.join(root, folder, name))
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
     env.pop("KERAS_ANN_DEBUG", None)
