@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from keras_ann.checks import check_pair
+from keras_ann.checks import check_pair, check_positive_int
 from keras_ann.presets import PRESETS
 from keras_ann.recipes import RECIPES, Recipe
 
@@ -102,12 +102,6 @@ class BenchmarkSpec:
     reference_fps: float = None
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _size(value, name):
     return None if value is None else check_pair(value, name)
 
@@ -160,14 +154,13 @@ def resolve_spec(
         raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False, got {jit_compile!r}.")
-    batch_size = _positive_int(batch_size, "batch_size")
-    runs = _positive_int(runs, "runs")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-        raise ValueError(f"`warmup` must be a non-negative integer, got {warmup!r}.")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    runs = check_positive_int(runs, "runs")
+    warmup = check_positive_int(warmup, "warmup", allow_zero=True)
     input_size = _size(input_size, "input_size")
     train_size = _size(train_size, "train_size")
     if num_classes is not None:
-        num_classes = _positive_int(num_classes, "num_classes")
+        num_classes = check_positive_int(num_classes, "num_classes")
 
     if model in PRESETS:
         preset = PRESETS[model]
@@ -211,7 +204,7 @@ def resolve_spec(
             f"Unknown model {model!r}: expected a preset name ({', '.join(sorted(PRESETS))}) "
             f"or a backbone name ({', '.join(sorted(BACKBONE_NAMES))})."
         )
-    train_batch_size = _positive_int(
+    train_batch_size = check_positive_int(
         default_train_batch if train_batch_size is None else train_batch_size, "train_batch_size"
     )
     return BenchmarkSpec(

@@ -18,7 +18,7 @@ import numbers
 import keras
 import numpy as np
 
-__all__ = ["check_images", "check_label_values", "check_labels", "check_pair"]
+__all__ = ["check_images", "check_label_values", "check_labels", "check_pair", "check_positive_int"]
 
 _IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "uint16", "int8", "int16", "int32", "int64")
 _LABEL_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
@@ -46,7 +46,8 @@ def _shape(x):
 
 def check_images(images, name="images"):
     """Checks a batch of RGB images: shape `(batch, height, width, 3)`, no
-    zero-sized axis, a real-valued numeric dtype.
+    zero-sized axis, a real-valued numeric dtype, and (for NumPy arrays,
+    whose values are at hand) no NaN or infinite pixel.
 
     Args:
         images: array or tensor (NumPy, any Keras backend, or symbolic).
@@ -86,6 +87,16 @@ def check_images(images, name="images"):
         )
     if 0 in shape:
         raise ValueError(f"`{name}` must not be empty, got shape {shape}.")
+    if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+        finite = np.isfinite(images)
+        if not finite.all():
+            bad = np.logical_not(finite).any(axis=(1, 2, 3))
+            raise ValueError(
+                f"`{name}` holds {int(np.isnan(images).sum())} NaN and "
+                f"{int(np.isinf(images).sum())} infinite pixel values (in image(s) "
+                f"{np.flatnonzero(bad)[:10].tolist()} of the batch); pixels must be finite "
+                f"numbers (0..255): fix or drop those images."
+            )
     return shape
 
 
@@ -234,6 +245,34 @@ def check_label_values(labels, num_classes, ignore_index=255, name="labels"):
             f"{listed}. The classes are 0..{k - 1} (num_classes={k}); {void}."
         )
     raise ValueError(" ".join(parts))
+def check_positive_int(value, name, allow_zero=False):
+    """An integer that is at least 1 (at least 0 with `allow_zero`), as an
+    `int`. Booleans and non-integral numbers are refused, not rounded.
+
+    Args:
+        value: the value to check.
+        name: the argument's name for the error message.
+        allow_zero: also accept 0.
+
+    Returns:
+        `int(value)`.
+
+    Raises:
+        ValueError: naming `name` and the value.
+
+    Example:
+
+    >>> check_positive_int(4, "batch_size")
+    4
+    >>> check_positive_int(0, "batch_size")
+    Traceback (most recent call last):
+    ...
+    ValueError: `batch_size` must be a positive integer, got 0.
+    """
+    kind = "non-negative" if allow_zero else "positive"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (0 if allow_zero else 1):
+        raise ValueError(f"`{name}` must be a {kind} integer, got {value!r}.")
+    return int(value)
 
 
 def check_pair(value, name):

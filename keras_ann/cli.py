@@ -1,8 +1,139 @@
-"""The `keras-ann` command line."""
+"""The `keras-ann` command line.
+
+Arguments are checked by the parser (`type=`) before anything is loaded or
+trained; a bad one ends the command with argparse's usage line and
+`keras-ann <cmd>: error: <what is wrong>` (exit 2). An error of the run
+itself (bad data, a bad file, a full disk) prints one line
+`keras-ann <cmd>: error: <message>` and exits with 1; set
+`KERAS_ANN_DEBUG=1` to see the traceback as well.
+"""
 
 import argparse
+import glob
 import os
+import re
 import sys
+
+# --------------------------------------------------------------------------
+# Argument types: each raises `argparse.ArgumentTypeError`, which `_Parser`
+# prints as `keras-ann <cmd>: error: --flag <message>`.
+# --------------------------------------------------------------------------
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        return text  # a str: refused as "not an integer" by the caller's check
+
+
+def _checked(check, text):
+    try:
+        return check(text)
+    except ValueError as error:
+        # "`name` must be ..." -> "must be ..."; `_Parser` prefixes the flag.
+        raise argparse.ArgumentTypeError(re.sub(r"^`[^`]*` ", "", str(error)).rstrip("."))
+
+
+def positive_int(text):
+    """`type=` for counts: an integer >= 1 (`keras_ann.checks.check_positive_int`)."""
+    from keras_ann.checks import check_positive_int
+
+    return _checked(lambda t: check_positive_int(_int(t), "value"), text)
+
+
+def non_negative_int(text):
+    """`type=` for an integer >= 0 (seeds, warm-up runs)."""
+    from keras_ann.checks import check_positive_int
+
+    return _checked(lambda t: check_positive_int(_int(t), "value", allow_zero=True), text)
+
+
+def positive_float(text):
+    """`type=` for a finite number > 0 (seconds, learning rates)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+class _Pair(argparse.Action):
+    """`nargs=2` of `positive_int` values -> an `(h, w)` tuple
+    (`keras_ann.checks.check_pair`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from keras_ann.checks import check_pair
+
+        try:
+            setattr(namespace, self.dest, check_pair(values, self.dest))
+        except ValueError as error:
+            parser.error(f"{option_string or self.dest} {re.sub(r'^`[^`]*` ', '', str(error)).rstrip('.')}")
+
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _check_creatable(path):
+    """The nearest existing ancestor of `path` must be a writable directory."""
+    parent = _nearest_existing(os.path.dirname(os.path.abspath(path)))
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"cannot be created: {parent} is a file, not a directory (got {path})")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot be created: {parent} is not writable (got {path})")
+
+
+def output_dir(path):
+    """`type=` for a directory to write into: an existing writable directory,
+    or one that can be created."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise argparse.ArgumentTypeError(f"must be a directory, but {path} is a file")
+        if not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"must be writable, but {path} is not")
+        return path
+    _check_creatable(path)
+    return path
+
+
+def output_file(path):
+    """`type=` for a file to write: not a directory, in a writable directory
+    (existing or creatable)."""
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"must be a file name, but {path} is a directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"must be writable, but {path} is not")
+    _check_creatable(path)
+    return path
+
+
+def output_path(path):
+    """`type=` for a file or directory to write: its folder must be writable
+    (existing or creatable)."""
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"must be writable, but {path} is not")
+    _check_creatable(path)
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the messages of our `type=` functions as
+    `--flag must be ..., got ...` (argparse says `argument --flag: ...`)."""
+
+    def error(self, message):
+        message = re.sub(r"^argument ([^\s:]+)(?:/[^\s:]+)?: (must|cannot) ", r"\1 \2 ", message)
+        super().error(message)
 
 
 def _demo(args):
@@ -32,7 +163,10 @@ def _demo(args):
     optimizer = TorchSGD(PolyDecay(args.lr, decay_steps=args.iterations, power=0.9, end_learning_rate=1e-4))
     model.compile(optimizer=optimizer)
     budget = TimeBudget(args.seconds)
-    steps_per_epoch = 10
+    # Epochs of 10 iterations (one log line each) when that divides the
+    # schedule, else of the largest divisor below 10: `--iterations 5`
+    # trains 5.
+    steps_per_epoch = max(d for d in range(1, 11) if args.iterations % d == 0)
     import tensorflow as tf
 
     # An endless shuffled stream: iteration-based training, as the recipes.
@@ -141,35 +275,16 @@ def _export(args):
     )
 
 
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
 def _calibration_files(args):
     """The calibration images of `export --quantize int8`, checked before
     the model is loaded."""
-    import glob
-
     if args.format != "onnx":
         raise ValueError("--quantize int8 needs --format onnx.")
     if args.input_size is None:
         raise ValueError("--quantize int8 needs a fixed --input-size H W (the calibration images are resized to it).")
     if not args.calibration:
         raise ValueError("--quantize int8 needs --calibration IMAGES (files, directories or globs; 8 to 32 images).")
-    files = []
-    for pattern in args.calibration:
-        if os.path.isdir(pattern):
-            found = sorted(
-                os.path.join(pattern, name)
-                for name in os.listdir(pattern)
-                if name.lower().endswith(_IMAGE_EXTENSIONS)
-            )
-        else:
-            found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        missing = [path for path in found if not os.path.isfile(path)]
-        if missing or not found:
-            raise ValueError(f"--calibration: no image file at {(missing or [pattern])[0]!r}.")
-        files.extend(found)
-    return files[: args.calibration_count]
+    return _image_paths(args.calibration)[: args.calibration_count]
 
 
 def _calibration_image(path, size):
@@ -274,16 +389,68 @@ def _benchmark(args):
             json.dump(result, f, indent=2)
 
 
+def _image_paths(specs):
+    """Image files from files, directories (their images, recursively) and
+    glob patterns, in order, each file once; `ValueError` for a spec that
+    names nothing."""
+    from keras_ann.data.io import IMAGE_EXTENSIONS
+
+    paths, seen = [], set()
+    for spec in specs:
+        if os.path.isdir(spec):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(spec)
+                for name in names
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            what = f"directory {spec} holds no image ({', '.join(IMAGE_EXTENSIONS)})"
+        elif os.path.exists(spec):
+            found, what = [spec], None
+        elif glob.has_magic(spec):
+            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            what = f"no file matches {spec}"
+        else:
+            raise ValueError(f"no such file, directory or pattern: {spec}")
+        if not found:
+            raise ValueError(what)
+        for path in found:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths
+
+
+def _output_names(paths):
+    """Distinct output stems: each image's path relative to the images'
+    common folder, without its extension (`a/x.jpg` -> `a/x`); images that
+    would still share a stem (`x.jpg`, `x.png`) keep their extension
+    (`x_jpg`, `x_png`)."""
+    absolute = [os.path.abspath(p) for p in paths]
+    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    stems = [os.path.splitext(os.path.relpath(p, root))[0] for p in absolute]
+    counts = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    return [
+        stem if counts[stem] == 1 else os.path.relpath(p, root).replace(".", "_")
+        for stem, p in zip(stems, absolute)
+    ]
+
+
 def _predict(args):
     import numpy as np
     from PIL import Image
 
     from keras_ann import inference
+    from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
     from keras_ann.visualization import dataset_palette, default_palette, overlay, side_by_side
 
+    paths = _image_paths(args.images)  # before loading the model
+    names = _output_names(paths)
     model = _load_model(args.model)
-    os.makedirs(args.output_dir, exist_ok=True)
     dataset = args.palette
     if dataset is None:  # the dataset whose class count the model has, if unique
         matches = [name for name, info in METAINFO.items() if len(info["classes"]) == model.num_classes]
@@ -297,8 +464,10 @@ def _predict(args):
             )
     else:
         palette = default_palette(model.num_classes)
-    for path in args.images:
-        image = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    for path, name in zip(paths, names):
+        # As the training loader reads images: EXIF orientation applied,
+        # 16-bit images scaled to 8 bits, a clear error for a bad file.
+        image = read_image(path).astype(np.float32)
         labels = inference.predict_labels(
             model,
             image[None],
@@ -306,15 +475,16 @@ def _predict(args):
             crop_size=tuple(args.crop) if args.crop else None,
             stride=tuple(args.stride) if args.stride else None,
         )[0]
-        stem = os.path.splitext(os.path.basename(path))[0]
-        Image.fromarray(labels.astype(np.uint8)).save(os.path.join(args.output_dir, f"{stem}_labels.png"))
+        out = os.path.join(args.output_dir, name)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        Image.fromarray(labels.astype(np.uint8)).save(f"{out}_labels.png")
         blended = overlay(image, labels, palette, alpha=0.5)
-        side_by_side([image.astype(np.uint8), blended]).save(os.path.join(args.output_dir, f"{stem}_overlay.png"))
-        print(f"{path}: wrote {stem}_labels.png and {stem}_overlay.png")
+        side_by_side([image.astype(np.uint8), blended]).save(f"{out}_overlay.png")
+        print(f"{path}: wrote {out}_labels.png and {out}_overlay.png")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-ann",
         description="Asymmetric Non-local Networks for semantic segmentation (Keras 3).",
     )
@@ -322,50 +492,59 @@ def build_parser():
     demo = sub.add_parser(
         "demo", help="train a small ANN on generated scenes (about a minute on a CPU), score it, write a PNG"
     )
-    demo.add_argument("--seconds", type=float, default=60.0, help="training time budget")
-    demo.add_argument("--iterations", type=int, default=200, help="iterations of the poly schedule")
-    demo.add_argument("--batch-size", type=int, default=8)
-    demo.add_argument("--lr", type=float, default=0.05)
-    demo.add_argument("--size", type=int, default=64)
-    demo.add_argument("--train-images", type=int, default=512)
-    demo.add_argument("--val-images", type=int, default=48)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--output", default="outputs/demo.png")
+    demo.add_argument("--seconds", type=positive_float, default=60.0, help="training time budget")
+    demo.add_argument(
+        "--iterations", type=positive_int, default=200,
+        help="iterations of the poly schedule (all trained unless --seconds runs out first)",
+    )
+    demo.add_argument("--batch-size", type=positive_int, default=8)
+    demo.add_argument("--lr", type=positive_float, default=0.05)
+    demo.add_argument("--size", type=positive_int, default=64)
+    demo.add_argument("--train-images", type=positive_int, default=512)
+    demo.add_argument("--val-images", type=positive_int, default=48)
+    demo.add_argument("--seed", type=non_negative_int, default=0)
+    demo.add_argument("--output", type=output_file, default="outputs/demo.png")
     demo.set_defaults(func=_demo)
 
     convert = sub.add_parser(
         "convert", help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras"
     )
     convert.add_argument("checkpoint", help="a .pth file or a preset name")
-    convert.add_argument("output", help="the .keras file to write")
+    convert.add_argument("output", type=output_file, help="the .keras file to write")
     convert.add_argument("--align-corners", choices=("true", "false"))
-    convert.add_argument("--num-classes", type=int)
+    convert.add_argument("--num-classes", type=positive_int)
     convert.set_defaults(func=_convert)
 
     train = sub.add_parser("train", help="train a recipe (resumes from --work-dir)")
     train.add_argument("recipe", help="a recipe name, e.g. ann_r50_d8_cityscapes_512x1024_40k")
     train.add_argument("--data-root", required=True)
-    train.add_argument("--work-dir", required=True)
+    train.add_argument("--work-dir", required=True, type=output_dir)
     train.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
-    train.add_argument("--iterations", type=int)
-    train.add_argument("--batch-size", type=int, help="total batch over all devices")
-    train.add_argument("--eval-interval", type=int)
-    train.add_argument("--eval-steps", type=int, help="evaluate on this many images only")
-    train.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"))
-    train.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"), help="RandomResize and test Resize scale")
+    train.add_argument("--iterations", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
+    train.add_argument("--eval-interval", type=positive_int)
+    train.add_argument(
+        "--eval-steps", type=positive_int,
+        help="evaluate on the first N validation images only (default: all; as evaluate --steps)",
+    )
+    train.add_argument("--crop-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"))
+    train.add_argument(
+        "--scale", type=positive_int, nargs=2, action=_Pair, metavar=("LONG", "SHORT"),
+        help="RandomResize and test Resize scale",
+    )
     train.add_argument(
         "--checkpoint-interval",
-        type=int,
+        type=positive_int,
         help="save the resume state every N iterations (divides --eval-interval); a killed run loses at most N",
     )
     train.add_argument("--imagenet", help="ImageNet ResNet-V1c .pth for the backbone")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.set_defaults(func=_train)
 
     def add_inference_args(p):
         p.add_argument("--mode", default="whole", choices=("whole", "slide"))
-        p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"))
-        p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"))
+        p.add_argument("--crop", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"))
+        p.add_argument("--stride", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"))
 
     evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
     evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
@@ -373,14 +552,24 @@ def build_parser():
     evaluate.add_argument("--data-root", required=True)
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--ms-flip", action="store_true", help="multi-scale + flip test")
-    evaluate.add_argument("--steps", type=int, help="evaluate this many images only")
+    evaluate.add_argument(
+        "--steps", type=positive_int,
+        help="evaluate on the first N images only (default: all; as train --eval-steps)",
+    )
     add_inference_args(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
     predict = sub.add_parser("predict", help="segment images and write label maps and overlays")
     predict.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
-    predict.add_argument("images", nargs="+")
-    predict.add_argument("--output-dir", default="outputs/predictions")
+    predict.add_argument(
+        "images", nargs="+",
+        help="image files, directories (their images, recursively) or glob patterns such as 'photos/*.jpg'",
+    )
+    predict.add_argument(
+        "--output-dir", type=output_dir, default="outputs/predictions",
+        help="where <name>_labels.png and <name>_overlay.png go; inputs keep their directories "
+        "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other",
+    )
     predict.add_argument(
         "--palette",
         choices=("cityscapes", "ade20k", "pascal_voc", "camvid"),
@@ -393,30 +582,31 @@ def build_parser():
         "benchmark", help="inference fps, training step time and peak memory of a preset or backbone"
     )
     benchmark.add_argument("model", help="a preset name (see `keras-ann presets`) or a backbone name, e.g. resnet50_d8")
-    benchmark.add_argument("--num-classes", type=int, help="classes (required with a backbone name)")
+    benchmark.add_argument("--num-classes", type=positive_int, help="classes (required with a backbone name)")
     benchmark.add_argument(
-        "--input-size", type=int, nargs=2, metavar=("H", "W"),
+        "--input-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
         help="inference image size (default: the preset's test window or crop)",
     )
-    benchmark.add_argument("--batch-size", type=int, default=1, help="inference batch")
+    benchmark.add_argument("--batch-size", type=positive_int, default=1, help="inference batch")
     benchmark.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
-    benchmark.add_argument("--runs", type=int, default=5, help="timed runs per phase (median reported)")
-    benchmark.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    benchmark.add_argument("--runs", type=positive_int, default=5, help="timed runs per phase (median reported)")
+    benchmark.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs first")
     benchmark.add_argument(
         "--train", action=argparse.BooleanOptionalAction, default=True,
         help="also time training steps with the recipe's loss and optimiser",
     )
     benchmark.add_argument(
-        "--train-size", type=int, nargs=2, metavar=("H", "W"), help="training crop (default: the preset's)"
+        "--train-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
+        help="training crop (default: the preset's)",
     )
     benchmark.add_argument(
-        "--train-batch-size", type=int, help="images per training step (default: the recipe's images per GPU)"
+        "--train-batch-size", type=positive_int, help="images per training step (default: the recipe's images per GPU)"
     )
     benchmark.add_argument(
         "--jit-compile", action=argparse.BooleanOptionalAction, default=None,
         help="XLA compilation (default: Keras's choice; JAX always compiles)",
     )
-    benchmark.add_argument("--json", help="also write the full results to this JSON file")
+    benchmark.add_argument("--json", type=output_file, help="also write the full results to this JSON file")
     benchmark.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan only")
     benchmark.set_defaults(func=_benchmark)
 
@@ -424,19 +614,21 @@ def build_parser():
         "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"
     )
     export.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
-    export.add_argument("output", help="the directory (saved_model) or file (.tflite, .onnx) to write")
+    export.add_argument(
+        "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx) to write"
+    )
     export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"))
     export.add_argument(
         "--output", dest="output_kind", default="logits", choices=("logits", "labels"),
         help="logits (batch, H, W, classes) or int32 label maps (batch, H, W)",
     )
     export.add_argument(
-        "--input-size", type=int, nargs=2, metavar=("H", "W"),
+        "--input-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
         help="fixed image size (required for tflite; default: any size)",
     )
-    export.add_argument("--batch-size", type=int, help="fixed batch size (default: any; tflite: 1)")
-    export.add_argument("--num-classes", type=int, help="replace the classifier (new, untrained weights)")
-    export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument("--batch-size", type=positive_int, help="fixed batch size (default: any; tflite: 1)")
+    export.add_argument("--num-classes", type=positive_int, help="replace the classifier (new, untrained weights)")
+    export.add_argument("--opset", type=positive_int, help="ONNX opset (default: tf2onnx's)")
     export.add_argument(
         "--quantize", choices=("int8",),
         help="int8 convolutions by ONNX Runtime's post-training quantisation (onnx, fixed --input-size)",
@@ -445,7 +637,9 @@ def build_parser():
         "--calibration", nargs="+", metavar="IMAGES",
         help="images to calibrate the int8 ranges on: files, directories or globs",
     )
-    export.add_argument("--calibration-count", type=int, default=16, help="use at most this many (default 16)")
+    export.add_argument(
+        "--calibration-count", type=positive_int, default=16, help="use at most this many (default 16)"
+    )
     export.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
     export.set_defaults(func=_export)
 
@@ -454,10 +648,68 @@ def build_parser():
     return parser
 
 
+# Errors of the run that are the user's to fix: one line, no traceback.
+_DOMAIN_ERRORS = (ValueError, OSError, ImportError, FloatingPointError)
+
+
+def _pipeline_error(error):
+    """The message of an error raised inside a `tf.data` pipeline, or None.
+
+    A `DatasetError` raised by a `tf.numpy_function` load reaches Python as
+    a TensorFlow `OpError` ("Graph execution error: ...") whose text holds
+    the original message after `DatasetError: `; other op errors give
+    their first line of substance.
+    """
+    try:
+        from tensorflow.errors import OpError
+    except ImportError:  # pragma: no cover - TensorFlow is a dependency
+        return None
+    if not isinstance(error, OpError):
+        return None
+    text = str(getattr(error, "message", "") or error)
+    match = re.search(r"DatasetError: (.*?)\]?\s*$", text, re.MULTILINE)
+    if match:
+        return match.group(1)
+    lines = [
+        line.strip() for line in text.splitlines()
+        if line.strip() and not line.strip().startswith(("Graph execution error", "Detected at node", "<stack", "[["))
+    ]
+    return f"{type(error).__name__}: {lines[0] if lines else text.strip()}"
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    args.func(args)
-    return 0
+    """Runs `keras-ann`; returns the exit status.
+
+    Args:
+        argv: the arguments (default: the process's command line).
+
+    An error of the run prints `keras-ann <cmd>: error: <message>` on stderr
+    (with the traceback too when `KERAS_ANN_DEBUG=1`) and gives status 1.
+    Run as the process's own command line (`argv=None`), the process then
+    ends at once (`os._exit` after flushing): Python's normal shutdown
+    destroys a failed `tf.data` iterator while holding the GIL and would
+    wait forever for the pipeline's `tf.numpy_function` loads, which need it.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+        return 0
+    except Exception as error:  # noqa: BLE001 - reported below, then the process ends
+        message = _pipeline_error(error)
+        if message is None and isinstance(error, _DOMAIN_ERRORS):
+            message = str(error) or type(error).__name__
+        if message is None or os.environ.get("KERAS_ANN_DEBUG", "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        if message is not None:
+            print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
+        if argv is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        return 1
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ then refuses to load the file.
 """
 
 import dataclasses
-import operator
 import os
 import warnings
 
@@ -198,18 +197,12 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
         raise ValueError(f"`format` must be one of {FORMATS}, got {format!r}.")
     if output not in OUTPUTS:
         raise ValueError(f"`output` must be one of {OUTPUTS}, got {output!r}.")
+    from keras_ann.checks import check_pair, check_positive_int
+
     if input_size is not None:
-        size = _positive_ints(input_size)
-        if size is None or len(size) != 2:
-            raise ValueError(
-                f"`input_size` must be `(height, width)` with positive ints or None, got {input_size!r}."
-            )
-        input_size = size
+        input_size = check_pair(input_size, "input_size")
     if batch_size is not None:
-        size = _positive_ints([batch_size])
-        if size is None:
-            raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
-        (batch_size,) = size
+        batch_size = check_positive_int(batch_size, "batch_size")
     if opset is not None and format != "onnx":
         raise ValueError(f"`opset` applies to format='onnx' only, got format={format!r}.")
     path = os.fspath(path)
@@ -260,15 +253,6 @@ def _write_onnx(function, spec, path, opset):
         if patch_tf2onnx is not None:
             patch_tf2onnx()
         tf2onnx.convert.from_function(function, [spec], opset=opset, output_path=path)
-
-
-def _positive_ints(values):
-    """`values` as a tuple of positive Python ints, or `None`."""
-    try:
-        values = tuple(operator.index(v) for v in values)
-    except TypeError:
-        return None
-    return values if all(v > 0 for v in values) else None
 
 
 def _require(module, what):

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ann.checks import check_images, check_pair
+from keras_ann.checks import check_images, check_pair, check_positive_int
 from keras_ann.ops import bilinear_resize
 from keras_ann.resizing import rescale_size, resize_linear
 
@@ -76,13 +76,7 @@ def _check_mode(mode, crop_size, stride):
 
 
 def _check_batch_size(batch_size):
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
-    return int(batch_size)
+    return None if batch_size is None else check_positive_int(batch_size, "batch_size")
 
 
 def _check_ratios(ratios):

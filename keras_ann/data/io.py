@@ -43,8 +43,36 @@ def _path(p):
     return p.decode() if isinstance(p, (bytes, np.bytes_)) else os.fspath(p)
 
 
+def _rgb8(im, path):
+    """A Pillow image as RGB `uint8 [H, W, 3]`.
+
+    16-bit greyscale (modes `I;16*`, and `I` holding 0..65535) keeps its
+    high byte, as OpenCV's `imread(IMREAD_COLOR)` (the reference's reader)
+    does; Pillow's own `convert("RGB")` would clip it to white. Other
+    32-bit integer or float images are refused.
+    """
+    if im.mode.startswith("I"):
+        array = np.asarray(im)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise DatasetError(
+                f"Cannot read image {path}: 32-bit integer pixels (min {array.min()}, max "
+                f"{array.max()}) do not fit in 16 bits; save it as an 8- or 16-bit image."
+            )
+        grey = (array.astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if im.mode == "F":
+        raise DatasetError(
+            f"Cannot read image {path}: floating-point pixels (mode F) have no fixed range; "
+            "save it as an 8- or 16-bit image."
+        )
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
+
+
 def read_image(path):
-    """Reads an image as RGB `uint8 [H, W, 3]`.
+    """Reads an image as RGB `uint8 [H, W, 3]` (EXIF orientation applied;
+    16-bit greyscale scaled to 8 bits as OpenCV does).
 
     Args:
         path: str or bytes, the file.
@@ -62,10 +90,9 @@ def read_image(path):
     path = _path(path)
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8)
+            return _rgb8(ImageOps.exif_transpose(im), path)
+    except DatasetError:
+        raise
     except FileNotFoundError as e:
         raise DatasetError(f"Image file not found: {path}") from e
     except Exception as e:  # PIL raises several types for bad data

@@ -13,10 +13,11 @@ transforms is split.  Maps run in parallel with `deterministic=True`, so
 the same seed gives the same batches whatever the thread timing.
 
 Decoding is done by Pillow inside `tf.numpy_function` (Pillow releases the
-GIL while decoding, so parallel calls scale): a bad file raises
-`DatasetError` whose message, with the file name, is carried by the
-`tf.errors.OpError` that `tf.data` raises; with `skip_bad=True` such samples
-are dropped with a `DatasetWarning` naming the file.  Cheap checks
+GIL while decoding, so parallel calls scale): a bad file ends the pipeline
+with an `InvalidArgumentError` whose message is `assertion failed:
+[DatasetError: <the DatasetError's text, naming the file>]`; with
+`skip_bad=True` such samples are dropped with a `DatasetWarning` naming the
+file.  Cheap checks
 (`verify="header"`: existence, readability of headers, image/label size)
 run eagerly when the dataset object is built, so most problems are reported
 before training starts.
@@ -288,14 +289,19 @@ class SegmentationDataset:
         )
 
     def _py_load(self, image_path, label_path):
+        """`(image, label, ok, message)`: a bad sample is not raised here but
+        reported (`ok=False`), so that its message, not a Python traceback
+        logged by the op, is what TensorFlow raises (see `_decode`)."""
         try:
             image, label = self.load_paths(image_path, label_path)
-            return image, label, True
+            return image, label, True, b""
         except DatasetError as e:
-            if not self.skip_bad:
-                raise
-            warnings.warn(f"Skipping bad sample: {e}", DatasetWarning, stacklevel=2)
-            return np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8), False
+            message = b""
+            if self.skip_bad:
+                warnings.warn(f"Skipping bad sample: {e}", DatasetWarning, stacklevel=2)
+            else:
+                message = f"DatasetError: {e}".encode()
+            return np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8), False, message
 
     def load_paths(self, image_path, label_path):
         """Reads and checks one pair given by its paths (see `load`)."""
@@ -312,13 +318,19 @@ class SegmentationDataset:
         """Maps a dataset of `(image_path, label_path)` to decoded samples."""
 
         def load(image_path, label_path):
-            image, label, ok = tf.numpy_function(
+            image, label, ok, message = tf.numpy_function(
                 self._py_load,
                 [image_path, label_path],
-                [tf.uint8, tf.uint8, tf.bool],
+                [tf.uint8, tf.uint8, tf.bool, tf.string],
                 stateful=False,
                 name="load_sample",
             )
+            if not self.skip_bad:
+                # `InvalidArgumentError: assertion failed: [DatasetError: ...]`,
+                # naming the file (the CLI prints the DatasetError's text).
+                check = tf.debugging.Assert(ok, [message], name="sample_ok")
+                with tf.control_dependencies([check]):
+                    image, label = tf.identity(image), tf.identity(label)
             image.set_shape([None, None, 3])
             label.set_shape([None, None])
             ok.set_shape([])

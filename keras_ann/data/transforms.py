@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ann import resizing
+from keras_ann.checks import check_pair
 
 __all__ = [
     "TF_OPS",
@@ -99,15 +100,6 @@ def split_seed(seed, num):
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num)
 
 
-def _as_pair(size, name):
-    if isinstance(size, int):
-        return (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"`{name}` must be an int or a pair of positive ints, got {size!r}.")
-    return size
-
-
 # --------------------------------------------------------------------------
 # Sizes
 # --------------------------------------------------------------------------
@@ -124,6 +116,7 @@ def random_resize_scale(seed, scale, ratio_range=(0.5, 2.0)):
     Returns:
         A `[2]` int32 tensor, the sampled scale (same order as `scale`).
     """
+    scale = check_pair(scale, "scale")  # a negative scale would fail in the tf.data threads
     lo, hi = float(ratio_range[0]), float(ratio_range[1])
     if lo > hi:
         raise ValueError(f"`ratio_range` must be (min, max), got {ratio_range!r}.")
@@ -242,7 +235,7 @@ def random_crop_window(
         `(y0, x0, h, w)` int32 scalar tensors, `h = min(height, crop_h)`,
         `w = min(width, crop_w)`.
     """
-    crop_h, crop_w = _as_pair(crop_size, "crop_size")
+    crop_h, crop_w = check_pair(crop_size, "crop_size")
     h = tf.minimum(height, crop_h)
     w = tf.minimum(width, crop_w)
     seeds = split_seed(seed, 11)
@@ -498,7 +491,7 @@ def pad_to_size(image, label, size, image_value=0.0, ignore_index=255):
     Returns:
         `(image, label)` of at least `size`.
     """
-    th, tw = _as_pair(size, "size")
+    th, tw = check_pair(size, "size")
     shape = tf.shape(label)
     pad_h = tf.maximum(th - shape[0], 0)
     pad_w = tf.maximum(tw - shape[1], 0)
@@ -588,7 +581,7 @@ def train_transform(
     label = tf.cast(label, tf.int32)
     if crop_size is not None:
         image, label = pad_to_size(image, label, crop_size, pad_value, ignore_index)
-        crop_h, crop_w = _as_pair(crop_size, "crop_size")
+        crop_h, crop_w = check_pair(crop_size, "crop_size")
         image = tf.ensure_shape(image, [crop_h, crop_w, 3])
         label = tf.ensure_shape(label, [crop_h, crop_w])
     return image, label
