@@ -2,9 +2,9 @@
 docstring that has `>>>` lines, over every module of `keras_ann`.
 
 An example that needs an optional dependency is skipped when that is not
-installed, and fails instead under CI=true (as `testing_utils.require`);
-one that needs the TensorFlow backend (export) is skipped on the others,
-which run the rest.
+installed, and fails instead under CI=true (as `testing_utils.require`).
+Every example runs on each Keras backend; a dataset example builds its
+files in a temporary directory, and the test runs in one of its own.
 """
 
 import doctest
@@ -14,7 +14,6 @@ import os
 import pkgutil
 import re
 
-import keras
 import pytest
 
 import keras_ann
@@ -24,13 +23,8 @@ OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Examples that need more than the package's dependencies, by the doctest's
 # name (`module.object`) or a module name (all of its examples).
 NEEDS_MODULES = {
-    "keras_ann.data.tfds.load_tfds": ("tensorflow_datasets",),
     "keras_ann.weights.pth_reader.load_torch_checkpoint": ("torch",),  # writes the file it reads
-    "keras_ann.visualization.plot_segmentation": ("matplotlib",),
-    "keras_ann.visualization.plot_confusion_matrix": ("matplotlib",),
-    "keras_ann.visualization.plot_training_curves": ("matplotlib",),
 }
-NEEDS_TENSORFLOW_BACKEND = ("keras_ann.export",)
 
 
 def _modules():
@@ -66,8 +60,6 @@ def _check_requirements(name):
                 if os.environ.get("CI"):
                     pytest.fail(f"{module} is required in CI but not installed ({name})")
                 pytest.skip(f"{module} is not installed")
-    if _prefixes(name) & set(NEEDS_TENSORFLOW_BACKEND) and keras.config.backend() != "tensorflow":
-        pytest.skip("needs the TensorFlow backend")
 
 
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
@@ -75,24 +67,11 @@ def test_docstring_example(test, tmp_path, monkeypatch):
     _check_requirements(test.name)
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     runner = doctest.DocTestRunner(optionflags=OPTIONFLAGS)
-    globs = dict(test.globs)
-    test = doctest.DocTest(test.examples, globs, test.name, test.filename, test.lineno, test.docstring)
-    runner.run(test, out=_Report.write)
-    report = _Report.flush()
-    assert runner.failures == 0, f"{test.name} ({test.filename}:{test.lineno}):\n{report}"
-
-
-class _Report:
-    lines = []
-
-    @classmethod
-    def write(cls, text):
-        cls.lines.append(text)
-
-    @classmethod
-    def flush(cls):
-        text, cls.lines[:] = "".join(cls.lines), []
-        return text
+    # The finder shares one copy of the module's globals among its tests.
+    test = doctest.DocTest(test.examples, dict(test.globs), test.name, test.filename, test.lineno, test.docstring)
+    report = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, f"{test.name} ({test.filename}:{test.lineno}):\n{''.join(report)}"
 
 
 def test_every_module_with_examples_is_collected():
