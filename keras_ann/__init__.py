@@ -21,7 +21,7 @@ Example:
 >>> import numpy as np
 >>> import keras_ann
 >>> model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3)
->>> model.predict(np.zeros((1, 33, 33, 3)), verbose=0).shape
+>>> tuple(model(np.zeros((1, 33, 33, 3))).shape)
 (1, 33, 33, 3)
 >>> keras_ann.recipes.__name__  # imported here, on first access
 'keras_ann.recipes'
