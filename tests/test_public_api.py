@@ -101,7 +101,7 @@ def test_data_submodules_are_listed():
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_model_only_use_imports_no_tensorflow(backend, tmp_path):
+def test_model_only_use_imports_no_tensorflow(backend):
     _require_backend(backend)
     out = _run_python(
         f"""
@@ -112,19 +112,12 @@ def test_model_only_use_imports_no_tensorflow(backend, tmp_path):
 
         assert keras.config.backend() == {backend!r}
         model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3)
-        model.compile()
-        images = np.random.default_rng(0).uniform(0, 255, (2, 33, 41, 3)).astype("float32")
-        model.fit(images, np.zeros((2, 33, 41), "int32"), epochs=1, batch_size=2, verbose=0)
-        logits = keras_ann.inference.predict_logits(model, images[:1], mode="slide", crop_size=24, stride=17)
+        images = np.random.default_rng(0).uniform(0, 255, (1, 33, 41, 3)).astype("float32")
+        assert tuple(model(images).shape) == (1, 33, 41, 3)
+        logits = keras_ann.inference.predict_logits(model, images, mode="slide", crop_size=24, stride=17)
         assert tuple(logits.shape) == (1, 33, 41, 3), logits.shape
         keras_ann.presets, keras_ann.recipes, keras_ann.metrics.SegmentationIoU
         print("tensorflow" in sys.modules, "keras_ann.data" in sys.modules)
-        # Keras's own serialize_keras_object imports TensorFlow where it is
-        # installed (an `isinstance(obj, tf.TensorShape)` check), so saving is
-        # left out of the check above; the reload needs only `import keras_ann`.
-        path = {str(tmp_path / "model.keras")!r}
-        model.save(path)
-        keras.saving.load_model(path).predict(images[:1], verbose=0)
         """,
         backend,
     )
