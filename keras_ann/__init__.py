@@ -1,7 +1,35 @@
 """keras-ann: Asymmetric Non-local Neural Networks for semantic segmentation
-(Zhu et al., ICCV 2019) in Keras 3, matching mmsegmentation's reference."""
+(Zhu et al., ICCV 2019) in Keras 3, matching mmsegmentation's reference.
 
-from keras_ann import attention_maps, backbones, layers, losses, metrics, models, ops, optimizers, schedules
+What is top-level, in one rule: **the model is imported with the package,
+the workflow around it on first use.** `import keras_ann` imports the
+backend-agnostic modules a model needs to be built, trained by `fit()` and
+loaded from a `.keras` file on any backend (`ops`, `checks`, `layers`,
+`backbones`, `models`, `losses`, `metrics`, `optimizers`, `schedules`: they
+register their Keras objects) and exposes the model-building names
+(`ANNSegmenter`, `ResNetBackbone`, `AFNB`, `APNB`,
+`SegmentationCrossEntropy`, `logits_to_labels`). Everything that needs
+TensorFlow, files, downloads or an optional dependency lives in a submodule
+that is imported when it is first accessed (PEP 562): `keras_ann.data`,
+`.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
+`.presets`, `.recipes`, `.weights`, `.export`, `.visualization`,
+`.attention_maps`, `.benchmark`. So `import keras_ann` on the JAX or PyTorch
+backend imports no TensorFlow, and `keras_ann.data` is there when wanted.
+
+Example:
+
+>>> import numpy as np
+>>> import keras_ann
+>>> model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3)
+>>> tuple(model(np.zeros((1, 33, 33, 3))).shape)
+(1, 33, 33, 3)
+>>> keras_ann.recipes.__name__  # imported here, on first access
+'keras_ann.recipes'
+"""
+
+import importlib
+
+from keras_ann import backbones, checks, layers, losses, metrics, models, ops, optimizers, schedules
 from keras_ann.backbones import ResNetBackbone
 from keras_ann.layers import AFNB, APNB
 from keras_ann.losses import SegmentationCrossEntropy
@@ -9,14 +37,31 @@ from keras_ann.models import ANNSegmenter, logits_to_labels
 
 __version__ = "0.1.0"
 
+# Submodules imported on first attribute access (see the module docstring).
+_LAZY_SUBMODULES = (
+    "attention_maps",
+    "benchmark",
+    "callbacks",
+    "data",
+    "distribute",
+    "evaluation",
+    "export",
+    "inference",
+    "presets",
+    "recipes",
+    "training",
+    "visualization",
+    "weights",
+)
+
 __all__ = [
     "AFNB",
     "ANNSegmenter",
     "APNB",
     "ResNetBackbone",
     "SegmentationCrossEntropy",
-    "attention_maps",
     "backbones",
+    "checks",
     "layers",
     "logits_to_labels",
     "losses",
@@ -25,4 +70,17 @@ __all__ = [
     "ops",
     "optimizers",
     "schedules",
-]
+]  # the lazy submodules are left out, so that `import *` imports no TensorFlow
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        # import_module binds the submodule in this namespace, so this runs
+        # once per name; an ImportError (a missing optional dependency, a
+        # module absent from this version) surfaces here, on access.
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

@@ -205,10 +205,11 @@ def slide_inference(model, images, crop_size, stride, batch_size=None):
     Example:
 
     >>> import numpy as np
-    >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=3)  # doctest: +SKIP
-    >>> images = np.random.uniform(0, 255, (1, 100, 140, 3))  # doctest: +SKIP
-    >>> slide_inference(model, images, (65, 65), (43, 43)).shape  # doctest: +SKIP
-    (1, 100, 140, 3)
+    >>> from keras_ann import ANNSegmenter
+    >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=3)
+    >>> images = np.random.uniform(0, 255, (1, 50, 70, 3))
+    >>> slide_inference(model, images, (33, 33), (21, 21)).shape  # 2 x 3 windows
+    (1, 50, 70, 3)
     """
     images = _check_images(images)
     crop_size = check_pair(crop_size, "crop_size")

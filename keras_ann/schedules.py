@@ -55,7 +55,8 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     >>> schedule = PolyDecay(0.01, decay_steps=40000, power=0.9, end_learning_rate=1e-4)
     >>> [round(float(schedule(k)), 8) for k in (0, 1, 39999, 50000)]
     [0.01, 0.00999978, 0.0001, 0.0001]
-    >>> optimizer = keras_ann.optimizers.TorchSGD(schedule)  # doctest: +SKIP
+    >>> from keras_ann.optimizers import TorchSGD
+    >>> optimizer = TorchSGD(schedule, momentum=0.9, weight_decay=5e-4)
     """
 
     def __init__(

@@ -313,17 +313,6 @@ def test_other_backends(backend, tmp_path):
     assert float(saved["miou"]) == pytest.approx(metrics_from_confusion(total)["mIoU"], rel=1e-6)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import keras_ann
-    from keras_ann import metrics
-
-    for module in (metrics,):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, extraglobs={"keras_ann": keras_ann})
-        assert result.failed == 0 and result.attempted > 0, module.__name__
-
-
 if __name__ == "__main__":
     batches = _batches()
     labels = np.concatenate([b[0] for b in batches])

@@ -430,17 +430,6 @@ def test_poly_decay_config_round_trip():
         PolyDecay(decay_steps=0)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import keras_ann
-    from keras_ann import optimizers, schedules
-
-    for module in (optimizers, schedules,):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, extraglobs={"keras_ann": keras_ann})
-        assert result.failed == 0 and result.attempted > 0, module.__name__
-
-
 # --------------------------------------- run as a script: the subprocess side
 
 if __name__ == "__main__":

@@ -1,49 +1,84 @@
-"""Datasets and `tf.data` pipelines reproducing mmsegmentation's transforms."""
+"""Datasets and `tf.data` pipelines reproducing mmsegmentation's transforms.
 
-from keras_ann.data.ade20k import ADE20K
-from keras_ann.data.cityscapes import Cityscapes, cityscapes_label_id_map
-from keras_ann.data.errors import DatasetError, DatasetWarning
-from keras_ann.data.folder import FolderDataset, camvid
-from keras_ann.data.io import load_sample, make_label_lut, read_image, read_label, verify_files
-from keras_ann.data.label_scan import LabelScan, check_dataset_labels, scan_labels
-from keras_ann.data.metainfo import METAINFO
-from keras_ann.data.pascal_voc import PascalVOC
-from keras_ann.data.rgb_labels import rgb_to_labels
-from keras_ann.data.pipeline import (
-    MMSEG_PAD_VALUE,
-    SegmentationDataset,
-    apply_eval_transforms,
-    apply_train_transforms,
+Every name here is imported from its module on first access (PEP 562), so
+`from keras_ann.data.metainfo import CITYSCAPES_CLASSES` (class names,
+palettes, label maps) or `keras_ann.data.DatasetError` import no
+TensorFlow; the loaders and pipelines (`Cityscapes`, `SegmentationDataset`,
+`train_transform`, ...) import it when first used.
+
+Example:
+
+>>> from keras_ann import data
+>>> data.METAINFO["camvid"]["classes"][:3]
+('sky', 'building', 'pole')
+>>> data.SegmentationDataset.__module__
+'keras_ann.data.pipeline'
+"""
+
+import importlib
+
+# Public name -> the submodule that defines it.
+_NAMES = {
+    "ADE20K": "ade20k",
+    "Cityscapes": "cityscapes",
+    "cityscapes_label_id_map": "cityscapes",
+    "DatasetError": "errors",
+    "DatasetWarning": "errors",
+    "FolderDataset": "folder",
+    "camvid": "folder",
+    "load_sample": "io",
+    "make_label_lut": "io",
+    "read_image": "io",
+    "read_label": "io",
+    "verify_files": "io",
+    "LabelScan": "label_scan",
+    "check_dataset_labels": "label_scan",
+    "scan_labels": "label_scan",
+    "rgb_to_labels": "rgb_labels",
+    "METAINFO": "metainfo",
+    "PascalVOC": "pascal_voc",
+    "MMSEG_PAD_VALUE": "pipeline",
+    "SegmentationDataset": "pipeline",
+    "apply_eval_transforms": "pipeline",
+    "apply_train_transforms": "pipeline",
+    "TFDSSegmentation": "tfds",
+    "load_tfds": "tfds",
+    "tfds_example_to_pair": "tfds",
+    "test_transform": "transforms",
+    "train_transform": "transforms",
+}
+
+# Submodules reachable as attributes (`keras_ann.data.io`); `configs` holds
+# the named data configs and the dataset factory.
+_SUBMODULES = (
+    "ade20k",
+    "cityscapes",
+    "configs",
+    "errors",
+    "folder",
+    "io",
+    "label_scan",
+    "metainfo",
+    "pascal_voc",
+    "pipeline",
+    "rgb_labels",
+    "synthetic",
+    "tfds",
+    "transforms",
 )
-from keras_ann.data.tfds import TFDSSegmentation, load_tfds, tfds_example_to_pair
-from keras_ann.data.transforms import test_transform, train_transform
 
-__all__ = [
-    "ADE20K",
-    "Cityscapes",
-    "DatasetError",
-    "DatasetWarning",
-    "FolderDataset",
-    "LabelScan",
-    "METAINFO",
-    "MMSEG_PAD_VALUE",
-    "PascalVOC",
-    "SegmentationDataset",
-    "TFDSSegmentation",
-    "apply_eval_transforms",
-    "apply_train_transforms",
-    "camvid",
-    "check_dataset_labels",
-    "cityscapes_label_id_map",
-    "load_sample",
-    "load_tfds",
-    "make_label_lut",
-    "read_image",
-    "read_label",
-    "rgb_to_labels",
-    "scan_labels",
-    "test_transform",
-    "tfds_example_to_pair",
-    "train_transform",
-    "verify_files",
-]
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES) | set(_SUBMODULES))

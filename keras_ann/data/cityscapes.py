@@ -54,9 +54,21 @@ class Cityscapes(SegmentationDataset):
 
     Example:
 
-    >>> ds = Cityscapes("data/cityscapes", "val")  # doctest: +SKIP
-    >>> len(ds), ds.num_classes  # doctest: +SKIP
-    (500, 19)
+    On the release `Cityscapes(root, "val")` has 500 images; here a
+    one-image stand-in in the same layout, with `labelIds` labels only:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> for d in ("leftImg8bit/val/lindau", "gtFine/val/lindau"):
+    ...     os.makedirs(os.path.join(root, d))
+    >>> stem = "val/lindau/lindau_000000_000019"
+    >>> Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(f"{root}/leftImg8bit/{stem}_leftImg8bit.png")
+    >>> Image.fromarray(np.full((32, 64), 7, np.uint8)).save(f"{root}/gtFine/{stem}_gtFine_labelIds.png")
+    >>> ds = Cityscapes(root, "val")
+    >>> len(ds), ds.num_classes, ds.label_type
+    (1, 19, 'labelIds')
     """
 
     def __init__(self, root, split="train", *, recipe="512x1024", label_type="auto", **kwargs):

@@ -188,10 +188,19 @@ class SegmentationDataset:
 
     Example:
 
-    >>> ds = SegmentationDataset(
-    ...     [("a.png", "a_label.png")], num_classes=3, crop_size=(32, 32)
-    ... )  # doctest: +SKIP
-    >>> images, labels = next(iter(ds.train_dataset(batch_size=2)))  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> image, label = os.path.join(root, "a.png"), os.path.join(root, "a_label.png")
+    >>> Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(image)
+    >>> Image.fromarray(np.eye(40, 60, dtype=np.uint8) * 2).save(label)
+    >>> ds = SegmentationDataset([(image, label)], num_classes=3, crop_size=(32, 32))
+    >>> ds
+    SegmentationDataset(name='dataset', samples=1, num_classes=3)
+    >>> images, labels = next(iter(ds.train_dataset(batch_size=2)))
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((2, 32, 32, 3), (2, 32, 32))
     """
 
     def __init__(
@@ -436,10 +445,22 @@ class SegmentationDataset:
 
         Example:
 
-        >>> ds = Cityscapes("data/cityscapes", "train")  # doctest: +SKIP
-        >>> images, labels = next(iter(ds.train_dataset(batch_size=2)))  # doctest: +SKIP
-        >>> images.shape, labels.shape  # doctest: +SKIP
-        (TensorShape([2, 512, 1024, 3]), TensorShape([2, 512, 1024]))
+        A Cityscapes recipe (`train_scale=(2048, 1024)`,
+        `crop_size=(512, 1024)`) gives `[2, 512, 1024, 3]` batches; here a
+        one-image dataset built on the spot:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> root = tempfile.mkdtemp()
+        >>> image, label = os.path.join(root, "a.png"), os.path.join(root, "a.png.label.png")
+        >>> Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(image)
+        >>> Image.fromarray(np.ones((40, 60), np.uint8)).save(label)
+        >>> ds = SegmentationDataset([(image, label)], num_classes=3)
+        >>> train = ds.train_dataset(batch_size=2, scale=(128, 64), crop_size=(32, 48))
+        >>> images, labels = next(iter(train))
+        >>> tuple(images.shape), tuple(labels.shape), labels.dtype.name
+        ((2, 32, 48, 3), (2, 32, 48), 'int32')
         """
         scale = self.train_scale if scale is None else scale
         crop_size = self.crop_size if crop_size is None else crop_size

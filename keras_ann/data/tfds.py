@@ -232,7 +232,15 @@ def load_tfds(name, split, *, data_dir=None, manual_dir=None, spec=None, **load_
 
     Example:
 
-    >>> ds = load_tfds("cityscapes", "validation", manual_dir="~/cityscapes_zips")  # doctest: +SKIP
+    With the Cityscapes archives downloaded by hand:
+    `load_tfds("cityscapes", "validation", manual_dir="~/cityscapes_zips")`.
+    Here TFDS's `mock_data` stands in for the download and preparation:
+
+    >>> import tensorflow_datasets as tfds
+    >>> with tfds.testing.mock_data(num_examples=2):
+    ...     ds = load_tfds("scene_parse150", "validation")
+    >>> ds.num_classes, ds.spec["image_key"]
+    (100, 'image')
     """
     import tensorflow_datasets as tfds
 

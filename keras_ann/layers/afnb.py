@@ -42,7 +42,7 @@ class AFNB(ContextFusion):
     >>> afnb = AFNB(key_channels=8, out_channels=32)
     >>> low = np.random.rand(1, 10, 10, 16).astype("float32")
     >>> high = np.random.rand(1, 10, 10, 32).astype("float32")
-    >>> afnb([low, high]).shape
+    >>> tuple(afnb([low, high]).shape)
     (1, 10, 10, 32)
     """
 

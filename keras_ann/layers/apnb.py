@@ -35,7 +35,7 @@ class APNB(ContextFusion):
 
     >>> import numpy as np
     >>> apnb = APNB(key_channels=8, out_channels=16)
-    >>> apnb(np.random.rand(2, 13, 11, 16).astype("float32")).shape
+    >>> tuple(apnb(np.random.rand(2, 13, 11, 16).astype("float32")).shape)
     (2, 13, 11, 16)
     """
 

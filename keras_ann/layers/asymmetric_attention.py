@@ -60,7 +60,7 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
     >>> block = AsymmetricNonLocalAttention(key_channels=8, out_channels=16)
     >>> q = np.random.rand(2, 12, 12, 32).astype("float32")
     >>> k = np.random.rand(2, 12, 12, 24).astype("float32")
-    >>> block([q, k]).shape
+    >>> tuple(block([q, k]).shape)
     (2, 12, 12, 16)
     """
 

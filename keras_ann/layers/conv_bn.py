@@ -91,7 +91,7 @@ class ConvBNReLU(keras.layers.Layer):
 
     >>> import numpy as np
     >>> layer = ConvBNReLU(8, kernel_size=3, strides=2)
-    >>> layer(np.zeros((1, 9, 9, 4), "float32")).shape
+    >>> tuple(layer(np.zeros((1, 9, 9, 4), "float32")).shape)
     (1, 5, 5, 8)
     """
 

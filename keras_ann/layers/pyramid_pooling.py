@@ -32,7 +32,7 @@ class PyramidPooling(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> PyramidPooling()(np.zeros((2, 97, 97, 16), "float32")).shape
+    >>> tuple(PyramidPooling()(np.zeros((2, 97, 97, 16), "float32")).shape)
     (2, 110, 16)
     """
 

@@ -27,7 +27,7 @@ class ResizeLike(keras.layers.Layer):
     >>> import numpy as np
     >>> x = np.zeros((1, 4, 4, 19), "float32")
     >>> ref = np.zeros((1, 31, 33, 3), "float32")
-    >>> ResizeLike()([x, ref]).shape
+    >>> tuple(ResizeLike()([x, ref]).shape)
     (1, 31, 33, 19)
     """
 

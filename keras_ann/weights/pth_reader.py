@@ -1034,10 +1034,14 @@ def load_torch_checkpoint(path: PathLike) -> Any:
 
     Example:
 
-    >>> ckpt = load_torch_checkpoint("resnet18.pth")  # doctest: +SKIP
-    >>> weights = extract_state_dict(ckpt)  # doctest: +SKIP
-    >>> weights["fc.weight"].shape  # doctest: +SKIP
-    (1000, 512)
+    >>> import os, tempfile
+    >>> import torch  # only to write a checkpoint here; reading needs no torch
+    >>> path = os.path.join(tempfile.mkdtemp(), "resnet18.pth")
+    >>> torch.save({"state_dict": {"fc.weight": torch.ones(10, 512)}, "meta": {}}, path)
+    >>> ckpt = load_torch_checkpoint(path)
+    >>> weights = extract_state_dict(ckpt)
+    >>> type(weights["fc.weight"]).__name__, weights["fc.weight"].shape
+    ('ndarray', (10, 512))
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
