@@ -12,8 +12,8 @@ register their Keras objects) and exposes the model-building names
 TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
-`.presets`, `.recipes`, `.weights`, `.export`, `.visualization`,
-`.attention_maps`, `.benchmark`. So `import keras_ann` on the JAX or PyTorch
+`.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
+`.resizing`, `.attention_maps`, `.benchmark`. So `import keras_ann` on the JAX or PyTorch
 backend imports no TensorFlow, and `keras_ann.data` is there when wanted.
 
 Example:
@@ -48,7 +48,9 @@ _LAZY_SUBMODULES = (
     "export",
     "inference",
     "presets",
+    "quantize",
     "recipes",
+    "resizing",
     "training",
     "visualization",
     "weights",
