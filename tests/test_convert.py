@@ -187,7 +187,8 @@ def file_server(tmp_path):
 
 def _register(monkeypatch, name, url):
     base = presets.PRESETS["ann_r50_d8_cityscapes_512x1024_40k"]
-    preset = presets.Preset(**{**base.__dict__, "name": name, "backbone": "resnet18_d8", "url": url})
+    recipe = base.recipe.replace(name=name, backbone="resnet18_d8")
+    preset = presets.Preset(**{**base.__dict__, "name": name, "recipe": recipe, "url": url})
     monkeypatch.setitem(presets.PRESETS, name, preset)
     return preset
 
