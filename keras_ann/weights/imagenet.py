@@ -11,7 +11,7 @@ progress bar, atomic write, offline once cached) and loaded with
 
 import os
 
-__all__ = ["NONE", "fetch_backbone_init", "resolve_backbone_init"]
+__all__ = ["NONE", "fetch_backbone_init", "requested_backbone_init", "resolve_backbone_init"]
 
 # What `--imagenet none` / `imagenet_checkpoint="none"` say: from scratch.
 NONE = "none"
@@ -46,22 +46,31 @@ def resolve_backbone_init(recipe, imagenet=None, *, cache=None, verbose=True):
     >>> recipe.backbone_init, path
     (None, None)
     """
-    if imagenet is None:
-        source = recipe.backbone_init
-        why = f"recipe {recipe.name!r} has no ImageNet checkpoint for {recipe.backbone}"
-    elif imagenet is False or str(imagenet).lower() == NONE:
-        source, why = None, "ImageNet initialisation turned off (--imagenet none)"
-    else:
-        source = os.fspath(imagenet)
-    recipe = recipe.replace(backbone_init=source)
+    recipe = requested_backbone_init(recipe, imagenet)
+    source = recipe.backbone_init
     if source is None:
         if verbose:
+            why = (
+                f"recipe {recipe.name!r} has no ImageNet checkpoint for {recipe.backbone}"
+                if imagenet is None
+                else "ImageNet initialisation turned off (--imagenet none)"
+            )
             print(f"backbone {recipe.backbone}: random initialisation, training from scratch ({why})")
         return recipe, None
     path = fetch_backbone_init(source, cache=cache, verbose=verbose)
     if verbose:
         print(f"backbone {recipe.backbone}: ImageNet weights from {source}")
     return recipe, path
+
+
+def requested_backbone_init(recipe, imagenet=None):
+    """The recipe with `backbone_init` as `imagenet` asks (see
+    `resolve_backbone_init`; nothing is read or downloaded)."""
+    if imagenet is None:
+        return recipe
+    if imagenet is False or str(imagenet).lower() == NONE:
+        return recipe.replace(backbone_init=None)
+    return recipe.replace(backbone_init=os.fspath(imagenet))
 
 
 def fetch_backbone_init(source, *, cache=None, verbose=True):
