@@ -12,6 +12,7 @@ test as the reference does by default.
 import dataclasses
 import os
 
+from keras_ann.data.configs import get_data_config
 from keras_ann.recipes import RECIPES
 from keras_ann.weights import download
 
@@ -43,7 +44,10 @@ class Preset:
     fps: float
     url: str
 
-    dataset = property(lambda self: self.recipe.data, doc="The data config's name.")
+    dataset = property(
+        lambda self: get_data_config(self.recipe.data).loader,
+        doc="`'cityscapes'`, `'ade20k'` or `'pascal_voc'` (the recipe's `data` names the data config).",
+    )
     backbone = property(lambda self: self.recipe.backbone)
     num_classes = property(lambda self: self.recipe.num_classes)
     crop_size = property(lambda self: self.recipe.crop_size)
@@ -88,7 +92,8 @@ class Preset:
 def _preset(recipe_name, miou, ms, mem, fps, stamp):
     recipe = RECIPES[recipe_name]
     h, w = recipe.crop_size
-    mm_dataset = {"pascal_voc12_aug": "voc12aug", "cityscapes_769x769": "cityscapes"}.get(recipe.data, recipe.data)
+    loader = get_data_config(recipe.data).loader
+    mm_dataset = {"pascal_voc": "voc12aug"}.get(loader, loader)
     depth = recipe.backbone[len("resnet") : -len("_d8")]
     mm_name = f"ann_r{depth}-d8_{h}x{w}_{recipe.iterations // 1000}k_{mm_dataset}"
     return Preset(
