@@ -171,7 +171,7 @@ def resolve_spec(
         default_input = preset.test_crop or preset.crop_size
         input_size = input_size or tuple(default_input)
         train_size = train_size or tuple(preset.crop_size)
-        default_train_batch = recipe.batch_size // _REFERENCE_GPUS
+        default_train_batch = recipe.images_per_gpu
         reference = (preset.memory_gb, preset.fps)
     elif model in BACKBONE_NAMES:
         if num_classes is None:
@@ -188,14 +188,14 @@ def resolve_spec(
         train_size = train_size or input_size
         recipe = Recipe(
             name=f"ann_{model}",
-            dataset="folder",
+            data="folder",
             backbone=model,
             num_classes=num_classes,
             crop_size=train_size,
-            scale=None,
             iterations=40000,
-            batch_size=2 * _REFERENCE_GPUS,
-            eval_interval=4000,
+            images_per_gpu=2,
+            total_batch=2 * _REFERENCE_GPUS,
+            val_interval=4000,
         )
         default_train_batch = 2
         reference = (None, None)

@@ -297,57 +297,121 @@ def _calibration_image(path, size):
     return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR), np.float32)
 
 
+def _recipe(args):
+    """The recipe of `keras-ann train`, with the flags applied."""
+    from keras_ann.recipes import get_recipe
+    from keras_ann.weights.imagenet import requested_backbone_init
+
+    changes = dict(
+        iterations=args.iterations,
+        total_batch=args.batch_size,
+        val_interval=args.eval_interval,
+        crop_size=tuple(args.crop_size) if args.crop_size else None,
+        scale=tuple(args.scale) if args.scale else None,
+    )
+    try:
+        recipe = get_recipe(args.recipe).replace(**{k: v for k, v in changes.items() if v is not None})
+    except ValueError as error:
+        raise SystemExit(f"keras-ann train: error: {error}")
+    return requested_backbone_init(recipe, args.imagenet)
+
+
 def _train(args):
+    import json
+
+    recipe = _recipe(args)
+    if args.print_config:
+        print(json.dumps(recipe.to_config(), indent=2))
+        return
+    missing = [flag for flag, value in (("--data-root", args.data_root), ("--work-dir", args.work_dir)) if not value]
+    if missing:
+        raise SystemExit(
+            f"keras-ann train: error: the following arguments are required: {', '.join(missing)} "
+            "(only --print-config runs without them)"
+        )
     from keras_ann.training import train
 
     model, history = train(
-        args.recipe,
+        recipe,
         args.data_root,
         args.work_dir,
         precision=args.precision,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        eval_interval=args.eval_interval,
-        crop_size=tuple(args.crop_size) if args.crop_size else None,
-        scale=tuple(args.scale) if args.scale else None,
         checkpoint_interval=args.checkpoint_interval,
-        imagenet_checkpoint=args.imagenet,
+        # The recipe holds the choice; "none" only to say so in the log.
+        imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
         seed=args.seed,
         eval_steps=args.eval_steps,
     )
     print(f"finished; checkpoint: {os.path.join(args.work_dir, 'latest.keras')}")
 
 
-def _dataset_for(args):
-    from keras_ann import data
+def _test_protocol(model, args):
+    """How to test `model`: the flags, else the model's own test
+    configuration (presets and `train()` store the reference's), else
+    whole-image inference at the data's test scale.
 
-    root = args.data_root
-    if args.dataset == "cityscapes":
-        return data.Cityscapes(root, args.split, test_scale=(2048, 1024))
-    if args.dataset == "ade20k":
-        return data.ADE20K(root, args.split, test_scale=(2048, 512))
-    if args.dataset == "pascal_voc":
-        return data.PascalVOC(root, args.split, test_scale=(2048, 512))
-    return data.camvid(root, args.split)
+    Returns:
+        dict with `mode`, `crop_size`, `stride`, `test_scale`, `data`,
+        `class_names` and `palette` (`None` where unknown).
+    """
+    saved = dict(getattr(model, "test_config", None) or {})
+    mode = args.mode or saved.get("mode") or "whole"
+    own_window = mode == saved.get("mode")  # the model's window belongs to its mode
+
+    def pair(flag, key, use_saved=True):
+        if flag:
+            return tuple(flag)
+        value = saved.get(key) if use_saved else None
+        return tuple(value) if value else None
+
+    names = saved.get("class_names")
+    palette = saved.get("palette")
+    fits = names is not None and len(names) == model.num_classes
+    return {
+        "mode": mode,
+        "crop_size": pair(args.crop, "crop_size", own_window),
+        "stride": pair(args.stride, "stride", own_window),
+        "test_scale": pair(args.test_scale, "test_scale"),
+        "data": getattr(args, "dataset", None) or saved.get("data"),
+        "class_names": tuple(names) if fits else None,
+        "palette": [tuple(c) for c in palette] if fits and palette else None,
+    }
 
 
 def _evaluate(args):
+    from keras_ann.data.configs import build_dataset, get_data_config
     from keras_ann.evaluation import evaluate_dataset
 
     model = _load_model(args.model)
-    dataset = _dataset_for(args)
+    protocol = _test_protocol(model, args)
+    if protocol["data"] is None:
+        raise SystemExit(
+            f"keras-ann evaluate: error: --dataset is required: {args.model} carries no test configuration "
+            "naming its data."
+        )
+    config = get_data_config(protocol["data"])
+    options = {"num_classes": model.num_classes, "class_names": protocol["class_names"]} if config.classes is None else {}
+    dataset = build_dataset(config, args.data_root, args.split, **options)
+    names = protocol["class_names"]
+    if names is None:
+        names = dataset.class_names if len(dataset.class_names) == model.num_classes else None
     # Multi-scale testing rescales the original image (as the reference's
-    # TTA pipeline); single-scale testing uses the dataset's test resize.
-    pairs = dataset.raw_dataset().batch(1) if args.ms_flip else dataset.eval_dataset()
+    # TTA pipeline); single-scale testing uses the test resize.
+    pairs = dataset.raw_dataset().batch(1) if args.ms_flip else dataset.eval_dataset(scale=protocol["test_scale"])
+    print(
+        f"testing {protocol['mode']}"
+        + (f" {protocol['crop_size']} / {protocol['stride']}" if protocol["mode"] == "slide" else "")
+        + f" at scale {protocol['test_scale'] or dataset.test_scale} on {config.name} {args.split}"
+    )
     evaluate_dataset(
         model,
         pairs,
         image_resize="cv2" if args.ms_flip else "bilinear",
-        mode=args.mode,
-        crop_size=tuple(args.crop) if args.crop else None,
-        stride=tuple(args.stride) if args.stride else None,
+        mode=protocol["mode"],
+        crop_size=protocol["crop_size"],
+        stride=protocol["stride"],
         multiscale=args.ms_flip,
-        class_names=dataset.class_names,
+        class_names=names,
         steps=args.steps,
         verbose=2,
     )
@@ -437,13 +501,29 @@ def _output_names(paths):
         stem if counts[stem] == 1 else os.path.relpath(p, root).replace(".", "_")
         for stem, p in zip(stems, absolute)
     ]
+def _predict_labels(model, image, protocol):
+    """The reference's test of one image: keep-ratio resize to the test
+    scale, whole or sliding-window logits, resized back, argmax."""
+    import numpy as np
+
+    from keras_ann import inference
+    from keras_ann.data.transforms import test_transform
+    from keras_ann.ops import bilinear_resize
+
+    height, width = image.shape[:2]
+    resized = np.asarray(test_transform(image.astype(np.uint8), protocol["test_scale"]))
+    scores = inference.predict_logits(
+        model, resized[None], mode=protocol["mode"], crop_size=protocol["crop_size"], stride=protocol["stride"]
+    )
+    if tuple(scores.shape[1:3]) != (height, width):
+        scores = bilinear_resize(scores, (height, width), getattr(model, "align_corners", False))
+    return np.asarray(scores).argmax(-1)[0]
 
 
 def _predict(args):
     import numpy as np
     from PIL import Image
 
-    from keras_ann import inference
     from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
     from keras_ann.visualization import dataset_palette, default_palette, overlay, side_by_side
@@ -451,8 +531,11 @@ def _predict(args):
     paths = _image_paths(args.images)  # before loading the model
     names = _output_names(paths)
     model = _load_model(args.model)
+    protocol = _test_protocol(model, args)
+    os.makedirs(args.output_dir, exist_ok=True)
     dataset = args.palette
-    if dataset is None:  # the dataset whose class count the model has, if unique
+    palette = protocol["palette"] if dataset is None else None
+    if dataset is None and palette is None:  # the dataset whose class count the model has, if unique
         matches = [name for name, info in METAINFO.items() if len(info["classes"]) == model.num_classes]
         dataset = matches[0] if len(matches) == 1 else None
     if dataset is not None:
@@ -462,19 +545,13 @@ def _predict(args):
                 f"keras-ann predict: error: the {dataset} palette has {len(palette)} colours "
                 f"but the model predicts {model.num_classes} classes."
             )
-    else:
+    elif palette is None:
         palette = default_palette(model.num_classes)
     for path, name in zip(paths, names):
         # As the training loader reads images: EXIF orientation applied,
         # 16-bit images scaled to 8 bits, a clear error for a bad file.
         image = read_image(path).astype(np.float32)
-        labels = inference.predict_labels(
-            model,
-            image[None],
-            mode=args.mode,
-            crop_size=tuple(args.crop) if args.crop else None,
-            stride=tuple(args.stride) if args.stride else None,
-        )[0]
+        labels = _predict_labels(model, image, protocol)
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         Image.fromarray(labels.astype(np.uint8)).save(f"{out}_labels.png")
@@ -484,6 +561,8 @@ def _predict(args):
 
 
 def build_parser():
+    from keras_ann.data.configs import DATA_CONFIGS
+
     parser = _Parser(
         prog="keras-ann",
         description="Asymmetric Non-local Networks for semantic segmentation (Keras 3).",
@@ -517,8 +596,15 @@ def build_parser():
 
     train = sub.add_parser("train", help="train a recipe (resumes from --work-dir)")
     train.add_argument("recipe", help="a recipe name, e.g. ann_r50_d8_cityscapes_512x1024_40k")
-    train.add_argument("--data-root", required=True)
-    train.add_argument("--work-dir", required=True, type=output_dir)
+    train.add_argument("--data-root", help="the dataset root (required unless --print-config)")
+    train.add_argument(
+        "--work-dir", type=output_dir,
+        help="checkpoints, logs and the resume state (required unless --print-config)",
+    )
+    train.add_argument(
+        "--print-config", action="store_true",
+        help="print the fully resolved recipe (after the other flags) as JSON and exit; reads no data",
+    )
     train.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     train.add_argument("--iterations", type=positive_int)
     train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
@@ -537,18 +623,38 @@ def build_parser():
         type=positive_int,
         help="save the resume state every N iterations (divides --eval-interval); a killed run loses at most N",
     )
-    train.add_argument("--imagenet", help="ImageNet ResNet-V1c .pth for the backbone")
+    train.add_argument(
+        "--imagenet", metavar="PATH|URL|none",
+        help="ImageNet ResNet-V1c checkpoint for the backbone (default: the recipe's, downloaded once; "
+        "'none': from scratch)",
+    )
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.set_defaults(func=_train)
 
     def add_inference_args(p):
-        p.add_argument("--mode", default="whole", choices=("whole", "slide"))
-        p.add_argument("--crop", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"))
-        p.add_argument("--stride", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"))
+        p.add_argument(
+            "--mode", choices=("whole", "slide"),
+            help="default: the model's test configuration (the reference's for presets), else whole",
+        )
+        p.add_argument(
+            "--crop", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
+            help="slide window (default: the model's)",
+        )
+        p.add_argument(
+            "--stride", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
+            help="slide stride (default: the model's)",
+        )
+        p.add_argument(
+            "--test-scale", type=positive_int, nargs=2, action=_Pair, metavar=("LONG", "SHORT"),
+            help="keep-ratio resize before inference (default: the model's, else the dataset's)",
+        )
 
     evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
     evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
-    evaluate.add_argument("--dataset", required=True, choices=("cityscapes", "ade20k", "pascal_voc", "camvid"))
+    evaluate.add_argument(
+        "--dataset", choices=tuple(DATA_CONFIGS) + ("pascal_voc",),
+        help="the data config (default: the model's, e.g. a preset's)",
+    )
     evaluate.add_argument("--data-root", required=True)
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--ms-flip", action="store_true", help="multi-scale + flip test")

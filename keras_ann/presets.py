@@ -3,37 +3,32 @@
 Numbers and addresses are those of mmsegmentation's `configs/ann/README.md`
 (`../shared/reference/seed_ann_results.md` in this project). The last 8 hex
 digits of each file name are the first 8 of the file's SHA-256, which the
-download is checked against.
+download is checked against. Each preset carries its recipe's test
+configuration (mode, window, stride, test scale, class names, palette):
+`from_preset` stores it on the model, so that evaluation and prediction
+test as the reference does by default.
 """
 
 import dataclasses
 import os
-import re
+
+from keras_ann.data.configs import get_data_config
+from keras_ann.recipes import RECIPES
+from keras_ann.weights import download
 
 _BASE = "https://download.openmmlab.com/mmsegmentation/v0.5/ann"
-
-# dataset -> number of classes
-DATASETS = {
-    "cityscapes": 19,
-    "ade20k": 150,
-    "pascal_voc": 21,
-}
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """One released reference model.
 
+    Its model, training and test settings are those of its recipe
+    (`keras_ann.recipes`, the same name); the properties below read them.
+
     Attributes:
         name: our name, e.g. `"ann_r50_d8_cityscapes_512x1024_40k"`.
-        dataset: `"cityscapes"`, `"ade20k"` or `"pascal_voc"`.
-        backbone: backbone name, e.g. `"resnet50_d8"`.
-        crop_size: training crop `(height, width)`.
-        iterations: length of the schedule.
-        align_corners: the heads' `align_corners`.
-        test_mode: `"whole"` or `"slide"`.
-        test_crop: slide-window crop `(h, w)` or `None`.
-        test_stride: slide-window stride `(h, w)` or `None`.
+        recipe: the `Recipe` that trained it.
         miou: the reference's single-scale mIoU (%).
         miou_ms_flip: the reference's multi-scale + flip mIoU (%).
         memory_gb: training memory the reference reports (V100), or None.
@@ -42,29 +37,31 @@ class Preset:
     """
 
     name: str
-    dataset: str
-    backbone: str
-    crop_size: tuple
-    iterations: int
-    align_corners: bool
-    test_mode: str
-    test_crop: tuple
-    test_stride: tuple
+    recipe: object
     miou: float
     miou_ms_flip: float
     memory_gb: float
     fps: float
     url: str
 
-    @property
-    def num_classes(self):
-        return DATASETS[self.dataset]
+    dataset = property(
+        lambda self: get_data_config(self.recipe.data).loader,
+        doc="`'cityscapes'`, `'ade20k'` or `'pascal_voc'` (the recipe's `data` names the data config).",
+    )
+    backbone = property(lambda self: self.recipe.backbone)
+    num_classes = property(lambda self: self.recipe.num_classes)
+    crop_size = property(lambda self: self.recipe.crop_size)
+    iterations = property(lambda self: self.recipe.iterations)
+    align_corners = property(lambda self: self.recipe.align_corners)
+    test_mode = property(lambda self: self.recipe.test_mode)
+    test_crop = property(lambda self: self.recipe.test_crop)
+    test_stride = property(lambda self: self.recipe.test_stride)
+    test_scale = property(lambda self: self.recipe.test_scale)
 
     @property
     def sha256_prefix(self):
         """The hex digits at the end of the published file name."""
-        match = re.search(r"-([0-9a-f]{8})\.pth$", self.url)
-        return match.group(1) if match else None
+        return download.sha256_prefix_of(self.url)
 
     @property
     def file_name(self):
@@ -72,15 +69,16 @@ class Preset:
 
     @property
     def class_names(self):
-        from keras_ann.data.metainfo import METAINFO
-
-        return tuple(METAINFO[self.dataset]["classes"])
+        return tuple(self.test_config()["class_names"])
 
     @property
     def palette(self):
-        from keras_ann.data.metainfo import METAINFO
+        return tuple(tuple(c) for c in self.test_config()["palette"])
 
-        return tuple(tuple(c) for c in METAINFO[self.dataset]["palette"])
+    def test_config(self):
+        """The reference's test protocol of this model (see
+        `Recipe.test_config`); `from_preset` stores it on the model."""
+        return self.recipe.test_config()
 
     def model_config(self):
         """`ANNSegmenter` arguments of this model."""
@@ -91,21 +89,16 @@ class Preset:
         }
 
 
-def _preset(depth, dataset, crop, iters, miou, ms, mem, fps, stamp):
-    h, w = crop
-    mm_dataset = {"pascal_voc": "voc12aug"}.get(dataset, dataset)
-    mm_name = f"ann_r{depth}-d8_{h}x{w}_{iters // 1000}k_{mm_dataset}"
-    slide = dataset == "cityscapes" and crop == (769, 769)
+def _preset(recipe_name, miou, ms, mem, fps, stamp):
+    recipe = RECIPES[recipe_name]
+    h, w = recipe.crop_size
+    loader = get_data_config(recipe.data).loader
+    mm_dataset = {"pascal_voc": "voc12aug"}.get(loader, loader)
+    depth = recipe.backbone[len("resnet") : -len("_d8")]
+    mm_name = f"ann_r{depth}-d8_{h}x{w}_{recipe.iterations // 1000}k_{mm_dataset}"
     return Preset(
-        name=f"ann_r{depth}_d8_{dataset}_{h}x{w}_{iters // 1000}k",
-        dataset=dataset,
-        backbone=f"resnet{depth}_d8",
-        crop_size=crop,
-        iterations=iters,
-        align_corners=slide,
-        test_mode="slide" if slide else "whole",
-        test_crop=(769, 769) if slide else None,
-        test_stride=(513, 513) if slide else None,
+        name=recipe_name,
+        recipe=recipe,
         miou=miou,
         miou_ms_flip=ms,
         memory_gb=mem,
@@ -117,22 +110,22 @@ def _preset(depth, dataset, crop, iters, miou, ms, mem, fps, stamp):
 PRESETS = {
     p.name: p
     for p in [
-        _preset(50, "cityscapes", (512, 1024), 40000, 77.40, 78.57, 6.0, 3.71, "20200605_095211-049fc292"),
-        _preset(101, "cityscapes", (512, 1024), 40000, 76.55, 78.85, 9.5, 2.55, "20200605_095243-adf6eece"),
-        _preset(50, "cityscapes", (769, 769), 40000, 78.89, 80.46, 6.8, 1.70, "20200530_025712-2b46b04d"),
-        _preset(101, "cityscapes", (769, 769), 40000, 79.32, 80.94, 10.7, 1.15, "20200530_025720-059bff28"),
-        _preset(50, "cityscapes", (512, 1024), 80000, 77.34, 78.65, None, None, "20200607_101911-5a9ad545"),
-        _preset(101, "cityscapes", (512, 1024), 80000, 77.14, 78.81, None, None, "20200607_013728-aceccc6e"),
-        _preset(50, "cityscapes", (769, 769), 80000, 78.88, 80.57, None, None, "20200607_044426-cc7ff323"),
-        _preset(101, "cityscapes", (769, 769), 80000, 78.80, 80.34, None, None, "20200607_013713-a9d4be8d"),
-        _preset(50, "ade20k", (512, 512), 80000, 41.01, 42.30, 9.1, 21.01, "20200615_014818-26f75e11"),
-        _preset(101, "ade20k", (512, 512), 80000, 42.94, 44.18, 12.5, 14.12, "20200615_014818-c0153543"),
-        _preset(50, "ade20k", (512, 512), 160000, 41.74, 42.62, None, None, "20200615_231733-892247bc"),
-        _preset(101, "ade20k", (512, 512), 160000, 42.94, 44.06, None, None, "20200615_231733-955eb1ec"),
-        _preset(50, "pascal_voc", (512, 512), 20000, 74.86, 76.13, 6.0, 20.92, "20200617_222246-dfcb1c62"),
-        _preset(101, "pascal_voc", (512, 512), 20000, 77.47, 78.70, 9.5, 13.94, "20200617_222246-2fad0042"),
-        _preset(50, "pascal_voc", (512, 512), 40000, 76.56, 77.51, None, None, "20200613_231314-b5dac322"),
-        _preset(101, "pascal_voc", (512, 512), 40000, 76.70, 78.06, None, None, "20200613_231314-bd205bbe"),
+        _preset("ann_r50_d8_cityscapes_512x1024_40k", 77.40, 78.57, 6.0, 3.71, "20200605_095211-049fc292"),
+        _preset("ann_r101_d8_cityscapes_512x1024_40k", 76.55, 78.85, 9.5, 2.55, "20200605_095243-adf6eece"),
+        _preset("ann_r50_d8_cityscapes_769x769_40k", 78.89, 80.46, 6.8, 1.70, "20200530_025712-2b46b04d"),
+        _preset("ann_r101_d8_cityscapes_769x769_40k", 79.32, 80.94, 10.7, 1.15, "20200530_025720-059bff28"),
+        _preset("ann_r50_d8_cityscapes_512x1024_80k", 77.34, 78.65, None, None, "20200607_101911-5a9ad545"),
+        _preset("ann_r101_d8_cityscapes_512x1024_80k", 77.14, 78.81, None, None, "20200607_013728-aceccc6e"),
+        _preset("ann_r50_d8_cityscapes_769x769_80k", 78.88, 80.57, None, None, "20200607_044426-cc7ff323"),
+        _preset("ann_r101_d8_cityscapes_769x769_80k", 78.80, 80.34, None, None, "20200607_013713-a9d4be8d"),
+        _preset("ann_r50_d8_ade20k_512x512_80k", 41.01, 42.30, 9.1, 21.01, "20200615_014818-26f75e11"),
+        _preset("ann_r101_d8_ade20k_512x512_80k", 42.94, 44.18, 12.5, 14.12, "20200615_014818-c0153543"),
+        _preset("ann_r50_d8_ade20k_512x512_160k", 41.74, 42.62, None, None, "20200615_231733-892247bc"),
+        _preset("ann_r101_d8_ade20k_512x512_160k", 42.94, 44.06, None, None, "20200615_231733-955eb1ec"),
+        _preset("ann_r50_d8_pascal_voc_512x512_20k", 74.86, 76.13, 6.0, 20.92, "20200617_222246-dfcb1c62"),
+        _preset("ann_r101_d8_pascal_voc_512x512_20k", 77.47, 78.70, 9.5, 13.94, "20200617_222246-2fad0042"),
+        _preset("ann_r50_d8_pascal_voc_512x512_40k", 76.56, 77.51, None, None, "20200613_231314-b5dac322"),
+        _preset("ann_r101_d8_pascal_voc_512x512_40k", 76.70, 78.06, None, None, "20200613_231314-bd205bbe"),
     ]
 }
 
@@ -291,10 +284,15 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
     if not os.path.exists(pth):
         download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
     config = dict(preset.model_config(), **overrides)
+    if "test_config" not in overrides:
+        test_config = preset.test_config()
+        if config["num_classes"] != preset.num_classes:  # a new classifier: not these classes
+            test_config.update(class_names=None, palette=None)
+        config["test_config"] = test_config
     weights = os.path.join(directory, f"{preset.name}.weights.h5")
     model = cls(**config)
     same_weights = config["num_classes"] == preset.num_classes and all(
-        key in ("align_corners", "name", "dtype", "dropout", "ignore_index") for key in overrides
+        key in ("align_corners", "name", "dtype", "dropout", "ignore_index", "test_config") for key in overrides
     )
     if same_weights and os.path.exists(weights):
         model.load_weights(weights)

@@ -1,145 +1,303 @@
 """The reference's training recipes (mmsegmentation `configs/ann/`), as data.
 
-Each released model of `keras_ann.presets` has the recipe that trained it,
-under the same name (e.g. `"ann_r50_d8_cityscapes_512x1024_40k"`):
+A `Recipe` is one flat set of keys in the reference's meaning (see
+`Recipe.to_config`, which `keras-ann train RECIPE --print-config` prints);
+it names a data config of `keras_ann.data.configs` (the dataset's pipeline,
+classes and batch) and overrides only what the reference's recipe
+overrides. Each released model of `keras_ann.presets` has the recipe that
+trained it, under the same name (e.g. `"ann_r50_d8_cityscapes_512x1024_40k"`
+for mmseg's `ann_r50-d8_4xb2-40k_cityscapes-512x1024.py`):
 
-- model: dilated ResNet-V1c (`resnet50_d8` / `resnet101_d8`) from the
-  reference's ImageNet weights (`open-mmlab://resnet50_v1c`), ANN head with
-  auxiliary FCN head (loss weight 0.4), `align_corners` True only for the
-  769x769 Cityscapes recipes;
+- model (`configs/_base_/models/ann_r50-d8.py`): dilated ResNet-V1c
+  (`resnet50_d8` / `resnet101_d8`) initialised from the reference's ImageNet
+  weights (`open-mmlab://resnet50_v1c`, `backbone_init`), ANN head with
+  dropout 0.1 and an auxiliary FCN head (loss weight 0.4), `align_corners`
+  True only for the 769x769 Cityscapes recipes;
 - optimisation (`configs/_base_/schedules/schedule_*k.py`): SGD, learning
   rate 0.01, momentum 0.9, weight decay 5e-4 (coupled, on every parameter),
-  poly decay per iteration with power 0.9 down to 1e-4;
-- data (`configs/_base_/datasets/*.py`): RandomResize of the dataset scale
-  with ratio 0.5-2.0, RandomCrop (cat_max_ratio 0.75), RandomFlip 0.5,
-  PhotoMetricDistortion; 4 GPUs x 2 images (Cityscapes) or x 4 (ADE20K,
-  VOC);
-- evaluation and checkpoints every 4000 iterations for 40k schedules (the
-  reference's `val_interval`: 2000 for 20k, 8000 for 80k, 16000 for 160k);
-  test on the whole image, or by sliding 769x769 windows with stride 513
-  for the 769x769 recipes.
+  poly decay per iteration with power 0.9 down to 1e-4; evaluation every
+  `val_interval` iterations (2000 for 20k, 4000 for 40k, 8000 for 80k,
+  16000 for 160k);
+- data: the data config's, on 4 GPUs (`total_batch` = 4 x `images_per_gpu`);
+- test: whole image, or 769x769 windows with stride 513 for the 769x769
+  recipes, at the data config's `test_scale`.
+
+Example:
+
+>>> from keras_ann.recipes import get_recipe
+>>> recipe = get_recipe("ann_r50_d8_cityscapes_769x769_40k")
+>>> recipe.test_scale, recipe.test_mode, recipe.test_stride
+((2049, 1025), 'slide', (513, 513))
+>>> recipe.replace(iterations=1000).to_config()["iterations"]
+1000
 """
 
 import dataclasses
 
-from keras_ann.presets import PRESETS
+from keras_ann.data.configs import PIPELINE_KEYS, get_data_config
 
+__all__ = ["IMAGENET_CHECKPOINTS", "RECIPES", "Recipe", "get_recipe", "resolved_config"]
+
+# The reference's `open-mmlab://resnet{50,101}_v1c` (mmcv's model zoo, as
+# mmengine's `hub/openmmlab.json` resolves it). The last 8 hex digits of a
+# file name are the first 8 of its SHA-256.
 IMAGENET_CHECKPOINTS = {
-    # The reference's `open-mmlab://resnet{50,101}_v1c` (mmcv's model zoo).
     "resnet50_d8": "https://download.openmmlab.com/pretrain/third_party/resnet50_v1c-2cccc1ad.pth",
     "resnet101_d8": "https://download.openmmlab.com/pretrain/third_party/resnet101_v1c-e67eebb6.pth",
 }
 
-# dataset -> (scale of RandomResize and test Resize, images per GPU)
-_DATA = {
-    "cityscapes": ((2048, 1024), 2),
-    "ade20k": ((2048, 512), 4),
-    "pascal_voc": ((2048, 512), 4),
+# configs/_base_/schedules/schedule_*k.py: max_iters -> val_interval.
+_VAL_INTERVAL = {20000: 2000, 40000: 4000, 80000: 8000, 160000: 16000}
+
+# Names of earlier versions of this module, still accepted by `replace` and
+# as attributes (`scale` sets both scales, reads the training one).
+_OLD_NAMES = {
+    "dataset": "data",
+    "batch_size": "total_batch",
+    "eval_interval": "val_interval",
+    "learning_rate": "lr",
+    "min_learning_rate": "min_lr",
+    "power": "poly_power",
+    "auxiliary_loss_weight": "aux_loss_weight",
+    "imagenet_checkpoint": "backbone_init",
+    "scale": "train_scale",
 }
-_EVAL_INTERVAL = {20000: 2000, 40000: 4000, 80000: 8000, 160000: 16000}
+
+# Marks a field the data config fills in.
+_FROM_DATA = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A training recipe.
+    """A training recipe: model, data pipeline, schedule and test protocol.
+
+    The fields are the recipe's keys, in the reference's meaning; those left
+    `None` at construction take the data config's value (`data`).
 
     Attributes:
         name: e.g. `"ann_r50_d8_cityscapes_512x1024_40k"`.
-        dataset: `"cityscapes"`, `"ade20k"`, `"pascal_voc"`, or
-            `"folder"` for custom data.
-        backbone: backbone name.
-        num_classes: int.
-        crop_size: `(height, width)` of the training crops.
-        scale: `(long, short)` scale of RandomResize and of the test resize
-            (mmseg's `(2048, 1024)` convention), or `None` for no resize.
-        ratio_range: RandomResize ratio range.
-        iterations: number of optimisation steps.
-        batch_size: total batch over all devices (the reference's 4 GPUs x
-            images per GPU).
-        learning_rate, momentum, weight_decay, min_learning_rate, power:
-            SGD with poly decay.
-        eval_interval: evaluate and checkpoint every so many iterations.
+        data: the data config, e.g. `"cityscapes_769x769"`
+            (`keras_ann.data.configs.DATA_CONFIGS`).
+        backbone: backbone name (mmseg's `model.backbone.depth`).
+        iterations: optimisation steps (`train_cfg.max_iters`).
+        val_interval: evaluate and checkpoint every so many iterations.
+        num_classes: classes (default: the data config's).
+        crop_size: `(h, w)` of `RandomCrop`.
+        train_scale: `(long, short)` scale of `RandomResize`, or `None`.
+        ratio_range: `RandomResize` ratio range.
+        cat_max_ratio: `RandomCrop`'s `cat_max_ratio`.
+        flip_prob: `RandomFlip` probability.
+        photometric_distortion: whether `PhotoMetricDistortion` is applied.
+        test_scale: `(long, short)` scale of the test `Resize`, or `None`.
+        reduce_zero_label: label 0 is ignored and `k` becomes `k - 1`.
+        pad_value: raw RGB fill of padded training crops (the ImageNet mean
+            is mmseg's 0 after normalisation).
+        ignore_index: the ignored label (and label padding).
+        images_per_gpu: the reference's `train_dataloader.batch_size`.
+        total_batch: images per step over all devices (default: the
+            reference's 4 GPUs x `images_per_gpu`).
+        lr, momentum, weight_decay: SGD.
+        poly_power, min_lr: the poly schedule (`power`, `eta_min`).
         align_corners: the heads' `align_corners`.
-        test_mode: `"whole"` or `"slide"`; `test_crop`, `test_stride` for
-            slide.
-        auxiliary_loss_weight: 0.4.
-        imagenet_checkpoint: URL or path of the ImageNet backbone, or
-            `None` to train from scratch.
+        aux_loss_weight: the auxiliary FCN head's loss weight.
+        dropout: the heads' dropout ratio.
+        test_mode: `"whole"` or `"slide"`.
+        test_crop, test_stride: slide window and stride `(h, w)`, `None`
+            for whole.
+        backbone_init: URL or path of the ImageNet checkpoint loaded into
+            the backbone, or `None` to train from scratch (default: the
+            reference's checkpoint for the backbone, if it has one).
     """
 
     name: str
-    dataset: str
+    data: str
     backbone: str
-    num_classes: int
-    crop_size: tuple
-    scale: tuple
     iterations: int
-    batch_size: int
-    eval_interval: int
+    val_interval: int
+    num_classes: int = _FROM_DATA
+    crop_size: tuple = _FROM_DATA
+    train_scale: tuple = _FROM_DATA
+    ratio_range: tuple = _FROM_DATA
+    cat_max_ratio: float = _FROM_DATA
+    flip_prob: float = _FROM_DATA
+    photometric_distortion: bool = _FROM_DATA
+    test_scale: tuple = _FROM_DATA
+    reduce_zero_label: bool = _FROM_DATA
+    pad_value: tuple = _FROM_DATA
+    ignore_index: int = _FROM_DATA
+    images_per_gpu: int = _FROM_DATA
+    total_batch: int = None
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    min_lr: float = 1e-4
     align_corners: bool = False
+    aux_loss_weight: float = 0.4
+    dropout: float = 0.1
     test_mode: str = "whole"
     test_crop: tuple = None
     test_stride: tuple = None
-    ratio_range: tuple = (0.5, 2.0)
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    min_learning_rate: float = 1e-4
-    power: float = 0.9
-    auxiliary_loss_weight: float = 0.4
-    imagenet_checkpoint: str = None
+    backbone_init: str = "imagenet"
+
+    def __post_init__(self):
+        config = get_data_config(self.data)
+        set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731
+        for key, value in config.pipeline_settings().items():
+            if getattr(self, key) is None:
+                set_(key, value)
+        if self.num_classes is None:
+            if config.num_classes is None:
+                raise ValueError(f"Recipe {self.name!r}: the {config.name!r} data config needs `num_classes`.")
+            set_("num_classes", config.num_classes)
+        if self.total_batch is None:
+            set_("total_batch", 4 * self.images_per_gpu)
+        if self.backbone_init == "imagenet":
+            set_("backbone_init", IMAGENET_CHECKPOINTS.get(self.backbone))
+        for key in ("crop_size", "train_scale", "ratio_range", "test_scale", "pad_value", "test_crop", "test_stride"):
+            value = getattr(self, key)
+            if value is not None:
+                set_(key, tuple(value))
+        if self.test_mode not in ("whole", "slide"):
+            raise ValueError(f"Recipe {self.name!r}: `test_mode` must be 'whole' or 'slide', got {self.test_mode!r}.")
+        if self.test_mode == "slide" and (self.test_crop is None or self.test_stride is None):
+            raise ValueError(f"Recipe {self.name!r}: `test_mode='slide'` needs `test_crop` and `test_stride`.")
+
+    def __getattr__(self, name):
+        if name in _OLD_NAMES:
+            return getattr(self, _OLD_NAMES[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def replace(self, **changes):
-        """A copy with some fields changed (e.g. `iterations=1000`)."""
+        """A copy with some keys changed (e.g. `iterations=1000`).
+
+        `scale` sets both `train_scale` and `test_scale`; the other names of
+        earlier versions (`batch_size`, `eval_interval`, `learning_rate`,
+        ...) are accepted for their keys. A new `backbone` takes its own
+        ImageNet checkpoint when the recipe had the old backbone's.
+        """
+        if "scale" in changes:
+            scale = changes.pop("scale")
+            changes.setdefault("train_scale", scale)
+            changes.setdefault("test_scale", scale)
+        changes = {_OLD_NAMES.get(key, key): value for key, value in changes.items()}
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
+        if (
+            "backbone" in changes
+            and "backbone_init" not in changes
+            and self.backbone_init == IMAGENET_CHECKPOINTS.get(self.backbone)
+        ):
+            changes["backbone_init"] = IMAGENET_CHECKPOINTS.get(changes["backbone"])
         return dataclasses.replace(self, **changes)
 
     def per_replica_batch(self, num_replicas):
         """Images per device so that the total batch stays the recipe's."""
-        if self.batch_size % num_replicas:
+        if self.total_batch % num_replicas:
             raise ValueError(
-                f"The recipe's total batch of {self.batch_size} images cannot be "
+                f"The recipe's total batch of {self.total_batch} images cannot be "
                 f"split evenly over {num_replicas} devices."
             )
-        return self.batch_size // num_replicas
+        return self.total_batch // num_replicas
+
+    def to_config(self):
+        """The recipe as a JSON-ready dict of all its keys (tuples as lists).
+
+        `Recipe.from_config` reads it back.
+        """
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """The recipe of a `to_config` dict (unknown keys are refused)."""
+        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
+        return cls(**config)
+
+    def test_config(self, class_names=None, palette=None):
+        """What inference needs to test as the reference does: mode, window,
+        stride, test scale, class names, palette and the data config.
+
+        `ANNSegmenter(test_config=...)` keeps it with a saved model.
+
+        Args:
+            class_names, palette: the classes of the data actually used
+                (default: the data config's, if it has `num_classes`).
+        """
+        config = get_data_config(self.data)
+        if class_names is not None:
+            config = dataclasses.replace(config, classes=tuple(class_names), palette=palette and tuple(palette))
+        same_classes = config.classes is not None and len(config.classes) == self.num_classes
+        return {
+            "data": config.name,
+            "mode": self.test_mode,
+            "crop_size": list(self.test_crop) if self.test_crop else None,
+            "stride": list(self.test_stride) if self.test_stride else None,
+            "test_scale": list(self.test_scale) if self.test_scale else None,
+            "class_names": list(config.classes) if same_classes else None,
+            "palette": [list(c) for c in config.palette] if same_classes and config.palette else None,
+        }
 
 
-def _from_preset(preset):
-    scale, per_gpu = _DATA[preset.dataset]
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
+assert set(PIPELINE_KEYS) <= set(CONFIG_KEYS)
+
+
+def _reference(depth, data, crop, iterations):
+    h, w = crop
+    short = {"pascal_voc12_aug": "pascal_voc", "cityscapes_769x769": "cityscapes"}.get(data, data)
+    slide = data == "cityscapes_769x769"
     return Recipe(
-        name=preset.name,
-        dataset=preset.dataset,
-        backbone=preset.backbone,
-        num_classes=preset.num_classes,
-        crop_size=preset.crop_size,
-        scale=scale,
-        iterations=preset.iterations,
-        batch_size=4 * per_gpu,
-        eval_interval=_EVAL_INTERVAL[preset.iterations],
-        align_corners=preset.align_corners,
-        test_mode=preset.test_mode,
-        test_crop=preset.test_crop,
-        test_stride=preset.test_stride,
-        imagenet_checkpoint=IMAGENET_CHECKPOINTS[preset.backbone],
+        name=f"ann_r{depth}_d8_{short}_{h}x{w}_{iterations // 1000}k",
+        data=data,
+        backbone=f"resnet{depth}_d8",
+        iterations=iterations,
+        val_interval=_VAL_INTERVAL[iterations],
+        crop_size=crop,
+        # The 769x769 recipes' own overrides.
+        align_corners=slide,
+        test_mode="slide" if slide else "whole",
+        test_crop=(769, 769) if slide else None,
+        test_stride=(513, 513) if slide else None,
     )
 
 
-RECIPES = {name: _from_preset(preset) for name, preset in PRESETS.items()}
+RECIPES = {
+    r.name: r
+    for r in [
+        _reference(depth, data, crop, iterations)
+        for data, crop, schedules in [
+            ("cityscapes", (512, 1024), (40000, 80000)),
+            ("cityscapes_769x769", (769, 769), (40000, 80000)),
+            ("ade20k", (512, 512), (80000, 160000)),
+            ("pascal_voc12_aug", (512, 512), (20000, 40000)),
+        ]
+        for iterations in schedules
+        for depth in (50, 101)
+    ]
+}
 
 # Not a reference recipe: the reference's settings scaled to CamVid (11
 # classes, 480x360 images; ../shared/data/camvid) and to a CPU, from
-# scratch (no ImageNet weights can be downloaded there).
+# scratch (there is no ImageNet ResNet-18-V1c checkpoint).
 # Images at half resolution (240x180), 128x128 crops, batch 8, 600
 # iterations: about 20 minutes on 2 CPU cores.
 RECIPES["ann_r18_d8_camvid_cpu"] = Recipe(
     name="ann_r18_d8_camvid_cpu",
-    dataset="camvid",
+    data="camvid",
     backbone="resnet18_d8",
-    num_classes=11,
-    crop_size=(128, 128),
-    scale=(240, 180),
     iterations=600,
-    batch_size=8,
-    eval_interval=100,
+    val_interval=100,
+    crop_size=(128, 128),
+    train_scale=(240, 180),
+    test_scale=(240, 180),
+    images_per_gpu=8,
+    total_batch=8,
 )
 
 
@@ -152,3 +310,17 @@ def get_recipe(name):
             f"Unknown recipe {name!r}. Known recipes:\n  " + "\n  ".join(sorted(RECIPES))
         )
     return RECIPES[name]
+
+
+def resolved_config(recipe, **changes):
+    """The fully resolved recipe as a JSON-ready dict: `recipe` (a name or
+    `Recipe`) with `changes` applied (keys of `Recipe.to_config`; `None`
+    values are ignored).
+
+    Example:
+
+    >>> resolved_config("ann_r50_d8_ade20k_512x512_80k", iterations=10)["total_batch"]
+    16
+    """
+    changes = {key: value for key, value in changes.items() if value is not None}
+    return get_recipe(recipe).replace(**changes).to_config()

@@ -31,6 +31,7 @@ from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
 from keras_ann.recipes import get_recipe
 from keras_ann.schedules import PolyDecay
+from keras_ann.weights.imagenet import resolve_backbone_init
 
 # `ResumeState` and `default_strategy` are re-exported from their old home.
 __all__ = ["PRECISIONS", "ResumeState", "build_datasets", "compile_for_recipe", "default_strategy", "train"]
@@ -45,9 +46,8 @@ def build_datasets(
 
     Args:
         recipe: a `Recipe`.
-        data_root: the dataset's root directory in its standard layout
-            (Cityscapes, `ADEChallengeData2016`, `VOCdevkit`, or a CamVid-style
-            folder for `dataset="camvid"`).
+        data_root: the dataset's root directory in the layout of the
+            recipe's data config (`keras_ann.data.configs`).
         seed: data order and augmentation seed.
         per_replica_batch: images per device (defaults to the recipe's).
         num_replicas: devices.
@@ -62,31 +62,10 @@ def build_datasets(
         DatasetError: label mistakes in either split, found by a scan of
             every label file before training (`data.check_dataset_labels`).
     """
-    from keras_ann import data
+    from keras_ann.data.configs import build_datasets as build
 
-    crop = tuple(recipe.crop_size)
-    scale = tuple(recipe.scale) if recipe.scale else None
-    common = dict(train_scale=scale, crop_size=crop, test_scale=scale, ratio_range=recipe.ratio_range)
-    if recipe.dataset == "cityscapes":
-        make = lambda split: data.Cityscapes(data_root, split, **common)  # noqa: E731
-    elif recipe.dataset == "ade20k":
-        make = lambda split: data.ADE20K(data_root, split, **common)  # noqa: E731
-    elif recipe.dataset == "pascal_voc":
-        train_split = "train_aug"
-        make = lambda split: data.PascalVOC(  # noqa: E731
-            data_root, train_split if split == "train" else split, **common
-        )
-    elif recipe.dataset == "camvid":
-        make = lambda split: data.camvid(data_root, split, **common)  # noqa: E731
-    else:
-        raise ValueError(f"Unknown dataset {recipe.dataset!r} in recipe {recipe.name!r}.")
-    train_data = make("train")
-    val_data = make(val_split)
-    data.check_dataset_labels(train_data, val_data)  # label mistakes refused before the first step
     per_replica = per_replica_batch or recipe.per_replica_batch(num_replicas)
-    train_ds = train_data.train_dataset(batch_size=per_replica * num_replicas, seed=seed, start=start)
-    val_ds = val_data.eval_dataset()
-    return train_ds, val_ds, val_data
+    return build(recipe, data_root, batch_size=per_replica * num_replicas, seed=seed, start=start, val_split=val_split)
 
 
 def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
@@ -144,8 +123,11 @@ def train(
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
-        imagenet_checkpoint: path of an ImageNet ResNet-V1c `.pth` for the
-            backbone (`None`: from scratch).
+        imagenet_checkpoint: the backbone's ImageNet initialisation:
+            `None` for the recipe's `backbone_init` (the reference's
+            checkpoint, downloaded once), a `.pth` path or an address, or
+            `"none"` to train from scratch
+            (`keras_ann.weights.imagenet.resolve_backbone_init`).
         seed: random seed (weights, data order, augmentation).
         eval_steps: evaluate on this many images only.
         checkpoint_interval: save the resume state every so many
@@ -165,13 +147,14 @@ def train(
         crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
+    recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
     os.makedirs(work_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
     replicas = distribute.num_replicas(strategy)
     with strategy.scope():
-        model = _build_model(recipe, replicas, imagenet_checkpoint)
+        model = _build_model(recipe, replicas, imagenet_path)
         compile_for_recipe(model, recipe, precision)
     out_dir, resume = _work_dir_layout(work_dir, strategy)
     initial_epoch, done = resume.restore(model)
@@ -183,6 +166,7 @@ def train(
     train_ds, val_ds, val_data = build_datasets(
         recipe, data_root, seed=seed, num_replicas=replicas, start=done * global_batch
     )
+    model.test_config = recipe.test_config(val_data.class_names, val_data.palette)  # the data's own classes
     if eval_steps:
         val_ds = val_ds.take(eval_steps)
     if distribute.cluster_task(strategy)[1] is not None:
@@ -229,21 +213,25 @@ def _intervals(recipe, checkpoint_interval):
     return eval_interval, checkpoint_interval
 
 
-def _build_model(recipe, replicas, imagenet_checkpoint):
-    """The recipe's `ANNSegmenter` (under the strategy's scope)."""
+def _build_model(recipe, replicas, imagenet_path):
+    """The recipe's `ANNSegmenter` (under the strategy's scope), its
+    backbone initialised from `imagenet_path` when given."""
     from keras_ann.weights import load_imagenet_backbone
 
     model = ANNSegmenter(
         backbone=recipe.backbone,
         num_classes=recipe.num_classes,
         align_corners=recipe.align_corners,
-        auxiliary_loss_weight=recipe.auxiliary_loss_weight,
+        auxiliary_loss_weight=recipe.aux_loss_weight,
+        dropout=recipe.dropout,
+        ignore_index=recipe.ignore_index,
+        test_config=recipe.test_config(),
         # tf.distribute needs synchronised BN; under JAX's DataParallel
         # the statistics are over the global batch anyway.
         synchronized=replicas > 1 and keras.backend.backend() == "tensorflow",
     )
-    if imagenet_checkpoint:
-        load_imagenet_backbone(model, imagenet_checkpoint)
+    if imagenet_path:
+        load_imagenet_backbone(model, imagenet_path)
     return model
 
 
@@ -267,7 +255,7 @@ def _work_dir_layout(work_dir, strategy):
 
 def _write_recipe(out_dir, recipe, precision, seed):
     with open(os.path.join(out_dir, "recipe.json"), "w") as f:
-        json.dump({**recipe.__dict__, "precision": precision, "seed": seed}, f, indent=2, default=list)
+        json.dump({**recipe.to_config(), "precision": precision, "seed": seed}, f, indent=2)
 
 
 def _callbacks(recipe, out_dir, resume, val_ds, val_data, every):

@@ -3,15 +3,13 @@
 import glob
 import os
 
+from keras_ann.data.configs import dataset_defaults
 from keras_ann.data.errors import DatasetError
 from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import ADE20K_CLASSES, ADE20K_PALETTE
 from keras_ann.data.pipeline import SegmentationDataset
 
-__all__ = ["ADE20K", "ADE20K_RECIPE"]
-
-# mmseg `configs/_base_/datasets/ade20k.py`.
-ADE20K_RECIPE = {"train_scale": (2048, 512), "crop_size": (512, 512), "test_scale": (2048, 512)}
+__all__ = ["ADE20K"]
 
 _SPLITS = {
     "train": "training",
@@ -33,7 +31,7 @@ class ADE20K(SegmentationDataset):
         root: `ADEChallengeData2016` itself or its parent directory.
         split: `"train"` / `"training"` or `"val"` / `"validation"`.
         **kwargs: more `SegmentationDataset` arguments (`verify`,
-            `skip_bad`, or overrides of the 512x512 recipe).
+            `skip_bad`, or overrides of the data config `"ade20k"`).
 
     Example:
 
@@ -77,14 +75,13 @@ class ADE20K(SegmentationDataset):
             for p in images
         ]
         require_files(labels, f"ADE20K {split!r} annotation")
-        settings = dict(ADE20K_RECIPE)
+        settings = dataset_defaults("ade20k")
         settings.update(kwargs)
         super().__init__(
             list(zip(images, labels)),
             num_classes=len(ADE20K_CLASSES),
             class_names=ADE20K_CLASSES,
             palette=ADE20K_PALETTE,
-            reduce_zero_label=True,
             name=f"ade20k/{self.split}",
             **settings,
         )

@@ -3,6 +3,7 @@
 import glob
 import os
 
+from keras_ann.data.configs import dataset_defaults
 from keras_ann.data.errors import DatasetError
 from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import (
@@ -12,17 +13,14 @@ from keras_ann.data.metainfo import (
 )
 from keras_ann.data.pipeline import SegmentationDataset
 
-__all__ = ["Cityscapes", "CITYSCAPES_RECIPES", "cityscapes_label_id_map"]
+__all__ = ["Cityscapes", "cityscapes_label_id_map"]
 
 _IMAGE_SUFFIX = "_leftImg8bit.png"
 _TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
 _LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
 
-# mmseg `configs/_base_/datasets/cityscapes.py` and `cityscapes_769x769.py`.
-CITYSCAPES_RECIPES = {
-    "512x1024": {"train_scale": (2048, 1024), "crop_size": (512, 1024), "test_scale": (2048, 1024)},
-    "769x769": {"train_scale": (2049, 1025), "crop_size": (769, 769), "test_scale": (2049, 1025)},
-}
+# `recipe` -> the data config (`keras_ann.data.configs`) of its settings.
+_RECIPES = {"512x1024": "cityscapes", "769x769": "cityscapes_769x769"}
 
 
 def cityscapes_label_id_map():
@@ -46,8 +44,9 @@ class Cityscapes(SegmentationDataset):
     Args:
         root: the directory holding `leftImg8bit/` and `gtFine/`.
         split: `"train"`, `"val"` or `"test"`.
-        recipe: `"512x1024"` (default) or `"769x769"`: the mmseg pipeline
-            settings (train scale, crop size, test scale).
+        recipe: `"512x1024"` (default) or `"769x769"`: the pipeline
+            settings (train scale, crop size, test scale, ...) of the data
+            config `"cityscapes"` or `"cityscapes_769x769"`.
         label_type: `"auto"` (default), `"trainIds"` or `"labelIds"`.
         **kwargs: more `SegmentationDataset` arguments (`verify`,
             `skip_bad`, or overrides of the recipe).
@@ -72,10 +71,8 @@ class Cityscapes(SegmentationDataset):
     """
 
     def __init__(self, root, split="train", *, recipe="512x1024", label_type="auto", **kwargs):
-        if recipe not in CITYSCAPES_RECIPES:
-            raise ValueError(
-                f"`recipe` must be one of {sorted(CITYSCAPES_RECIPES)}, got {recipe!r}."
-            )
+        if recipe not in _RECIPES:
+            raise ValueError(f"`recipe` must be one of {sorted(_RECIPES)}, got {recipe!r}.")
         if label_type not in ("auto", "trainIds", "labelIds"):
             raise ValueError(
                 f"`label_type` must be 'auto', 'trainIds' or 'labelIds', got {label_type!r}."
@@ -117,7 +114,7 @@ class Cityscapes(SegmentationDataset):
         labels = train_ids if label_type == "trainIds" else label_ids
         require_files(labels, f"Cityscapes {split!r} label")
         self.label_type = label_type
-        settings = dict(CITYSCAPES_RECIPES[recipe])
+        settings = dataset_defaults(_RECIPES[recipe])
         settings.update(kwargs)
         super().__init__(
             list(zip(images, labels)),

@@ -167,7 +167,9 @@ class FolderDataset(SegmentationDataset):
 def camvid(root, split="train", **kwargs):
     """CamVid as released with SegNet: `<split>/*.png|jpg` + `<split>annot/*.png`.
 
-    11 classes; the void value 11 is mapped to the ignore index 255.
+    11 classes; the void value 11 is mapped to the ignore index 255. The
+    pipeline settings default to the data config `"camvid"`
+    (`keras_ann.data.configs`).
 
     Args:
         root: directory holding `train/`, `trainannot/`, `val/`, ...
@@ -194,7 +196,10 @@ def camvid(root, split="train", **kwargs):
     >>> len(ds), ds.num_classes, ds.class_names[:2]
     (1, 11, ('sky', 'building'))
     """
+    from keras_ann.data.configs import dataset_defaults
+
     root = os.fspath(root)
+    kwargs = {**dataset_defaults("camvid"), **kwargs}
     kwargs.setdefault("name", f"camvid/{split}")
     return FolderDataset(
         os.path.join(root, split),

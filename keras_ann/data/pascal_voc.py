@@ -2,15 +2,13 @@
 
 import os
 
+from keras_ann.data.configs import dataset_defaults
 from keras_ann.data.errors import DatasetError
 from keras_ann.data.io import require_files
 from keras_ann.data.metainfo import VOC_CLASSES, VOC_PALETTE
 from keras_ann.data.pipeline import SegmentationDataset
 
-__all__ = ["PascalVOC", "VOC_RECIPE"]
-
-# mmseg `configs/_base_/datasets/pascal_voc12.py` (and `_aug`).
-VOC_RECIPE = {"train_scale": (2048, 512), "crop_size": (512, 512), "test_scale": (2048, 512)}
+__all__ = ["PascalVOC"]
 
 # split -> list of (label directory, list file)
 _SPLITS = {
@@ -66,7 +64,8 @@ class PascalVOC(SegmentationDataset):
             `VOCdevkit/`.
         split: `"train"`, `"val"`, `"trainval"`, `"aug"` or `"train_aug"`
             (aliases `"trainaug"`, `"voc12aug"`).
-        **kwargs: more `SegmentationDataset` arguments.
+        **kwargs: more `SegmentationDataset` arguments (or overrides of
+            the data config `"pascal_voc12_aug"`).
 
     Example:
 
@@ -109,7 +108,7 @@ class PascalVOC(SegmentationDataset):
                     (os.path.join(image_dir, i + ".jpg"), os.path.join(label_dir, i + ".png"))
                 )
         require_files((p for pair in files for p in pair), f"Pascal VOC {split!r} image and label")
-        settings = dict(VOC_RECIPE)
+        settings = dataset_defaults("pascal_voc12_aug")
         settings.update(kwargs)
         super().__init__(
             files,

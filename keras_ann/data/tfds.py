@@ -16,9 +16,9 @@
 
 import tensorflow as tf
 
-from keras_ann.data.cityscapes import CITYSCAPES_RECIPES, cityscapes_label_id_map
+from keras_ann.data.cityscapes import cityscapes_label_id_map
+from keras_ann.data.configs import DATA_CONFIGS
 from keras_ann.data.io import make_label_lut
-from keras_ann.data.metainfo import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from keras_ann.data.pipeline import (
     AUTOTUNE,
     MMSEG_PAD_VALUE,
@@ -28,6 +28,7 @@ from keras_ann.data.pipeline import (
 
 __all__ = ["TFDS_SPECS", "tfds_example_to_pair", "TFDSSegmentation", "load_tfds"]
 
+_SCALES = ("train_scale", "crop_size", "test_scale")
 TFDS_SPECS = {
     "cityscapes": {
         "config": "semantic_segmentation",
@@ -37,10 +38,10 @@ TFDS_SPECS = {
         "label_channel": 0,
         "label_map": cityscapes_label_id_map(),
         "reduce_zero_label": False,
-        "num_classes": 19,
-        "class_names": CITYSCAPES_CLASSES,
-        "palette": CITYSCAPES_PALETTE,
-        **CITYSCAPES_RECIPES["512x1024"],
+        "num_classes": DATA_CONFIGS["cityscapes"].num_classes,
+        "class_names": DATA_CONFIGS["cityscapes"].classes,
+        "palette": DATA_CONFIGS["cityscapes"].palette,
+        **{key: getattr(DATA_CONFIGS["cityscapes"], key) for key in _SCALES},
     },
     "scene_parse150": {
         "config": None,
@@ -53,9 +54,7 @@ TFDS_SPECS = {
         "num_classes": 100,
         "class_names": None,
         "palette": None,
-        "train_scale": (2048, 512),
-        "crop_size": (512, 512),
-        "test_scale": (2048, 512),
+        **{key: getattr(DATA_CONFIGS["ade20k"], key) for key in _SCALES},
     },
 }
 

@@ -71,6 +71,11 @@ class ANNSegmenter(keras.Model):
         std: per-channel RGB standard deviation divided inside the model.
         synchronized: bool, synchronised batch normalisation (used when the
             backbone is given by name). Defaults to `False`.
+        test_config: optional dict of how to test the model (keys `mode`,
+            `crop_size`, `stride`, `test_scale`, `class_names`, `palette`,
+            `data`; see `keras_ann.recipes.Recipe.test_config`), kept with
+            the saved model; presets and `train()` set it, and
+            `keras-ann evaluate` / `predict` use it by default.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -99,6 +104,7 @@ class ANNSegmenter(keras.Model):
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         synchronized=False,
+        test_config=None,
         **kwargs,
     ):
         if int(num_classes) < 1:
@@ -197,6 +203,7 @@ class ANNSegmenter(keras.Model):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.synchronized = bool(synchronized)
+        self.test_config = dict(test_config) if test_config else None
 
     def __call__(self, *args, **kwargs):
         # Before Keras converts the input (a boolean or complex array would
@@ -375,6 +382,7 @@ class ANNSegmenter(keras.Model):
             "mean": self.mean,
             "std": self.std,
             "synchronized": self.synchronized,
+            "test_config": self.test_config,
         }
 
     @classmethod

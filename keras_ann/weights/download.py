@@ -2,12 +2,13 @@
 
 import hashlib
 import os
+import re
 import tempfile
 import urllib.request
 
 import keras
 
-__all__ = ["cache_dir", "download", "HashMismatchError"]
+__all__ = ["cache_dir", "cached_download", "download", "sha256_prefix_of", "HashMismatchError"]
 
 _CHUNK = 1 << 20
 
@@ -20,6 +21,35 @@ def cache_dir():
     """Where presets are cached: `$KERAS_ANN_HOME`, else `~/.cache/keras_ann`."""
     default = os.path.join(os.path.expanduser("~"), ".cache", "keras_ann")
     return os.environ.get("KERAS_ANN_HOME", default)
+
+
+def sha256_prefix_of(url):
+    """The hex digits the reference puts at the end of a published file
+    name (`resnet50_v1c-2cccc1ad.pth` -> `"2cccc1ad"`), or `None`."""
+    match = re.search(r"-([0-9a-f]{8,64})\.pth$", url.rsplit("/", 1)[-1])
+    return match.group(1) if match else None
+
+
+def cached_download(url, subdir, cache=None, verbose=True):
+    """The local copy of `url` in `<cache>/<subdir>/`, downloaded once.
+
+    The file keeps its published name, so the hash of a published name
+    (`sha256_prefix_of`) is checked on download; once cached, no network is
+    needed.
+
+    Args:
+        url: the address.
+        subdir: the cache's sub-directory, e.g. `"imagenet"`.
+        cache: the cache directory (default: `cache_dir()`).
+        verbose: show a progress bar.
+
+    Returns:
+        The local path.
+    """
+    path = os.path.join(cache or cache_dir(), subdir, url.rsplit("/", 1)[-1])
+    if not os.path.exists(path):
+        download(url, path, sha256_prefix_of(url), verbose=verbose)
+    return path
 
 
 def download(url, path, sha256_prefix=None, verbose=True, timeout=60):
