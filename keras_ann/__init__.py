@@ -3,7 +3,7 @@
 
 from keras_ann import attention_maps, backbones, layers, losses, metrics, models, ops, optimizers, schedules
 from keras_ann.backbones import ResNetBackbone
-from keras_ann.layers import AFNB, APNB
+from keras_ann.layers import AFNB, APNB, ANNHead, FCNHead
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models import ANNSegmenter, logits_to_labels
 
@@ -11,8 +11,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AFNB",
+    "ANNHead",
     "ANNSegmenter",
     "APNB",
+    "FCNHead",
     "ResNetBackbone",
     "SegmentationCrossEntropy",
     "attention_maps",

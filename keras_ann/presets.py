@@ -148,20 +148,14 @@ def get_preset(name):
 
 def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
     """Implementation of `ANNSegmenter.from_preset`; see there."""
-    import keras
-
     from keras_ann.weights import convert, download
 
     if os.path.isfile(str(name_or_path)):
         path = str(name_or_path)
         if path.endswith(".keras"):
-            model = keras.saving.load_model(path)
-            if overrides:
-                config = dict(model.get_config(), **overrides)
-                rebuilt = cls.from_config(config)
-                rebuilt.set_weights(model.get_weights())
-                model = rebuilt
-            return model
+            from keras_ann.models.keras_file import load_keras_file
+
+            return load_keras_file(cls, path, **overrides)
         return _from_checkpoint(cls, path, overrides)
     if str(name_or_path).endswith((".pth", ".keras")):
         raise FileNotFoundError(f"No checkpoint file at {name_or_path!r}.")

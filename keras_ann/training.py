@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_ann.evaluation import MeanIoUEvaluation
+from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
@@ -389,10 +390,11 @@ def train(
             num_classes=recipe.num_classes,
             align_corners=recipe.align_corners,
             auxiliary_loss_weight=recipe.auxiliary_loss_weight,
-            # tf.distribute needs synchronised BN; under JAX's DataParallel
-            # the statistics are over the global batch anyway.
-            synchronized=replicas > 1 and keras.backend.backend() == "tensorflow",
         )
+        # tf.distribute needs synchronised BN (a run-time setting, not saved);
+        # under JAX's DataParallel the statistics are over the global batch.
+        if replicas > 1 and keras.backend.backend() == "tensorflow":
+            set_synchronized_batch_norm(model)
         if imagenet_checkpoint:
             load_imagenet_backbone(model, imagenet_checkpoint)
         compile_for_recipe(model, recipe, precision)

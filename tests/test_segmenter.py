@@ -108,16 +108,19 @@ def test_predict_shapes_for_odd_sizes(small_model, size):
 
 def test_auxiliary_head_only_in_training(small_model):
     images = np.zeros((1, 40, 40, 3), "float32")
-    out = small_model(images, training=True)
+    # A custom training loop gets the logits tensor; the auxiliary output
+    # only when asked for.
+    assert tuple(small_model(images, training=True).shape) == (1, 40, 40, 5)
+    out = small_model(images, training=True, return_auxiliary=True)
     assert set(out) == {"logits", "aux_logits"}
     assert tuple(out["aux_logits"].shape) == (1, 40, 40, 5)
     assert tuple(small_model(images).shape) == (1, 40, 40, 5)
     inference_layers = {op.name for op in small_model.operations}
-    assert "aux_conv" not in inference_layers and "decode_context" in inference_layers
-    assert "aux_conv" in {op.name for op in small_model.training_graph.operations}
+    assert "auxiliary_head" not in inference_layers and "decode_head" in inference_layers
+    assert "auxiliary_head" in {op.name for op in small_model.training_graph.operations}
     # The auxiliary head's weights are trained and saved with the model.
     paths = {w.path for w in small_model.trainable_weights}
-    assert any(p.startswith("aux_conv_seg") for p in paths)
+    assert any(p.startswith("auxiliary_head/conv_seg") for p in paths)
 
 
 def test_model_without_auxiliary_head():
@@ -125,6 +128,8 @@ def test_model_without_auxiliary_head():
     assert model.training_graph is None
     out = model(np.zeros((1, 32, 32, 3), "float32"), training=True)
     assert tuple(out.shape) == (1, 32, 32, 3)
+    with pytest.raises(ValueError, match="auxiliary_head=False"):
+        model(np.zeros((1, 32, 32, 3), "float32"), training=True, return_auxiliary=True)
 
 
 def test_normalisation_inside_the_model(small_model):
@@ -137,7 +142,7 @@ def test_align_corners_controls_final_resize():
     keras.utils.set_random_seed(3)
     model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, align_corners=True)
     images = np.random.default_rng(1).uniform(0, 255, (1, 41, 41, 3)).astype("float32")
-    small = keras.Model(model.input, model.get_layer("decode_conv_seg").output)(images)
+    small = keras.Model(model.input, model.get_layer("decode_head").output)(images)
     want = keras_ann.ops.bilinear_resize(small, (41, 41), align_corners=True)
     np.testing.assert_allclose(np.asarray(model(images)), np.asarray(want), rtol=1e-6, atol=1e-6)
 
@@ -169,7 +174,7 @@ def test_keras_file_round_trip(tmp_path):
 
 
 def _train_loss(model, images, labels):
-    out = model(images, training=True)
+    out = model(images, training=True, return_auxiliary=True)
     return float(model.compute_loss(images, labels, out))
 
 
@@ -195,10 +200,12 @@ def test_training_loss_adds_weighted_auxiliary_loss():
     images = rng.uniform(0, 255, (1, 32, 32, 3)).astype("float32")
     labels = rng.integers(0, 3, (1, 32, 32))
     labels[0, 0] = 255
-    out = model(images, training=True)
+    out = model(images, training=True, return_auxiliary=True)
     loss_fn = keras_ann.SegmentationCrossEntropy()
     want = float(loss_fn(labels, out["logits"])) + 0.4 * float(loss_fn(labels, out["aux_logits"]))
     assert float(model.compute_loss(images, labels, out)) == pytest.approx(want, rel=1e-6)
+    # The training step of `train_on_batch` (and `fit`) includes it.
+    assert model.train_on_batch(images, labels, return_dict=True)["loss"] == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -213,7 +220,7 @@ def test_fit_under_mixed_precision(policy):
     assert np.isfinite(history.history["loss"][0])
     logits = model(images)
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
-    assert keras.backend.standardize_dtype(model.get_layer("decode_context").compute_dtype) == policy.split("_")[1]
+    assert keras.backend.standardize_dtype(model.decode_head.context.compute_dtype) == policy.split("_")[1]
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
