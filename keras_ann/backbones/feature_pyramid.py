@@ -34,7 +34,8 @@ def feature_model(backbone):
     """
     pyramid = getattr(backbone, "pyramid_outputs", None)
     if isinstance(pyramid, dict) and pyramid:
-        return keras.Model(backbone.inputs, dict(pyramid), name=f"{backbone.name}_pyramid")
+        inputs = backbone.inputs[0] if len(backbone.inputs) == 1 else backbone.inputs
+        return keras.Model(inputs, dict(pyramid), name=f"{backbone.name}_pyramid")
     outputs = getattr(backbone, "output", None) if isinstance(backbone, keras.Model) else None
     if isinstance(outputs, dict) and len(outputs) >= 1:
         return backbone

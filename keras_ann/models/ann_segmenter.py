@@ -115,7 +115,10 @@ class ANNSegmenter(keras.Model):
         logits_dtype = input_dtype(dtype) or "float32"
 
         # === Functional Model (its layers created with the widths they need) ===
-        images = keras.Input(shape=(None, None, 3), dtype=input_dtype(dtype), name="images")
+        # The backbone's image shape: (None, None, 3) but for backbones of a
+        # fixed size (KerasHub's MiT).
+        image_shape = tuple(features_of.inputs[0].shape[1:])
+        images = keras.Input(shape=image_shape, dtype=input_dtype(dtype), name="images")
         features = features_of(ImageNormalization(mean, std, dtype=dtype, name="normalize")(images))
         feature_keys = select_features(features, feature_keys)
         low, high = (features[key] for key in feature_keys)
@@ -129,13 +132,19 @@ class ANNSegmenter(keras.Model):
             dtype=dtype,
             name="decode_head",
         )
-        logits = ResizeLike(align_corners, dtype=logits_dtype, name="logits")([decode_head([low, high]), images])
+        resize = ResizeLike(align_corners, dtype=logits_dtype, name="logits")
+        logits = resize([decode_head([low, high]), images])
         aux_head = None
         if auxiliary_head:
             aux_head = FCNHead(
-                num_classes, auxiliary_channels or _fraction(low, 4), dropout=dropout, dtype=dtype, name="auxiliary_head"
+                num_classes,
+                auxiliary_channels or _fraction(low, 4),
+                dropout=dropout,
+                dtype=dtype,
+                name="auxiliary_head",
             )
-            aux_logits = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")([aux_head(low), images])
+            aux_resize = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")
+            aux_logits = aux_resize([aux_head(low), images])
         super().__init__(inputs=images, outputs=logits, **kwargs)
         # The training graph shares every layer with the inference graph and
         # adds the auxiliary head's output.
@@ -328,7 +337,8 @@ class ANNSegmenter(keras.Model):
           weights, so later calls work offline.
         - A path to a reference `.pth` file converts it offline; backbone
           depth, number of classes and head widths come from the weights.
-        - A path to a `.keras` file loads it.
+        - A path to a `.keras` file loads it (a file of keras-ann 0.1.0,
+          whose heads were flat layers, is converted; save it again).
 
         Args:
             name_or_path: preset name or file path.
@@ -336,7 +346,8 @@ class ANNSegmenter(keras.Model):
             verbose: show download progress.
             **overrides: `ANNSegmenter` arguments that replace the preset's,
                 e.g. `align_corners=True`, or `num_classes=11` (everything
-                but the classifiers is loaded then).
+                but the classifiers is loaded then, from `.pth` and `.keras`
+                files alike).
 
         Example:
 
