@@ -54,6 +54,8 @@ def load(directory):
     import keras
     import numpy as np
 
+    import keras_ann  # noqa: F401 (registers the classes for load_model)
+
     model = keras.saving.load_model(os.path.join(directory, "model.keras"))
     images = np.load(os.path.join(directory, "images.npy"))
     backend = keras.backend.backend()

@@ -319,7 +319,7 @@ def test_keras_file_of_version_0_1_0(tmp_path):
     path = os.path.join(tmp_path, "old.keras")
     _write_0_1_0_file(model, path, tmp_path)
     # Keras alone cannot place the weights: a message naming the version and the way to convert.
-    with pytest.raises(ValueError, match=r"keras-ann 0\.1\.0.*from_preset\(path\).*model\.save"):
+    with pytest.raises(ValueError, match=r"(?s)keras-ann 0\.1\.0.*from_preset\(path\).*model\.save"):
         keras.saving.load_model(path)
     converted = keras_ann.ANNSegmenter.from_preset(path)
     for a, b in zip(converted.training_graph.weights, model.training_graph.weights):
@@ -345,7 +345,7 @@ def test_keras_file_of_version_0_1_0(tmp_path):
     with zipfile.ZipFile(broken, "w") as archive:
         for name, data in parts.items():
             archive.writestr(name, data)
-    with pytest.raises(ValueError, match=r"do not fit keras-ann 0\.1\.0.*layers/conv_bn_re_lu/conv"):
+    with pytest.raises(ValueError, match=r"(?s)do not fit keras-ann 0\.1\.0.*layers/conv_bn_re_lu/conv"):
         keras_ann.ANNSegmenter.from_preset(broken)
 
 
@@ -373,7 +373,7 @@ def test_from_preset_keras_file_with_new_class_count(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(plain.decode_head.conv_seg.kernel), np.asarray(model.decode_head.conv_seg.kernel)
     )
-    with pytest.raises(ValueError, match=r"head_channels.*decode_head/bottleneck"):
+    with pytest.raises(ValueError, match=r"(?s)head_channels.*decode_head/bottleneck"):
         keras_ann.ANNSegmenter.from_preset(path, head_channels=32)
     # A `.keras` file of another model is refused by name.
     other = os.path.join(tmp_path, "other.keras")

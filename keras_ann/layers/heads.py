@@ -65,7 +65,7 @@ class ANNHead(keras.layers.Layer):
     >>> head = ANNHead(num_classes=3, channels=16, project_channels=8)
     >>> low = np.random.rand(1, 9, 7, 12).astype("float32")
     >>> high = np.random.rand(1, 9, 7, 24).astype("float32")
-    >>> head([low, high]).shape
+    >>> tuple(head([low, high]).shape)
     (1, 9, 7, 3)
     """
 
@@ -181,7 +181,7 @@ class FCNHead(keras.layers.Layer):
 
     >>> import numpy as np
     >>> head = FCNHead(num_classes=4, channels=8)
-    >>> head(np.random.rand(2, 5, 6, 16).astype("float32")).shape
+    >>> tuple(head(np.random.rand(2, 5, 6, 16).astype("float32")).shape)
     (2, 5, 6, 4)
     """
 

@@ -49,16 +49,16 @@ def load_keras_file(cls, path, **overrides):
     rebuilt = cls.from_config(dict(model.get_config(), **overrides))
     saved = {v.path: v for v in _weights(model)}
     new_classes = rebuilt.num_classes != model.num_classes
-    used, problems = set(), []
+    problems = []
     for variable in _weights(rebuilt):
         old = saved.get(variable.path)
         if old is not None and tuple(old.shape) == tuple(variable.shape):
             variable.assign(old.value)
-            used.add(variable.path)
         elif not (new_classes and variable.path.startswith(CLASSIFIERS)):
             found = "missing" if old is None else tuple(old.shape)
             problems.append(f"{variable.path}: file {found}, model {tuple(variable.shape)}")
-    unused = [p for p in saved if p not in used and not p.startswith(CLASSIFIERS)]
+    new_paths = {v.path for v in _weights(rebuilt)}
+    unused = [p for p in saved if p not in new_paths]
     if overrides.get("auxiliary_head") is False:
         unused = [p for p in unused if not p.startswith("auxiliary_head/")]
     if problems or unused:

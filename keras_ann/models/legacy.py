@@ -85,22 +85,22 @@ def load_legacy(cls, path):
     with tempfile.TemporaryDirectory() as tmp, old:
         converted = os.path.join(tmp, "converted.weights.h5")
         model.save_weights(converted)
-        used, problems = set(), []
+        referenced, problems = set(), []
         with h5py.File(converted, "r+") as new:
             datasets = []
             new.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
             for name in datasets:
                 source = _old_path(name)
+                referenced.add(source)
                 if source not in old or old[source].shape != new[name].shape:
                     found = old[source].shape if source in old else "missing"
                     problems.append(f"{source}: file {found}, model {new[name].shape}")
                     continue
                 new[name][...] = old[source][...]
-                used.add(source)
         unused = []
         old.visititems(
             lambda name, obj: unused.append(name)
-            if isinstance(obj, h5py.Dataset) and name not in used and not name.startswith("optimizer/")
+            if isinstance(obj, h5py.Dataset) and name not in referenced and not name.startswith("optimizer/")
             else None
         )
         if problems or unused:
