@@ -31,7 +31,7 @@ import importlib
 
 from keras_ann import backbones, checks, layers, losses, metrics, models, ops, optimizers, schedules
 from keras_ann.backbones import ResNetBackbone
-from keras_ann.layers import AFNB, APNB
+from keras_ann.layers import AFNB, APNB, ANNHead, FCNHead
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models import ANNSegmenter, logits_to_labels
 
@@ -58,8 +58,10 @@ _LAZY_SUBMODULES = (
 
 __all__ = [
     "AFNB",
+    "ANNHead",
     "ANNSegmenter",
     "APNB",
+    "FCNHead",
     "ResNetBackbone",
     "SegmentationCrossEntropy",
     "backbones",

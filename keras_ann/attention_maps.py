@@ -31,8 +31,8 @@ __all__ = [
     "pyramid_bins",
 ]
 
-# Short names of the blocks of `ANNSegmenter` -> layer names.
-BLOCKS = {"fusion": "decode_fusion", "context": "decode_context"}
+# Short names of the blocks of `ANNSegmenter` -> `layer.sub_layer` names.
+BLOCKS = {"fusion": "decode_head.fusion", "context": "decode_head.context"}
 
 
 def _scales(pool_scales):
@@ -244,7 +244,7 @@ def block_attention(model, images, block="context", stage=0):
         images: `(batch, H, W, 3)` RGB images in [0, 255].
         block: `"context"` (APNB, self-attention on the head's features),
             `"fusion"` (AFNB: stage-4 queries over stage-3 keys) or a layer
-            name.
+            name (`"decode_head.context"` for a sub-layer of the head).
         stage: which query scale's attention (index into the block's
             `query_scales`). Defaults to 0.
 
@@ -266,9 +266,11 @@ def block_attention(model, images, block="context", stage=0):
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"`images` must have shape (batch, H, W, 3), got {images.shape}.")
     name = BLOCKS.get(block, block)
+    owner_name, _, sub_layer = name.partition(".")
     try:
-        layer = model.get_layer(name)
-    except ValueError as error:
+        owner = model.get_layer(owner_name)
+        layer = getattr(owner, sub_layer) if sub_layer else owner
+    except (ValueError, AttributeError) as error:
         raise ValueError(
             f"`block` must be one of {sorted(BLOCKS)} or a layer name of the model; "
             f"{model.name!r} has no layer {name!r}."
@@ -278,8 +280,10 @@ def block_attention(model, images, block="context", stage=0):
     if not 0 <= int(stage) < len(layer.stages):
         raise ValueError(f"`stage` must be in [0, {len(layer.stages)}), got {stage!r}.")
     model_inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = keras.Model(model_inputs, layer.input, name=f"{name}_inputs")
+    probe = keras.Model(model_inputs, owner.input, name=f"{owner_name}_inputs")
     inputs = probe(images, training=False)
+    if sub_layer == "context":  # APNB's input inside `ANNHead`
+        inputs = owner.context_inputs(inputs, training=False)
     weights = layer.attention_scores(inputs, training=False)[int(stage)]
     query_feats, key_feats = layer._split_inputs(inputs)
     return BlockAttention(

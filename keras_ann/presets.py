@@ -223,13 +223,12 @@ def _refuse_mismatch(path, kind):
         )
 
 
-def _load_keras(cls, path):
+def _load_keras(cls, path, overrides):
     """A `.keras` file that holds an `ANNSegmenter`: its config is read and
-    checked before Keras deserialises anything."""
+    checked before Keras deserialises anything; `overrides` as in
+    `keras_ann.models.keras_file.apply_overrides`."""
     import json
     import zipfile
-
-    import keras
 
     from keras_ann.weights.pth_reader import CheckpointError
 
@@ -246,8 +245,10 @@ def _load_keras(cls, path):
             f"{name} holds a Keras {class_name or type(config).__name__!s} "
             f"({registered or 'unregistered'}), not a keras_ann {cls.__name__}."
         )
+    from keras_ann.models.keras_file import apply_overrides, load_keras_file
+
     try:
-        model = keras.saving.load_model(path)
+        model = load_keras_file(cls, path)
     except CheckpointError:
         raise
     except Exception as error:  # Keras raises many types for damaged archives
@@ -257,7 +258,7 @@ def _load_keras(cls, path):
         ) from error
     if not isinstance(model, cls):
         raise CheckpointError(f"{name} holds a {type(model).__name__}, not a keras_ann {cls.__name__}.")
-    return model
+    return apply_overrides(cls, model, path, **overrides)
 
 
 def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
@@ -268,13 +269,7 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
         path = str(name_or_path)
         _refuse_mismatch(path, sniff_model_file(path))
         if path.endswith(".keras"):
-            model = _load_keras(cls, path)
-            if overrides:
-                config = dict(model.get_config(), **overrides)
-                rebuilt = cls.from_config(config)
-                rebuilt.set_weights(model.get_weights())
-                model = rebuilt
-            return model
+            return _load_keras(cls, path, overrides)
         return _from_checkpoint(cls, path, overrides)
     if str(name_or_path).endswith((".pth", ".keras")):
         raise FileNotFoundError(f"No checkpoint file at {name_or_path!r}.")

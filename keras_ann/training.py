@@ -26,6 +26,7 @@ import keras
 from keras_ann import distribute
 from keras_ann.callbacks import MeanIoUEvaluation, ResumeState
 from keras_ann.distribute import default_strategy
+from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
@@ -226,10 +227,11 @@ def _build_model(recipe, replicas, imagenet_path):
         dropout=recipe.dropout,
         ignore_index=recipe.ignore_index,
         test_config=recipe.test_config(),
-        # tf.distribute needs synchronised BN; under JAX's DataParallel
-        # the statistics are over the global batch anyway.
-        synchronized=replicas > 1 and keras.backend.backend() == "tensorflow",
     )
+    # tf.distribute needs synchronised BN (a run-time setting, not saved);
+    # under JAX's DataParallel the statistics are over the global batch.
+    if replicas > 1 and keras.backend.backend() == "tensorflow":
+        set_synchronized_batch_norm(model)
     if imagenet_path:
         load_imagenet_backbone(model, imagenet_path)
     return model

@@ -101,7 +101,7 @@ def test_block_attention_of_a_segmenter():
     model = keras_ann.ANNSegmenter("resnet18_d8", num_classes=3, query_scales=(1, 2))
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 40, 3)).astype("float32")
     context = attention_maps.block_attention(model, images, "context")
-    assert context.block == "decode_context"
+    assert context.block == "decode_head.context"
     assert context.weights.shape == (2, 8, 5, 110)
     assert context.query_size == context.key_size == (8, 5) and context.image_size == (64, 40)
     np.testing.assert_allclose(context.weights.sum(-1), 1.0, rtol=1e-5)
@@ -117,7 +117,7 @@ def test_block_attention_of_a_segmenter():
     pooled = attention_maps.block_attention(model, images, "context", stage=1)
     assert pooled.weights.shape == (2, 4, 2, 110) and pooled.query_index((63, 39)) == (3, 1)
     fusion = attention_maps.block_attention(model, images[:1], "fusion")
-    assert fusion.block == "decode_fusion" and fusion.weights.shape == (1, 8, 5, 110)
+    assert fusion.block == "decode_head.fusion" and fusion.weights.shape == (1, 8, 5, 110)
     with pytest.raises(ValueError, match="block"):
         attention_maps.block_attention(model, images, "decode_bottleneck")
     with pytest.raises(ValueError, match="block"):

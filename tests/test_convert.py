@@ -78,7 +78,7 @@ def test_load_and_infer_from_state_dict(r18_state, tmp_path):
     # Values land where they belong (conv transpose, BN fields).
     kernel = loaded.backbone.get_layer("stage2_block1_conv1").kernel
     np.testing.assert_array_equal(np.asarray(kernel), state["backbone.layer2.0.conv1.weight"].transpose(2, 3, 1, 0))
-    bn = loaded.get_layer("decode_context").stages[0].key_project.bn
+    bn = loaded.decode_head.context.stages[0].key_project.bn
     np.testing.assert_array_equal(np.asarray(bn.moving_variance), state["decode_head.context.stages.0.key_project.bn.running_var"])
 
 
@@ -128,19 +128,19 @@ def test_partial_loads(r18_state, tmp_path):
     eleven = keras_ann.ANNSegmenter.from_preset(path, num_classes=11)
     assert eleven.num_classes == 11
     np.testing.assert_array_equal(
-        np.asarray(eleven.get_layer("decode_bottleneck").conv.kernel),
+        np.asarray(eleven.decode_head.bottleneck.conv.kernel),
         state["decode_head.bottleneck.conv.weight"].transpose(2, 3, 1, 0),
     )
     with pytest.raises(ConversionError, match="decode_head.conv_seg.weight"):
         convert.load_reference_weights(keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=11), state)
     # Backbone only.
     other = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, head_channels=32)
-    head_before = np.asarray(other.get_layer("decode_bottleneck").conv.kernel).copy()
+    head_before = np.asarray(other.decode_head.bottleneck.conv.kernel).copy()
     convert.load_reference_weights(other, state, partial="backbone")
     np.testing.assert_array_equal(
         np.asarray(other.backbone.get_layer("stem_conv1").kernel), state["backbone.stem.0.weight"].transpose(2, 3, 1, 0)
     )
-    np.testing.assert_array_equal(np.asarray(other.get_layer("decode_bottleneck").conv.kernel), head_before)
+    np.testing.assert_array_equal(np.asarray(other.decode_head.bottleneck.conv.kernel), head_before)
     with pytest.raises(ValueError, match="partial"):
         convert.load_reference_weights(other, state, partial="head")
 
@@ -221,7 +221,7 @@ def test_from_preset_downloads_verifies_caches_and_works_offline(r18_state, tmp_
     again = keras_ann.ANNSegmenter.from_preset("ann_r18_test", cache_dir=cache, align_corners=True)
     assert again.align_corners is True
     np.testing.assert_array_equal(
-        np.asarray(again.get_layer("decode_conv_seg").bias), np.asarray(model.get_layer("decode_conv_seg").bias)
+        np.asarray(again.decode_head.conv_seg.bias), np.asarray(model.decode_head.conv_seg.bias)
     )
 
 

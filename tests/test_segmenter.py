@@ -108,16 +108,19 @@ def test_predict_shapes_for_odd_sizes(small_model, size):
 
 def test_auxiliary_head_only_in_training(small_model):
     images = np.zeros((1, 40, 40, 3), "float32")
-    out = small_model(images, training=True)
+    # A custom training loop gets the logits tensor; the auxiliary output
+    # only when asked for.
+    assert tuple(small_model(images, training=True).shape) == (1, 40, 40, 5)
+    out = small_model(images, training=True, return_auxiliary=True)
     assert set(out) == {"logits", "aux_logits"}
     assert tuple(out["aux_logits"].shape) == (1, 40, 40, 5)
     assert tuple(small_model(images).shape) == (1, 40, 40, 5)
     inference_layers = {op.name for op in small_model.operations}
-    assert "aux_conv" not in inference_layers and "decode_context" in inference_layers
-    assert "aux_conv" in {op.name for op in small_model.training_graph.operations}
+    assert "auxiliary_head" not in inference_layers and "decode_head" in inference_layers
+    assert "auxiliary_head" in {op.name for op in small_model.training_graph.operations}
     # The auxiliary head's weights are trained and saved with the model.
     paths = {w.path for w in small_model.trainable_weights}
-    assert any(p.startswith("aux_conv_seg") for p in paths)
+    assert any(p.startswith("auxiliary_head/conv_seg") for p in paths)
 
 
 def test_model_without_auxiliary_head():
@@ -125,6 +128,8 @@ def test_model_without_auxiliary_head():
     assert model.training_graph is None
     out = model(np.zeros((1, 32, 32, 3), "float32"), training=True)
     assert tuple(out.shape) == (1, 32, 32, 3)
+    with pytest.raises(ValueError, match="auxiliary_head=False"):
+        model(np.zeros((1, 32, 32, 3), "float32"), training=True, return_auxiliary=True)
 
 
 def test_normalisation_inside_the_model(small_model):
@@ -137,7 +142,7 @@ def test_align_corners_controls_final_resize():
     keras.utils.set_random_seed(3)
     model = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3, align_corners=True)
     images = np.random.default_rng(1).uniform(0, 255, (1, 41, 41, 3)).astype("float32")
-    small = keras.Model(model.input, model.get_layer("decode_conv_seg").output)(images)
+    small = keras.Model(model.input, model.get_layer("decode_head").output)(images)
     want = keras_ann.ops.bilinear_resize(small, (41, 41), align_corners=True)
     np.testing.assert_allclose(np.asarray(model(images)), np.asarray(want), rtol=1e-6, atol=1e-6)
 
@@ -169,7 +174,7 @@ def test_keras_file_round_trip(tmp_path):
 
 
 def _train_loss(model, images, labels):
-    out = model(images, training=True)
+    out = model(images, training=True, return_auxiliary=True)
     return float(model.compute_loss(images, labels, out))
 
 
@@ -195,10 +200,12 @@ def test_training_loss_adds_weighted_auxiliary_loss():
     images = rng.uniform(0, 255, (1, 32, 32, 3)).astype("float32")
     labels = rng.integers(0, 3, (1, 32, 32))
     labels[0, 0] = 255
-    out = model(images, training=True)
+    out = model(images, training=True, return_auxiliary=True)
     loss_fn = keras_ann.SegmentationCrossEntropy()
     want = float(loss_fn(labels, out["logits"])) + 0.4 * float(loss_fn(labels, out["aux_logits"]))
     assert float(model.compute_loss(images, labels, out)) == pytest.approx(want, rel=1e-6)
+    # The training step of `train_on_batch` (and `fit`) includes it.
+    assert model.train_on_batch(images, labels, return_dict=True)["loss"] == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -213,7 +220,7 @@ def test_fit_under_mixed_precision(policy):
     assert np.isfinite(history.history["loss"][0])
     logits = model(images)
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
-    assert keras.backend.standardize_dtype(model.get_layer("decode_context").compute_dtype) == policy.split("_")[1]
+    assert keras.backend.standardize_dtype(model.decode_head.context.compute_dtype) == policy.split("_")[1]
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -225,3 +232,151 @@ def test_evaluate_ignores_255(small_model):
     labels[:, :4] = 1
     result = small_model.evaluate(images, labels, verbose=0, return_dict=True)
     assert np.isfinite(result["loss"]) and 0.0 <= result["mean_iou"] <= 1.0
+
+
+def test_any_functional_backbone_with_named_outputs(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    c3 = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="c3_conv")(inputs)
+    c3 = keras.layers.BatchNormalization(name="c3_bn")(c3)
+    c4 = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="c4_conv")(c3)
+    backbone = keras.Model(inputs, {"c3": c3, "c4": c4}, name="tiny")
+    model = keras_ann.ANNSegmenter(backbone=backbone, num_classes=2)
+    assert model.feature_keys == ("c3", "c4")
+    assert (model.head_channels, model.project_channels, model.auxiliary_channels) == (4, 2, 2)
+    images = np.random.default_rng(8).uniform(0, 255, (1, 37, 29, 3)).astype("float32")
+    assert model.predict(images, verbose=0).shape == (1, 37, 29, 2)
+    # A run-time synchronisation is not saved (JAX and PyTorch refuse it).
+    if keras.backend.backend() == "tensorflow":
+        batch_norms = [w for w in model.training_graph.weights if w.path.endswith("moving_mean")]
+        assert keras_ann.layers.set_synchronized_batch_norm(model) == len(batch_norms)
+        assert backbone.get_layer("c3_bn").synchronized
+    config = str(model.get_config())
+    assert "'synchronized': False" in config and "'synchronized': True" not in config
+    path = os.path.join(tmp_path, "tiny.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert not loaded.backbone.get_layer("c3_bn").synchronized
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="named feature maps"):
+        keras_ann.ANNSegmenter(backbone=keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 1)]))
+    with pytest.raises(ValueError, match="two feature maps"):
+        keras_ann.ANNSegmenter(backbone=keras.Model(inputs, {"c3": c3}))
+
+
+# Weight groups of a keras-ann 0.1.0 `.keras` file (flat head layers, read
+# from a file saved by that version) -> their place in the current layout.
+_LAYOUT_0_1_0 = {
+    "layers/afnb/": "layers/ann_head/fusion/",
+    "layers/conv_bn_re_lu/": "layers/ann_head/bottleneck/",
+    "layers/apnb/": "layers/ann_head/context/",
+    "layers/conv2d/": "layers/ann_head/conv_seg/",
+    "training_graph/layers/conv_bn_re_lu_1/": "auxiliary_head/convs/conv_bn_re_lu/",
+    "training_graph/layers/conv2d/": "auxiliary_head/conv_seg/",
+}
+
+
+def _write_0_1_0_file(model, path, tmp_path):
+    """`model` saved as keras-ann 0.1.0 saved it: `synchronized` in the
+    configs, no `feature_keys`, the head weights under the flat layers."""
+    import json
+    import zipfile
+
+    import h5py
+
+    current = os.path.join(tmp_path, "current.keras")
+    model.save(current)
+    with zipfile.ZipFile(current) as archive:
+        config = json.loads(archive.read("config.json"))
+        metadata = archive.read("metadata.json")
+        weights = os.path.join(tmp_path, "current.weights.h5")
+        with open(weights, "wb") as f:
+            f.write(archive.read("model.weights.h5"))
+    inner = config["config"]
+    del inner["feature_keys"]
+    inner["synchronized"] = True  # a multi-replica run of 0.1.0
+    inner["backbone"]["config"]["synchronized"] = True
+    old_weights = os.path.join(tmp_path, "old.weights.h5")
+    with h5py.File(weights, "r") as new, h5py.File(old_weights, "w") as old:
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                target = name
+                for old_prefix, new_prefix in _LAYOUT_0_1_0.items():
+                    if name.startswith(new_prefix):
+                        target = old_prefix + name[len(new_prefix):]
+                old[target] = obj[...]
+        new.visititems(copy)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", metadata)
+        archive.write(old_weights, "model.weights.h5")
+
+
+def test_keras_file_of_version_0_1_0(tmp_path):
+    keras.utils.set_random_seed(13)
+    model = keras_ann.ANNSegmenter(
+        "resnet18_d8", num_classes=3, head_channels=16, project_channels=8, auxiliary_channels=8
+    )
+    path = os.path.join(tmp_path, "old.keras")
+    _write_0_1_0_file(model, path, tmp_path)
+    # Keras alone cannot place the weights: a message naming the version and the way to convert.
+    with pytest.raises(ValueError, match=r"(?s)keras-ann 0\.1\.0.*from_preset\(path\).*model\.save"):
+        keras.saving.load_model(path)
+    converted = keras_ann.ANNSegmenter.from_preset(path)
+    for a, b in zip(converted.training_graph.weights, model.training_graph.weights):
+        assert a.path == b.path
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not converted.backbone.get_layer("stem_bn1").synchronized
+    images = np.random.default_rng(14).uniform(0, 255, (1, 33, 41, 3)).astype("float32")
+    np.testing.assert_array_equal(converted.predict(images, verbose=0), model.predict(images, verbose=0))
+    # A 0.1.0 file whose weights do not fit is refused, listing them.
+    broken = os.path.join(tmp_path, "broken.keras")
+    other = keras_ann.ANNSegmenter(
+        "resnet18_d8", num_classes=3, head_channels=24, project_channels=8, auxiliary_channels=8
+    )
+    _write_0_1_0_file(other, broken, tmp_path)
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(broken) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(parts["config.json"])
+    config["config"]["head_channels"] = 16
+    parts["config.json"] = json.dumps(config)
+    with zipfile.ZipFile(broken, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"(?s)do not fit keras-ann 0\.1\.0.*layers/conv_bn_re_lu/conv"):
+        keras_ann.ANNSegmenter.from_preset(broken)
+
+
+def test_from_preset_keras_file_with_new_class_count(tmp_path):
+    keras.utils.set_random_seed(15)
+    model = keras_ann.ANNSegmenter(
+        "resnet18_d8", num_classes=3, head_channels=16, project_channels=8, auxiliary_channels=8
+    )
+    path = os.path.join(tmp_path, "three.keras")
+    model.save(path)
+    five = keras_ann.ANNSegmenter.from_preset(path, num_classes=5)
+    assert five.num_classes == 5 and five.decode_head.conv_seg.kernel.shape == (1, 1, 16, 5)
+    kept = 0
+    for new, old in zip(five.training_graph.weights, model.training_graph.weights):
+        assert new.path == old.path
+        if "conv_seg" not in new.path:
+            np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
+            kept += 1
+    assert kept == len(model.training_graph.weights) - 4
+    images = np.random.default_rng(16).uniform(0, 255, (1, 35, 29, 3)).astype("float32")
+    assert five.predict(images, verbose=0).shape == (1, 35, 29, 5)
+    # Settings without weights and dropping the auxiliary head keep every weight.
+    plain = keras_ann.ANNSegmenter.from_preset(path, auxiliary_head=False, align_corners=True)
+    assert plain.auxiliary_head is None and plain.align_corners
+    np.testing.assert_array_equal(
+        np.asarray(plain.decode_head.conv_seg.kernel), np.asarray(model.decode_head.conv_seg.kernel)
+    )
+    with pytest.raises(ValueError, match=r"(?s)head_channels.*decode_head/bottleneck"):
+        keras_ann.ANNSegmenter.from_preset(path, head_channels=32)
+    # A `.keras` file of another model is refused by name.
+    other = os.path.join(tmp_path, "other.keras")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(other)
+    with pytest.raises(ValueError, match=r"other\.keras holds a Sequential, not an ANNSegmenter"):
+        keras_ann.ANNSegmenter.from_preset(other)

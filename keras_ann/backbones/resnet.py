@@ -68,8 +68,6 @@ class ResNetBackbone(keras.Model):
         base_channels: int, width of the first stage. Defaults to 64.
         contract_dilation: bool. Defaults to `True`.
         zero_init_residual: bool. Defaults to `True`.
-        synchronized: bool, synchronised batch normalisation under a
-            distribution strategy. Defaults to `False`.
         input_shape: tuple, the image shape. Defaults to
             `(None, None, 3)`.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
@@ -91,7 +89,6 @@ class ResNetBackbone(keras.Model):
         base_channels=64,
         contract_dilation=True,
         zero_init_residual=True,
-        synchronized=False,
         input_shape=(None, None, 3),
         **kwargs,
     ):
@@ -108,7 +105,7 @@ class ResNetBackbone(keras.Model):
         strides, dilations = OUTPUT_STRIDES[output_stride]
         expansion = 4 if block_type == "bottleneck" else 1
         dtype = kwargs.get("dtype")
-        builder = _LayerBuilder(synchronized, dtype)
+        builder = _LayerBuilder(dtype)
 
         # === Functional Model ===
         inputs = keras.Input(shape=input_shape, dtype=input_dtype(dtype), name="images")
@@ -161,7 +158,6 @@ class ResNetBackbone(keras.Model):
         self.base_channels = base_channels
         self.contract_dilation = contract_dilation
         self.zero_init_residual = zero_init_residual
-        self.synchronized = synchronized
         self.image_shape = tuple(input_shape)
         self.block_type = block_type
         self.stage_channels = tuple(
@@ -201,20 +197,21 @@ class ResNetBackbone(keras.Model):
             "base_channels": self.base_channels,
             "contract_dilation": self.contract_dilation,
             "zero_init_residual": self.zero_init_residual,
-            "synchronized": self.synchronized,
             "input_shape": self.image_shape,
         }
 
     @classmethod
     def from_config(cls, config):
+        # Files of keras-ann 0.1 store `synchronized`; it is a run-time
+        # setting now (`keras_ann.layers.set_synchronized_batch_norm`).
+        config = {k: v for k, v in config.items() if k != "synchronized"}
         return cls(**config)
 
 
 class _LayerBuilder:
     """Creates the backbone's named layers with the reference's settings."""
 
-    def __init__(self, synchronized, dtype):
-        self.synchronized = synchronized
+    def __init__(self, dtype):
         self.dtype = dtype
 
     def conv_bn(self, x, filters, kernel_size, strides, dilation, conv_name, bn_name):
@@ -222,7 +219,7 @@ class _LayerBuilder:
         if pad is not None:
             x = pad(x)
         x = conv(x)
-        return batch_norm(bn_name, self.synchronized, dtype=self.dtype)(x)
+        return batch_norm(bn_name, dtype=self.dtype)(x)
 
     def _shortcut(self, x, filters, stride, needs_shortcut, prefix):
         if not needs_shortcut:

@@ -28,7 +28,6 @@ class APNB(ContextFusion):
             Defaults to `(1,)`.
         key_pool_scales: tuple of ints, the key pyramid. Defaults to
             `(1, 3, 6, 8)`.
-        synchronized: bool, synchronised batch normalisation.
         **kwargs: base `Layer` arguments.
 
     Example:

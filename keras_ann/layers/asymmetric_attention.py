@@ -42,7 +42,6 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
             interpolation (`align_corners=True`, as OCNet, where this block
             comes from). The reference recipes use 1.
         key_pool_scales: tuple of ints for `PyramidPooling`.
-        synchronized: bool, synchronised batch normalisation.
         **kwargs: base `Layer` arguments.
 
     Call arguments:
@@ -71,7 +70,6 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         share_key_query=False,
         query_scale=1,
         key_pool_scales=(1, 3, 6, 8),
-        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,18 +80,16 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         self.share_key_query = bool(share_key_query)
         self.query_scale = int(query_scale)
         self.key_pool_scales = tuple(key_pool_scales)
-        self.synchronized = synchronized
 
         policy = self.dtype_policy
         self.key_project = ConvBNReLU(
-            self.key_channels, synchronized=synchronized, dtype=policy, name="key_project"
+            self.key_channels, dtype=policy, name="key_project"
         )
         if self.share_key_query:
             self.query_project = self.key_project
         else:
             self.query_project = ConvBNReLU(
                 self.key_channels,
-                synchronized=synchronized,
                 dtype=policy,
                 name="query_project",
             )
@@ -218,7 +214,6 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
                 "share_key_query": self.share_key_query,
                 "query_scale": self.query_scale,
                 "key_pool_scales": self.key_pool_scales,
-                "synchronized": self.synchronized,
             }
         )
         return config

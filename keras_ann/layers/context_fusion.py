@@ -24,7 +24,6 @@ class ContextFusion(keras.layers.Layer):
         out_channels,
         query_scales=(1,),
         key_pool_scales=(1, 3, 6, 8),
-        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -32,7 +31,6 @@ class ContextFusion(keras.layers.Layer):
         self.out_channels = int(out_channels)
         self.query_scales = tuple(int(s) for s in query_scales)
         self.key_pool_scales = tuple(key_pool_scales)
-        self.synchronized = synchronized
         if not self.query_scales:
             raise ValueError("`query_scales` must name at least one scale.")
         self.stages = [
@@ -42,7 +40,6 @@ class ContextFusion(keras.layers.Layer):
                 share_key_query=self.share_key_query,
                 query_scale=scale,
                 key_pool_scales=self.key_pool_scales,
-                synchronized=synchronized,
                 dtype=self.dtype_policy,
                 name=f"stage_{i}",
             )
@@ -51,7 +48,6 @@ class ContextFusion(keras.layers.Layer):
         self.bottleneck = ConvBNReLU(
             self.out_channels,
             activation=self.activation,
-            synchronized=synchronized,
             dtype=self.dtype_policy,
             name="bottleneck",
         )
@@ -107,7 +103,6 @@ class ContextFusion(keras.layers.Layer):
                 "out_channels": self.out_channels,
                 "query_scales": self.query_scales,
                 "key_pool_scales": self.key_pool_scales,
-                "synchronized": self.synchronized,
             }
         )
         return config

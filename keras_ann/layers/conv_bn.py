@@ -5,20 +5,70 @@ import keras
 from keras_ann.layers import initializers
 
 
-def batch_norm(name=None, synchronized=False, dtype=None):
+def batch_norm(name=None, dtype=None):
     """`BatchNormalization` with PyTorch's numbers: eps 1e-5, momentum 0.1.
 
     Keras's momentum is the weight of the old moving statistic, so PyTorch's
-    momentum of 0.1 is 0.9 here.
+    momentum of 0.1 is 0.9 here. Synchronisation across replicas is a
+    run-time setting (`set_synchronized_batch_norm`), not part of the
+    architecture.
     """
     return keras.layers.BatchNormalization(
         axis=-1,
         epsilon=1e-5,
         momentum=0.9,
-        synchronized=synchronized,
         dtype=dtype,
         name=name,
     )
+
+
+def set_synchronized_batch_norm(model, synchronized=True):
+    """Make every `BatchNormalization` of `model` compute its batch
+    statistics over all replicas (`synchronized=True`) or per replica.
+
+    A run-time setting for multi-replica TensorFlow training
+    (`tf.distribute`): it is not stored in configurations, so a model
+    trained this way saves and loads like any other, on every backend. Call
+    it before the model's first training step (a traced step keeps the
+    setting it was traced with).
+
+    Args:
+        model: a Keras layer or model; every nested `BatchNormalization`
+            is set.
+        synchronized: bool. Defaults to `True`.
+
+    Returns:
+        The number of `BatchNormalization` layers set.
+
+    Raises:
+        ValueError: `synchronized=True` on a backend other than TensorFlow
+            (JAX and PyTorch compute no per-replica statistics to
+            synchronise; JAX's `DataParallel` normalises over the global
+            batch already).
+
+    Example:
+
+    >>> layer = ConvBNReLU(4)
+    >>> set_synchronized_batch_norm(layer, False)
+    1
+    >>> layer.bn.synchronized
+    False
+    """
+    synchronized = bool(synchronized)
+    if synchronized and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "Synchronised batch normalisation exists on the TensorFlow backend only "
+            f"(the backend is {keras.backend.backend()!r}); train with "
+            "`tf.distribute` on TensorFlow, or leave `synchronized=False`."
+        )
+    count = 0
+    # `_flatten_layers` reaches the sub-layers of subclassed layers too
+    # (`Model.layers` lists only the top level of a functional graph).
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized
+            count += 1
+    return count
 
 
 def torch_padding(kernel_size, strides, dilation_rate):
@@ -83,8 +133,6 @@ class ConvBNReLU(keras.layers.Layer):
         strides: int. Defaults to 1.
         dilation_rate: int. Defaults to 1.
         activation: `"relu"` or `None`. Defaults to `"relu"`.
-        synchronized: bool, synchronise batch statistics across replicas
-            (`MirroredStrategy`). Defaults to `False`.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -102,7 +150,6 @@ class ConvBNReLU(keras.layers.Layer):
         strides=1,
         dilation_rate=1,
         activation="relu",
-        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,12 +162,11 @@ class ConvBNReLU(keras.layers.Layer):
         self.strides = strides
         self.dilation_rate = dilation_rate
         self.activation = activation
-        self.synchronized = synchronized
 
         self.pad, self.conv = torch_conv2d(
             filters, kernel_size, strides, dilation_rate, dtype=self.dtype_policy, name="conv"
         )
-        self.bn = batch_norm("bn", synchronized, dtype=self.dtype_policy)
+        self.bn = batch_norm("bn", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = input_shape
@@ -153,7 +199,31 @@ class ConvBNReLU(keras.layers.Layer):
                 "strides": self.strides,
                 "dilation_rate": self.dilation_rate,
                 "activation": self.activation,
-                "synchronized": self.synchronized,
             }
         )
         return config
+
+
+def unsynchronized(config):
+    """A copy of a serialised layer or model (`keras.layers.serialize`)
+    with every `BatchNormalization` at `synchronized=False`.
+
+    Keras's `BatchNormalization` saves `synchronized` and refuses `True` on
+    the JAX and PyTorch backends; the setting belongs to a training run, not
+    to the architecture (`set_synchronized_batch_norm`).
+
+    Example:
+
+    >>> bn = keras.layers.serialize(keras.layers.BatchNormalization(synchronized=True))
+    >>> unsynchronized(bn)["config"]["synchronized"]
+    False
+    """
+    if isinstance(config, dict):
+        config = {key: unsynchronized(value) for key, value in config.items()}
+        inner = config.get("config")
+        if config.get("class_name") == "BatchNormalization" and isinstance(inner, dict):
+            inner["synchronized"] = False
+        return config
+    if isinstance(config, (list, tuple)):
+        return type(config)(unsynchronized(value) for value in config)
+    return config

@@ -1,19 +1,19 @@
-"""ANNSegmenter: a dilated ResNet with the ANN decode head."""
+"""ANNSegmenter: a backbone with the ANN decode head."""
 
 import contextlib
 
 import keras
 from keras import ops
 
+from keras_ann.backbones.feature_pyramid import feature_model, select_features
 from keras_ann.backbones.resnet import ResNetBackbone, input_dtype
 from keras_ann.checks import check_images, check_labels
-from keras_ann.layers import initializers
-from keras_ann.layers.afnb import AFNB
-from keras_ann.layers.apnb import APNB
-from keras_ann.layers.conv_bn import ConvBNReLU
+from keras_ann.layers.conv_bn import unsynchronized
+from keras_ann.layers.heads import ANNHead, FCNHead
 from keras_ann.layers.normalize import ImageNormalization
 from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
+from keras_ann.models.legacy import LEGACY_LAYOUT_MESSAGE, LegacyLayoutError
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -28,29 +28,36 @@ class ANNSegmenter(keras.Model):
 
     ```
     images (RGB, 0..255) -> normalise (ImageNet mean / std)
-      -> dilated ResNet-V1c -> stage 3 (low), stage 4 (high)
-      -> AFNB([low, high]) -> dropout -> 3x3 conv-BN-ReLU
-      -> APNB -> dropout -> 1x1 classifier
-      -> bilinear resize to the input size -> logits
+      -> backbone -> low- and high-level features (ResNet: stages 3 and 4)
+      -> ANNHead([low, high]) -> bilinear resize to the input size -> logits
     ```
 
-    An auxiliary FCN head on stage 3 (3x3 conv-BN-ReLU, dropout, classifier)
-    is used in training only: with `training=True` the model returns
-    `{"logits": ..., "aux_logits": ...}` and `fit()` adds
-    `auxiliary_loss_weight` times the auxiliary loss to the loss; otherwise
-    (`predict()`, `evaluate()`, `model(x)`) it returns the logits alone and
-    the auxiliary head is not computed.
+    The auxiliary `FCNHead` on the low-level features is trained only:
+    `fit()` adds `auxiliary_loss_weight` times its loss to the loss. The
+    model's output is the logits tensor (`predict()`, `evaluate()`,
+    `model(x)` and `model(x, training=True)`), and the auxiliary head is not
+    computed then; `model(x, training=True, return_auxiliary=True)` returns
+    `{"logits": ..., "aux_logits": ...}` (as `fit()` does internally).
 
-    Widths follow the reference for bottleneck backbones (head 512, attention
-    256, auxiliary 256 channels); for basic-block backbones (ResNet-18) they
-    are a quarter (128, 64, 64), as the reference's R-18 configs scale other
-    heads.
+    The backbone is anything that yields named feature maps: a name or a
+    `ResNetBackbone` (dilated ResNet-V1c, the reference's), a KerasHub
+    `FeaturePyramidBackbone` (ResNet, CSPNet, MiT, EfficientNet, ...; the
+    last two of its `pyramid_outputs` by default) or a functional model with
+    a dict of outputs. Head widths follow the backbone: the head's 3x3 conv
+    and APNB a quarter of the high-level channels, the attention an eighth,
+    the auxiliary head a quarter of the low-level channels (the reference's
+    512, 256 and 256 on ResNet-50/101; 128, 64, 64 on ResNet-18).
 
     Args:
         backbone: a name from `keras_ann.backbones.BACKBONE_NAMES`
-            (`"resnet18_d8"`, `"resnet50_d8"`, `"resnet101_d8"`, ...) or a
-            `ResNetBackbone`. Defaults to `"resnet50_d8"`.
+            (`"resnet18_d8"`, `"resnet50_d8"`, `"resnet101_d8"`, ...), a
+            `ResNetBackbone`, a KerasHub `FeaturePyramidBackbone` or a
+            functional model with dict outputs. Defaults to `"resnet50_d8"`.
         num_classes: int, number of classes. Defaults to 19.
+        feature_keys: `(low, high)` names of the backbone's feature maps
+            the head uses. Defaults to the last two (`("stage3", "stage4")`
+            for `ResNetBackbone`, `("P4", "P5")` for most KerasHub
+            backbones).
         align_corners: bool, `align_corners` of the final bilinear resize
             (the reference's 769x769 recipes use `True`). Defaults to `False`.
         head_channels: int, width of the head's 3x3 conv and APNB.
@@ -59,8 +66,7 @@ class ANNSegmenter(keras.Model):
             Defaults to `(1,)`.
         key_pool_scales: tuple of ints, the key pyramid. Defaults to
             `(1, 3, 6, 8)`.
-        dropout: float, channel dropout before the 3x3 conv and the
-            classifier. Defaults to 0.1.
+        dropout: float, channel dropout of both heads. Defaults to 0.1.
         auxiliary_head: bool, build the auxiliary FCN head. Defaults to
             `True`.
         auxiliary_channels: int, width of the auxiliary head.
@@ -69,8 +75,6 @@ class ANNSegmenter(keras.Model):
             the default `compile()`. Defaults to 255.
         mean: per-channel RGB mean subtracted inside the model.
         std: per-channel RGB standard deviation divided inside the model.
-        synchronized: bool, synchronised batch normalisation (used when the
-            backbone is given by name). Defaults to `False`.
         test_config: optional dict of how to test the model (keys `mode`,
             `crop_size`, `stride`, `test_scale`, `class_names`, `palette`,
             `data`; see `keras_ann.recipes.Recipe.test_config`), kept with
@@ -85,12 +89,15 @@ class ANNSegmenter(keras.Model):
     >>> images = np.random.uniform(0, 255, (1, 67, 93, 3)).astype("float32")
     >>> model.predict(images, verbose=0).shape
     (1, 67, 93, 5)
+    >>> model.decode_head.channels, model.auxiliary_head.channels
+    (128, 64)
     """
 
     def __init__(
         self,
         backbone="resnet50_d8",
         num_classes=19,
+        feature_keys=None,
         align_corners=False,
         head_channels=None,
         project_channels=None,
@@ -103,107 +110,79 @@ class ANNSegmenter(keras.Model):
         ignore_index=255,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        synchronized=False,
         test_config=None,
         **kwargs,
     ):
-        if int(num_classes) < 1:
-            raise ValueError(f"`num_classes` must be >= 1, got {num_classes!r}.")
         dtype = kwargs.get("dtype")
-        # === Layers ===
         if isinstance(backbone, str):
-            backbone = ResNetBackbone.from_name(
-                backbone, synchronized=synchronized, dtype=dtype
-            )
-        elif not isinstance(backbone, ResNetBackbone):
-            raise ValueError(
-                "`backbone` must be a backbone name or a `ResNetBackbone`, "
-                f"got {type(backbone).__name__}."
-            )
-        wide = backbone.block_type == "bottleneck"
-        head_channels = head_channels or (512 if wide else 128)
-        project_channels = project_channels or (256 if wide else 64)
-        auxiliary_channels = auxiliary_channels or (256 if wide else 64)
-        low_channels, high_channels = backbone.stage_channels[2:4]
-
-        normalize = ImageNormalization(mean, std, dtype=dtype, name="normalize")
-        fusion = AFNB(
-            project_channels,
-            high_channels,
-            query_scales=query_scales,
-            key_pool_scales=key_pool_scales,
-            synchronized=synchronized,
-            dtype=dtype,
-            name="decode_fusion",
-        )
-        bottleneck = ConvBNReLU(
-            head_channels, 3, synchronized=synchronized, dtype=dtype, name="decode_bottleneck"
-        )
-        context = APNB(
-            project_channels,
-            head_channels,
-            query_scales=query_scales,
-            key_pool_scales=key_pool_scales,
-            synchronized=synchronized,
-            dtype=dtype,
-            name="decode_context",
-        )
-        classifier = _classifier(num_classes, dtype, "decode_conv_seg")
+            backbone = ResNetBackbone.from_name(backbone, dtype=dtype)
+        features_of = feature_model(backbone)
         # Logits in float32 under mixed precision (float64 models keep float64).
         logits_dtype = input_dtype(dtype) or "float32"
+
+        # === Functional Model (its layers created with the widths they need) ===
+        # The backbone's image shape: (None, None, 3) but for backbones of a
+        # fixed size (KerasHub's MiT).
+        image_shape = tuple(features_of.inputs[0].shape[1:])
+        images = keras.Input(shape=image_shape, dtype=input_dtype(dtype), name="images")
+        features = features_of(ImageNormalization(mean, std, dtype=dtype, name="normalize")(images))
+        feature_keys = select_features(features, feature_keys)
+        low, high = (features[key] for key in feature_keys)
+        decode_head = ANNHead(
+            num_classes,
+            head_channels or _fraction(high, 4),
+            project_channels or _fraction(high, 8),
+            query_scales,
+            key_pool_scales,
+            dropout,
+            dtype=dtype,
+            name="decode_head",
+        )
         resize = ResizeLike(align_corners, dtype=logits_dtype, name="logits")
-
-        # === Functional Model ===
-        images = keras.Input(shape=(None, None, 3), dtype=input_dtype(dtype), name="images")
-        features = backbone(normalize(images))
-        low, high = features["stage3"], features["stage4"]
-        x = fusion([low, high])
-        x = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="decode_dropout")(x)
-        x = bottleneck(x)
-        x = context(x)
-        x = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="decode_cls_dropout")(x)
-        logits = resize([classifier(x), images])
-
-        aux_logits = None
+        logits = resize([decode_head([low, high]), images])
+        aux_head = None
         if auxiliary_head:
-            a = ConvBNReLU(
-                auxiliary_channels, 3, synchronized=synchronized, dtype=dtype, name="aux_conv"
-            )(low)
-            a = keras.layers.SpatialDropout2D(dropout, dtype=dtype, name="aux_dropout")(a)
-            a = _classifier(num_classes, dtype, "aux_conv_seg")(a)
-            aux_logits = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")(
-                [a, images]
+            aux_head = FCNHead(
+                num_classes,
+                auxiliary_channels or _fraction(low, 4),
+                dropout=dropout,
+                dtype=dtype,
+                name="auxiliary_head",
             )
-
+            aux_resize = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")
+            aux_logits = aux_resize([aux_head(low), images])
         super().__init__(inputs=images, outputs=logits, **kwargs)
-
         # The training graph shares every layer with the inference graph and
         # adds the auxiliary head's output.
         self.training_graph = None
-        if auxiliary_head:
+        if aux_head is not None:
             self.training_graph = keras.Model(
-                images,
-                {"logits": logits, "aux_logits": aux_logits},
-                name="training_graph",
+                images, {"logits": logits, "aux_logits": aux_logits}, name="training_graph"
             )
 
         # === Config ===
         self.backbone = backbone
-        self.num_classes = int(num_classes)
+        self.decode_head = decode_head
+        self.auxiliary_head = aux_head
+        self.feature_keys = feature_keys
         self.align_corners = bool(align_corners)
-        self.head_channels = head_channels
-        self.project_channels = project_channels
-        self.query_scales = tuple(query_scales)
-        self.key_pool_scales = tuple(key_pool_scales)
-        self.dropout = float(dropout)
-        self.auxiliary_head = bool(auxiliary_head)
-        self.auxiliary_channels = auxiliary_channels
         self.auxiliary_loss_weight = float(auxiliary_loss_weight)
         self.ignore_index = int(ignore_index)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self.synchronized = bool(synchronized)
         self.test_config = dict(test_config) if test_config else None
+        self._auxiliary_in_training = False
+
+    # Widths and settings that live in the heads (each fact in one place).
+    num_classes = property(lambda self: self.decode_head.num_classes)
+    head_channels = property(lambda self: self.decode_head.channels)
+    project_channels = property(lambda self: self.decode_head.project_channels)
+    query_scales = property(lambda self: self.decode_head.query_scales)
+    key_pool_scales = property(lambda self: self.decode_head.key_pool_scales)
+    dropout = property(lambda self: self.decode_head.dropout_rate)
+    auxiliary_channels = property(
+        lambda self: None if self.auxiliary_head is None else self.auxiliary_head.channels
+    )
 
     def __call__(self, *args, **kwargs):
         # Before Keras converts the input (a boolean or complex array would
@@ -213,9 +192,19 @@ class ANNSegmenter(keras.Model):
             check_images(images, "images")
         return super().__call__(*args, **kwargs)
 
-    def call(self, inputs, training=None, mask=None):
-        if training and self.training_graph is not None:
-            return self.training_graph(inputs, training=True)
+    def call(self, inputs, training=None, mask=None, return_auxiliary=None):
+        """The logits; with `return_auxiliary=True` the dict
+        `{"logits", "aux_logits"}` (the default inside `fit()` and
+        `train_on_batch()`)."""
+        if return_auxiliary is None:
+            return_auxiliary = bool(training) and self._auxiliary_in_training
+        if return_auxiliary:
+            if self.training_graph is None:
+                raise ValueError(
+                    "`return_auxiliary=True` needs the auxiliary head; this model "
+                    "was built with `auxiliary_head=False`."
+                )
+            return self.training_graph(inputs, training=training)
         return super().call(inputs, training=training, mask=mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -237,8 +226,22 @@ class ANNSegmenter(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         _check_data(x, y, self.num_classes, self.ignore_index, kwargs.get("validation_data"))
-        with self._dropped_on_error("train_function"):
+        with self._dropped_on_error("train_function"), self._training_with_auxiliary():
             return super().fit(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        with self._dropped_on_error("train_function"), self._training_with_auxiliary():
+            return super().train_on_batch(x, y, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _training_with_auxiliary(self):
+        # Keras's train step calls `self(x, training=True)`; inside `fit()`
+        # that call returns the auxiliary logits too, for `compute_loss`.
+        previous, self._auxiliary_in_training = self._auxiliary_in_training, True
+        try:
+            yield
+        finally:
+            self._auxiliary_in_training = previous
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         _check_data(x, y, self.num_classes, self.ignore_index)
@@ -341,7 +344,8 @@ class ANNSegmenter(keras.Model):
           weights, so later calls work offline.
         - A path to a reference `.pth` file converts it offline; backbone
           depth, number of classes and head widths come from the weights.
-        - A path to a `.keras` file loads it.
+        - A path to a `.keras` file loads it (a file of keras-ann 0.1.0,
+          whose heads were flat layers, is converted; save it again).
 
         Args:
             name_or_path: preset name or file path.
@@ -349,7 +353,8 @@ class ANNSegmenter(keras.Model):
             verbose: show download progress.
             **overrides: `ANNSegmenter` arguments that replace the preset's,
                 e.g. `align_corners=True`, or `num_classes=11` (everything
-                but the classifiers is loaded then).
+                but the classifiers is loaded then, from `.pth` and `.keras`
+                files alike).
 
         Example:
 
@@ -363,33 +368,37 @@ class ANNSegmenter(keras.Model):
         return load_preset(cls, name_or_path, cache_dir=cache_dir, verbose=verbose, **overrides)
 
     def get_config(self):
+        backbone = keras.layers.serialize(self.backbone)
         return {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "backbone": keras.layers.serialize(self.backbone),
+            # Synchronised batch norm is a run-time setting, never saved.
+            "backbone": unsynchronized(backbone),
             "num_classes": self.num_classes,
+            "feature_keys": self.feature_keys,
             "align_corners": self.align_corners,
             "head_channels": self.head_channels,
             "project_channels": self.project_channels,
             "query_scales": self.query_scales,
             "key_pool_scales": self.key_pool_scales,
             "dropout": self.dropout,
-            "auxiliary_head": self.auxiliary_head,
+            "auxiliary_head": self.auxiliary_head is not None,
             "auxiliary_channels": self.auxiliary_channels,
             "auxiliary_loss_weight": self.auxiliary_loss_weight,
             "ignore_index": self.ignore_index,
             "mean": self.mean,
             "std": self.std,
-            "synchronized": self.synchronized,
             "test_config": self.test_config,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if "synchronized" in config:
+            raise LegacyLayoutError(LEGACY_LAYOUT_MESSAGE.format(source="This model configuration"))
         if isinstance(config.get("backbone"), dict):
-            config["backbone"] = keras.layers.deserialize(config["backbone"])
+            config["backbone"] = keras.layers.deserialize(unsynchronized(config["backbone"]))
         return cls(**config)
 
 
@@ -448,11 +457,7 @@ def logits_to_labels(logits):
     return ops.convert_to_numpy(ops.cast(ops.argmax(logits, axis=-1), "int32"))
 
 
-def _classifier(num_classes, dtype, name):
-    return keras.layers.Conv2D(
-        num_classes,
-        1,
-        kernel_initializer=initializers.classifier_kernel(),
-        dtype=dtype,
-        name=name,
-    )
+def _fraction(features, divisor):
+    """Default head width: the features' channels over `divisor` (the
+    reference's widths on ResNet-50/101), at least 1."""
+    return max(int(features.shape[-1]) // divisor, 1)

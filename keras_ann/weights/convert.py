@@ -10,11 +10,9 @@ exactly one Keras variable here:
 | `backbone.layer{s}.{b}.conv{k}.weight`                | backbone `stage{s}_block{b+1}_conv{k}` |
 | `backbone.layer{s}.{b}.bn{k}.*`                       | backbone `stage{s}_block{b+1}_bn{k}`   |
 | `backbone.layer{s}.0.downsample.{0,1}.*`              | `stage{s}_block1_downsample_{conv,bn}` |
-| `decode_head.fusion.*` (AFNB)                         | layer `decode_fusion`                  |
-| `decode_head.bottleneck.*`                            | layer `decode_bottleneck`              |
-| `decode_head.context.*` (APNB)                        | layer `decode_context`                 |
-| `decode_head.conv_seg.*`                              | layer `decode_conv_seg`                |
-| `auxiliary_head.convs.0.*`, `auxiliary_head.conv_seg.*` | layers `aux_conv`, `aux_conv_seg`    |
+| `decode_head.{fusion,bottleneck,context,conv_seg}.*`  | `ANNHead` `model.decode_head`, same sub-layer names |
+| `auxiliary_head.convs.{i}.*`                          | `FCNHead` `model.auxiliary_head.convs[i]` |
+| `auxiliary_head.{conv_cat,conv_seg}.*`                | `model.auxiliary_head.{conv_cat,conv_seg}` |
 
 Convolution kernels go from PyTorch's `(out, in, kh, kw)` to Keras's
 `(kh, kw, in, out)`; batch norms map `weight, bias, running_mean,
@@ -32,8 +30,10 @@ from keras_ann.weights.pth_reader import CheckpointError
 
 __all__ = [
     "ConversionError",
+    "ann_head_weight_map",
     "assign_weights",
     "backbone_weight_map",
+    "fcn_head_weight_map",
     "infer_ann_config",
     "load_imagenet_backbone",
     "load_reference_weights",
@@ -118,25 +118,55 @@ def _fusion(key, layer):
     return entries + _conv_bn(f"{key}.bottleneck", layer.bottleneck)
 
 
+def ann_head_weight_map(head, prefix="decode_head."):
+    """`[(state_dict_key, keras_variable, transform)]` for an `ANNHead`
+    (the reference's `ANNHead`, keys `decode_head.*`)."""
+    return (
+        _fusion(f"{prefix}fusion", head.fusion)
+        + _conv_bn(f"{prefix}bottleneck", head.bottleneck)
+        + _fusion(f"{prefix}context", head.context)
+        + _conv(f"{prefix}conv_seg", head.conv_seg, bias=True)
+    )
+
+
+def fcn_head_weight_map(head, prefix="auxiliary_head."):
+    """`[(state_dict_key, keras_variable, transform)]` for an `FCNHead`
+    (the reference's `FCNHead`, keys `auxiliary_head.*`)."""
+    entries = []
+    for i, conv in enumerate(head.convs):
+        entries += _conv_bn(f"{prefix}convs.{i}", conv)
+    if head.conv_cat is not None:
+        entries += _conv_bn(f"{prefix}conv_cat", head.conv_cat)
+    return entries + _conv(f"{prefix}conv_seg", head.conv_seg, bias=True)
+
+
 def segmenter_weight_map(model, include=("backbone", "decode_head", "auxiliary_head")):
     """`[(state_dict_key, keras_variable, transform)]` for an `ANNSegmenter`.
 
     Args:
         model: an `ANNSegmenter`.
         include: which parts of the reference model to map.
+
+    Raises:
+        ConversionError: the backbone is mapped but is not a
+            `ResNetBackbone` (the reference's ANN models are ResNet-V1c).
     """
+    from keras_ann.backbones.resnet import ResNetBackbone
+
     entries = []
     if "backbone" in include:
+        if not isinstance(model.backbone, ResNetBackbone):
+            raise ConversionError(
+                "The reference's ANN weights are for a ResNet-V1c backbone; this model's "
+                f"backbone is a {type(model.backbone).__name__}. Load its own weights "
+                "(e.g. KerasHub's `from_preset`) and convert the heads only with "
+                "`segmenter_weight_map(model, include=('decode_head', 'auxiliary_head'))`."
+            )
         entries += backbone_weight_map(model.backbone)
     if "decode_head" in include:
-        entries += _fusion("decode_head.fusion", model.get_layer("decode_fusion"))
-        entries += _conv_bn("decode_head.bottleneck", model.get_layer("decode_bottleneck"))
-        entries += _fusion("decode_head.context", model.get_layer("decode_context"))
-        entries += _conv("decode_head.conv_seg", model.get_layer("decode_conv_seg"), bias=True)
-    if "auxiliary_head" in include and model.training_graph is not None:
-        graph = model.training_graph
-        entries += _conv_bn("auxiliary_head.convs.0", graph.get_layer("aux_conv"))
-        entries += _conv("auxiliary_head.conv_seg", graph.get_layer("aux_conv_seg"), bias=True)
+        entries += ann_head_weight_map(model.decode_head)
+    if "auxiliary_head" in include and model.auxiliary_head is not None:
+        entries += fcn_head_weight_map(model.auxiliary_head)
     return entries
 
 
@@ -325,7 +355,7 @@ def load_reference_weights(model, checkpoint, partial=None, source=None):
         if partial == "new_classifier":
             skip += list(_CLASSIFIERS)
             allow += list(_CLASSIFIERS)
-    if model.training_graph is None:
+    if model.auxiliary_head is None:
         allow.append("auxiliary_head.")
     return assign_weights(
         entries, state_dict, source=source, allow_unexpected=tuple(allow), skip=tuple(skip)
