@@ -65,7 +65,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true, y_pred = segmentation_pair(y_true, y_pred)
         y_true = ops.cast(y_true, "int32")
-        y_pred = ops.cast(y_pred, "float32")
+        # float32 at least (float64 logits keep float64).
+        dtype = keras.backend.result_type(y_pred.dtype, "float32")
+        y_pred = ops.cast(y_pred, dtype)
         size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
         y_pred = bilinear_resize(y_pred, size, self.align_corners)
 
@@ -75,16 +77,16 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         per_pixel = -ops.squeeze(
             ops.take_along_axis(log_probs, safe_labels[..., None], axis=-1), -1
         )
-        mask = ops.cast(valid, "float32")
+        mask = ops.cast(valid, dtype)
         if self.class_weight is not None:
-            weights = ops.convert_to_tensor(self.class_weight, dtype="float32")
+            weights = ops.convert_to_tensor(self.class_weight, dtype=dtype)
             mask = mask * ops.take(weights, safe_labels)
         per_pixel = per_pixel * mask
         if self.avg_non_ignore:
             # Mean over labelled pixels: rescale so that the default
             # per-element mean becomes sum / num_valid.
-            num_pixels = ops.cast(ops.size(per_pixel), "float32")
-            num_valid = ops.maximum(ops.sum(ops.cast(valid, "float32")), 1.0)
+            num_pixels = ops.cast(ops.size(per_pixel), dtype)
+            num_valid = ops.maximum(ops.sum(ops.cast(valid, dtype)), 1.0)
             per_pixel = per_pixel * (num_pixels / num_valid)
         return self.loss_weight * per_pixel
 

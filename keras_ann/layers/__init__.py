@@ -3,6 +3,7 @@
 from keras_ann.layers.afnb import AFNB
 from keras_ann.layers.apnb import APNB
 from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
+from keras_ann.layers.batch_norm import TorchBatchNormalization
 from keras_ann.layers.conv_bn import ConvBNReLU
 from keras_ann.layers.normalize import ImageNormalization
 from keras_ann.layers.pyramid_pooling import PyramidPooling
@@ -16,4 +17,5 @@ __all__ = [
     "ImageNormalization",
     "PyramidPooling",
     "ResizeLike",
+    "TorchBatchNormalization",
 ]
