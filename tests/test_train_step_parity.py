@@ -26,6 +26,28 @@ def float64_floatx():
     keras.config.set_floatx(previous)
 
 
+@pytest.mark.parametrize("avg_non_ignore", [False, True])
+def test_loss_equals_the_reference_cross_entropy_in_float64(mmseg_ann, rng, avg_non_ignore):
+    """mmseg's `CrossEntropyLoss` divides by (count + float32 epsilon)."""
+    import torch
+
+    mmseg_ann.install_mmcv_ops_stub()
+    from mmseg.models.losses import CrossEntropyLoss
+
+    from keras_ann.losses import SegmentationCrossEntropy
+
+    logits = rng.normal(0, 3, (2, 5, 7, 4))
+    labels = rng.integers(0, 4, (2, 5, 7))
+    labels[0, :2] = 255
+    reference = CrossEntropyLoss(avg_non_ignore=avg_non_ignore)
+    want = float(reference(
+        torch.from_numpy(logits.transpose(0, 3, 1, 2).copy()),
+        torch.from_numpy(labels), ignore_index=255,
+    ))
+    got = float(SegmentationCrossEntropy(avg_non_ignore=avg_non_ignore, dtype="float64")(labels, logits))
+    assert got == pytest.approx(want, rel=1e-14)
+
+
 def _torch_batch_norm(channels, moving_mean, moving_variance, gamma, beta):
     import torch
 
@@ -92,6 +114,28 @@ def test_batch_norm_rejects_bad_arguments():
     bn = TorchBatchNormalization()
     with pytest.raises(ValueError, match="statistics_updates"):
         bn(np.ones((2, 3), "float32"), training=True, statistics_updates=0)
+
+
+def test_synchronized_batch_norm_counts_all_replicas():
+    """Under MirroredStrategy (two logical CPUs) the unbiased variance uses
+    the count of the global batch, as PyTorch's `SyncBatchNorm`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, KERAS_BACKEND="tensorflow",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(here), here]))
+    result = subprocess.run(
+        [sys.executable, os.path.join(here, "sync_batch_norm_check.py")],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["mean_error"] <= 1e-12 and report["variance_error"] <= 1e-12
 
 
 def test_apnb_updates_its_shared_projection_twice_per_step(mmseg_ann, rng):
@@ -209,6 +253,7 @@ def test_two_sgd_steps_equal_the_reference(
     loss_diff = np.abs(np.subtract(got_losses, want_losses)) / np.abs(want_losses)
     logit_diff = float(np.abs(got - want).max() / np.abs(want).max())
     print(f"R-{depth} align_corners={align_corners}: losses {want_losses}, "
-          f"relative loss differences {loss_diff}, relative logit difference {logit_diff:.3g}")
+          f"relative loss differences {loss_diff}, max|logit| {np.abs(want).max():.3g}, "
+          f"relative logit difference {logit_diff:.3g}")
     np.testing.assert_allclose(got_losses, want_losses, rtol=1e-12)
     assert logit_diff <= 1e-9
