@@ -6,6 +6,10 @@ from keras import ops
 from keras_ann.ops import bilinear_resize, segmentation_pair
 
 
+# torch.finfo(torch.float32).eps, whatever the dtype, as the reference.
+_FLOAT32_EPSILON = 1.1920928955078125e-07
+
+
 @keras.saving.register_keras_serializable(package="keras_ann")
 class SegmentationCrossEntropy(keras.losses.Loss):
     """Softmax cross-entropy per pixel with an ignore value, as the
@@ -14,7 +18,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     Pixels labelled `ignore_index` contribute zero. By default the loss is
     averaged over **all** pixels, ignored ones included, as the reference
     does (`avg_non_ignore=False`); `avg_non_ignore=True` averages over the
-    labelled pixels only. Class weights scale each pixel's loss by the weight
+    labelled pixels only; the sum is divided by that count plus float32's
+    epsilon (1.19e-7), as the reference. Class weights scale each pixel's loss by the weight
     of its true class (the average still counts pixels, as the reference's).
     Logits of another spatial size than the labels are resized bilinearly to
     the labels' size first (`align_corners` as given), as the reference's
@@ -65,7 +70,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true, y_pred = segmentation_pair(y_true, y_pred)
         y_true = ops.cast(y_true, "int32")
-        y_pred = ops.cast(y_pred, "float32")
+        # float32 at least (float64 logits keep float64).
+        dtype = keras.backend.result_type(y_pred.dtype, "float32")
+        y_pred = ops.cast(y_pred, dtype)
         size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
         y_pred = bilinear_resize(y_pred, size, self.align_corners)
 
@@ -75,17 +82,18 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         per_pixel = -ops.squeeze(
             ops.take_along_axis(log_probs, safe_labels[..., None], axis=-1), -1
         )
-        mask = ops.cast(valid, "float32")
+        mask = ops.cast(valid, dtype)
         if self.class_weight is not None:
-            weights = ops.convert_to_tensor(self.class_weight, dtype="float32")
+            weights = ops.convert_to_tensor(self.class_weight, dtype=dtype)
             mask = mask * ops.take(weights, safe_labels)
         per_pixel = per_pixel * mask
-        if self.avg_non_ignore:
-            # Mean over labelled pixels: rescale so that the default
-            # per-element mean becomes sum / num_valid.
-            num_pixels = ops.cast(ops.size(per_pixel), "float32")
-            num_valid = ops.maximum(ops.sum(ops.cast(valid, "float32")), 1.0)
-            per_pixel = per_pixel * (num_pixels / num_valid)
+        # The reference divides the sum by (count + float32's epsilon), the
+        # count being all pixels or, with `avg_non_ignore`, the labelled
+        # ones (mmseg's `cross_entropy` -> `weight_reduce_loss(avg_factor)`).
+        # Rescaled here, as the reduction divides by the number of pixels.
+        num_pixels = ops.cast(ops.size(per_pixel), dtype)
+        count = ops.sum(ops.cast(valid, dtype)) if self.avg_non_ignore else num_pixels
+        per_pixel = per_pixel * (num_pixels / (count + _FLOAT32_EPSILON))
         return self.loss_weight * per_pixel
 
     def get_config(self):

@@ -154,6 +154,7 @@ def test_query_scales_sum_contexts(rng):
         (ann_layers.AFNB(4, 6, query_scales=(1,), key_pool_scales=(1, 2)), [[(1, 6, 6, 5), (1, 6, 6, 6)]]),
         (ann_layers.APNB(4, 6, query_scales=(1, 2)), [(1, 6, 6, 6)]),
         (ann_layers.ResizeLike(align_corners=True), [[(1, 3, 3, 2), (1, 7, 5, 3)]]),
+        (ann_layers.TorchBatchNormalization(epsilon=1e-5, momentum=0.9), [(2, 3, 3, 4)]),
     ],
 )
 def test_layer_config_round_trip(rng, layer, inputs):

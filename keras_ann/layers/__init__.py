@@ -3,6 +3,7 @@
 from keras_ann.layers.afnb import AFNB
 from keras_ann.layers.apnb import APNB
 from keras_ann.layers.asymmetric_attention import AsymmetricNonLocalAttention
+from keras_ann.layers.batch_norm import TorchBatchNormalization
 from keras_ann.layers.conv_bn import ConvBNReLU, set_synchronized_batch_norm
 from keras_ann.layers.heads import ANNHead, FCNHead
 from keras_ann.layers.normalize import ImageNormalization
@@ -19,5 +20,6 @@ __all__ = [
     "ImageNormalization",
     "PyramidPooling",
     "ResizeLike",
+    "TorchBatchNormalization",
     "set_synchronized_batch_norm",
 ]

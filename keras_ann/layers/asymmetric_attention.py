@@ -27,7 +27,10 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
 
     This is the reference's `SelfAttentionBlock` of `ann_head.py`. The output
     projection starts at zero (weights and bias), so a freshly initialised
-    block adds no context. The value projection is an affine 1x1
+    block adds no context. With `share_key_query` and the same tensor as
+    queries and keys (APNB) the projection is computed once, but in
+    training its batch normalisation updates the moving statistics twice,
+    as the reference's two calls do. The value projection is an affine 1x1
     convolution and the pooling weights sum to one, so pooling before
     projecting gives the same values as the reference's order for
     `H * W / S` times less work.
@@ -136,10 +139,14 @@ class AsymmetricNonLocalAttention(keras.layers.Layer):
         row.
         """
         query_feats, key_feats = inputs
-        key_map = self.key_project(key_feats, training=training)
         if self.share_key_query and query_feats is key_feats:
+            # The reference calls the shared projection twice on the same
+            # features (as queries, then as keys): same output, and in
+            # training its batch-norm statistics are updated twice.
+            key_map = self.key_project(key_feats, training=training, statistics_updates=2)
             query = key_map
         else:
+            key_map = self.key_project(key_feats, training=training)
             query = self.query_project(query_feats, training=training)
         if self.query_scale > 1:
             query = ops.max_pool(query, self.query_scale, self.query_scale, "valid")

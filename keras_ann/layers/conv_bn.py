@@ -3,17 +3,19 @@
 import keras
 
 from keras_ann.layers import initializers
+from keras_ann.layers.batch_norm import TorchBatchNormalization
 
 
 def batch_norm(name=None, dtype=None):
-    """`BatchNormalization` with PyTorch's numbers: eps 1e-5, momentum 0.1.
+    """Batch normalisation with PyTorch's numbers: eps 1e-5, momentum 0.1,
+    and PyTorch's update of the moving statistics (`TorchBatchNormalization`).
 
     Keras's momentum is the weight of the old moving statistic, so PyTorch's
     momentum of 0.1 is 0.9 here. Synchronisation across replicas is a
     run-time setting (`set_synchronized_batch_norm`), not part of the
     architecture.
     """
-    return keras.layers.BatchNormalization(
+    return TorchBatchNormalization(
         axis=-1,
         epsilon=1e-5,
         momentum=0.9,
@@ -125,7 +127,8 @@ class ConvBNReLU(keras.layers.Layer):
     The convolution pads like PyTorch (`padding = dilation * (k - 1) // 2`,
     symmetric) and is initialised like mmcv's `ConvModule`: He normal with
     fan-out. Batch normalisation uses PyTorch's epsilon (1e-5) and momentum
-    (0.1), gamma 1 and beta 0.
+    (0.1), gamma 1 and beta 0, and updates its moving statistics as PyTorch
+    (`TorchBatchNormalization`: unbiased batch variance).
 
     Args:
         filters: int, output channels.
@@ -134,6 +137,13 @@ class ConvBNReLU(keras.layers.Layer):
         dilation_rate: int. Defaults to 1.
         activation: `"relu"` or `None`. Defaults to `"relu"`.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: channels-last feature map.
+        training: bool, batch-norm mode.
+        statistics_updates: int, how many times a training call updates
+            the moving statistics, as calling the reference's module that
+            many times on the same input. Defaults to 1.
 
     Example:
 
@@ -177,9 +187,9 @@ class ConvBNReLU(keras.layers.Layer):
         shape = self.conv.compute_output_shape(shape)
         self.bn.build(shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, statistics_updates=1):
         x = inputs if self.pad is None else self.pad(inputs)
-        x = self.bn(self.conv(x), training=training)
+        x = self.bn(self.conv(x), training=training, statistics_updates=statistics_updates)
         if self.activation == "relu":
             x = keras.ops.relu(x)
         return x

@@ -417,6 +417,87 @@ def reference_logits(model, images, return_aux: bool = False):
         return out, aux.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
 
 
+def _normalized_nchw(images):
+    """RGB (N, H, W, 3) in [0, 255] -> (x - mean) / std, NCHW float64 tensor.
+
+    What ``model.data_preprocessor`` computes, but in float64 (the
+    preprocessor casts to float32 first).
+    """
+    import torch
+
+    x = np.asarray(images, dtype=np.float64)
+    x = (x - np.asarray(MEAN)) / np.asarray(STD)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def reference_logits_float64(model, images):
+    """Eval-mode decode-head logits of a float64 model (``model.double()``),
+    NHWC float64, through ``model.encode_decode``."""
+    import torch
+
+    x = _normalized_nchw(images)
+    h, w = x.shape[2:]
+    metas = [dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w))] * x.shape[0]
+    model.eval()
+    with torch.no_grad():
+        out = model.encode_decode(x, metas)
+    return out.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def reference_train_steps(
+    model, images, labels, steps=2, lr=0.01, momentum=0.9, weight_decay=5e-4
+):
+    """Train the reference for ``steps`` SGD steps on one batch, in float64.
+
+    The reference's training iteration without its data pipeline:
+    ``model.loss`` (backbone, decode and auxiliary heads in training mode,
+    each head's ``CrossEntropyLoss`` with its ``loss_weight``),
+    ``model.parse_losses`` (the sum of every ``*loss*`` entry) and
+    ``torch.optim.SGD(lr, momentum, weight_decay)`` over all parameters, as
+    the reference's ``optim_wrapper`` (no ``paramwise_cfg``). Dropout layers
+    keep their modules but get ``p = 0``. The model is converted to float64
+    in place and left in eval mode.
+
+    Args:
+        model: an ANN ``EncoderDecoder`` from :func:`build_reference_ann`.
+        images: (N, H, W, 3) RGB in [0, 255].
+        labels: (N, H, W) integer labels (255 ignored).
+
+    Returns:
+        list of the ``steps`` total losses (Python floats), each computed
+        before its step's update.
+    """
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    model.double().train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.p = 0.0
+    x = _normalized_nchw(images)
+    h, w = x.shape[2:]
+    samples = []
+    for label in np.asarray(labels):
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w))
+        )
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(label.astype(np.int64)[None]))
+        samples.append(sample)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss, _ = model.parse_losses(model.loss(x, samples))
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
 def normalize_rgb(images):
     """(x - mean) / std in RGB order, NHWC float32 (what the preprocessor does)."""
     x = np.asarray(images, dtype=np.float32)
