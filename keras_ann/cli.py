@@ -125,9 +125,17 @@ def _export(args):
 
 
 def _train(args):
-    from keras_ann.training import train
+    from keras_ann.training import ResumeError, WorkDirError, train
 
-    model, history = train(
+    try:
+        _, history = _train_run(args, train)
+    except (ResumeError, WorkDirError) as error:
+        raise SystemExit(f"keras-ann train: error: {error}")
+    print(f"finished; checkpoint: {os.path.join(args.work_dir, 'latest.keras')}")
+
+
+def _train_run(args, train):
+    return train(
         args.recipe,
         args.data_root,
         args.work_dir,
@@ -141,8 +149,9 @@ def _train(args):
         imagenet_checkpoint=args.imagenet,
         seed=args.seed,
         eval_steps=args.eval_steps,
+        allow_changes=args.allow_changes,
+        restart=args.restart,
     )
-    print(f"finished; checkpoint: {os.path.join(args.work_dir, 'latest.keras')}")
 
 
 def _dataset_for(args):
@@ -302,6 +311,12 @@ def build_parser():
     )
     train.add_argument("--imagenet", help="ImageNet ResNet-V1c .pth for the backbone")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--allow-changes", action="store_true", help="resume although the settings differ from the run's recipe.json"
+    )
+    train.add_argument(
+        "--restart", action="store_true", help="start over from iteration 0, replacing the work dir's state and history"
+    )
     train.set_defaults(func=_train)
 
     def add_inference_args(p):
