@@ -59,8 +59,8 @@ class ResumeState(keras.callbacks.Callback):
     >>> model.compile(optimizer="sgd", loss="mse")
     >>> state = ResumeState(tempfile.mkdtemp())
     >>> _ = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, callbacks=[state], verbose=0)
-    >>> state.restore(model)  # the iteration to continue from
-    4
+    >>> state.restore(model)  # the iteration to continue from (one batch per epoch)
+    2
     """
 
     def __init__(self, directory, model_path=None, history_path=None):
