@@ -332,19 +332,24 @@ def _train(args):
             f"keras-ann train: error: the following arguments are required: {', '.join(missing)} "
             "(only --print-config runs without them)"
         )
-    from keras_ann.training import train
+    from keras_ann.training import ResumeError, WorkDirError, train
 
-    model, history = train(
-        recipe,
-        args.data_root,
-        args.work_dir,
-        precision=args.precision,
-        checkpoint_interval=args.checkpoint_interval,
-        # The recipe holds the choice; "none" only to say so in the log.
-        imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
-        seed=args.seed,
-        eval_steps=args.eval_steps,
-    )
+    try:
+        train(
+            recipe,
+            args.data_root,
+            args.work_dir,
+            precision=args.precision,
+            checkpoint_interval=args.checkpoint_interval,
+            # The recipe holds the choice; "none" only to say so in the log.
+            imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
+            seed=args.seed,
+            eval_steps=args.eval_steps,
+            allow_changes=args.allow_changes,
+            restart=args.restart,
+        )
+    except (ResumeError, WorkDirError) as error:
+        raise SystemExit(f"keras-ann train: error: {error}")
     print(f"finished; checkpoint: {os.path.join(args.work_dir, 'latest.keras')}")
 
 
@@ -640,6 +645,12 @@ def build_parser():
         "'none': from scratch)",
     )
     train.add_argument("--seed", type=non_negative_int, default=0)
+    train.add_argument(
+        "--allow-changes", action="store_true", help="resume although the settings differ from the run's recipe.json"
+    )
+    train.add_argument(
+        "--restart", action="store_true", help="start over from iteration 0, replacing the work dir's state and history"
+    )
     train.set_defaults(func=_train)
 
     def add_inference_args(p):

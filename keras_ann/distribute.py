@@ -5,12 +5,22 @@ TensorFlow-only (`tf.distribute`) apart from JAX's `DataParallel`, which
 `default_strategy()` sets globally on the JAX backend.
 """
 
+import atexit
 import os
+import socket
+import time
 
 import keras
 import numpy as np
 
-__all__ = ["cluster_task", "default_strategy", "enable_multi_worker_fit", "num_replicas"]
+__all__ = [
+    "cluster_task",
+    "default_strategy",
+    "enable_multi_worker_fit",
+    "exit_after_other_workers",
+    "num_replicas",
+    "synchronize_batch_norm",
+]
 
 
 def default_strategy():
@@ -42,6 +52,7 @@ def default_strategy():
             keras.distribution.set_distribution(keras.distribution.DataParallel())
         return tf.distribute.get_strategy()
     if os.environ.get("TF_CONFIG"):
+        _configure_coordination_service()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -121,3 +132,125 @@ def enable_multi_worker_fit(model, train_ds):
         return {name: tf.reshape(value, [1]) for name, value in compute_metrics(*args, **kwargs).items()}
 
     model.compute_metrics = vector_logs
+
+
+# Longer than a worker's process teardown (~10 s seen on a loaded CPU),
+# during which it may stop sending heartbeats before its server closes.
+HEARTBEAT_TIMEOUT_S = 60
+
+
+def _configure_coordination_service():
+    """Configure TensorFlow's coordination service as
+    `MultiWorkerMirroredStrategy` does (which keeps a configuration made
+    before it), with a heartbeat timeout of `HEARTBEAT_TIMEOUT_S` instead
+    of 10 s: see `exit_after_other_workers`."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
+    from tensorflow.python.eager import context
+
+    cluster_spec = TFConfigClusterResolver().cluster_spec()
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster_spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in cluster_spec.jobs
+    ]
+    if context.context().coordination_service is None and sum(job.num_tasks for job in jobs) > 1:
+        context.context().configure_coordination_service(
+            service_type="standalone",
+            service_leader=multi_worker_util.coordination_leader(cluster_spec),
+            heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
+            coordinated_jobs=jobs,
+        )
+
+
+_EXIT_WAIT_REGISTERED = []
+
+
+def exit_after_other_workers(strategy, timeout=300):
+    """Make the chief of a multi-worker cluster the last process to exit.
+
+    The chief (worker 0 when there is no `chief` task) hosts TensorFlow's
+    coordination service, to which every other worker sends heartbeats
+    until its process ends. A chief that exits first leaves them printing
+    `BaseCollectiveExecutor::StartAbort UNAVAILABLE: Failed to send RPC to
+    coordination service ... Connection refused` after a successful run
+    (TensorFlow's Python API offers no way to shut a worker's coordination
+    agent down before exit). Registered once per process, an `atexit`
+    handler of the chief waits until the server of every other worker
+    named in the cluster spec has stopped accepting connections, i.e.
+    until their processes have ended, at most `timeout` seconds. Does
+    nothing outside a cluster or on the other workers. (A worker may stop
+    sending heartbeats during its teardown, before its server closes:
+    `default_strategy()` sets a heartbeat timeout longer than that, so
+    that the chief's service does not report it as unhealthy meanwhile.)
+
+    Args:
+        strategy: a `tf.distribute.Strategy`.
+        timeout: the longest wait, in seconds.
+    """
+    chief, task = cluster_task(strategy)
+    if task is None or not chief or _EXIT_WAIT_REGISTERED:
+        return
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    others = [
+        address
+        for job in ("chief", "worker")
+        for index, address in enumerate(_task_addresses(cluster.get(job, [])))
+        if (job, index) != (resolver.task_type, resolver.task_id)
+    ]
+    _EXIT_WAIT_REGISTERED.append(others)
+    atexit.register(_wait_until_closed, others, timeout)
+
+
+def _task_addresses(tasks):
+    # A job's tasks: a list of addresses, or a dict {index: address}.
+    if isinstance(tasks, dict):
+        return [tasks[i] for i in sorted(tasks)]
+    return list(tasks)
+
+
+def _wait_until_closed(addresses, timeout):
+    deadline = time.monotonic() + timeout
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                    pass
+            except OSError:
+                break  # nobody listens there any more: that worker has exited
+            time.sleep(0.2)
+
+
+def synchronize_batch_norm(model, strategy):
+    """Synchronise the batch statistics of every `BatchNormalization` layer
+    of `model` across the replicas of `strategy`, as the reference's
+    `SyncBN` does, when it trains on several TensorFlow replicas.
+
+    A run-time setting: call it after building the model and before
+    `fit()`. (Under JAX's `DataParallel` the statistics are over the global
+    batch already; Keras accepts `synchronized=True` only on TensorFlow.)
+
+    Args:
+        model: a Keras model.
+        strategy: the `tf.distribute.Strategy` it trains under.
+
+    Returns:
+        The number of layers set, 0 with a single replica or another
+        backend.
+
+    Example:
+
+    >>> import keras, tensorflow as tf
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    >>> synchronize_batch_norm(model, tf.distribute.get_strategy())
+    0
+    """
+    if keras.backend.backend() != "tensorflow" or num_replicas(strategy) < 2:
+        return 0
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.synchronized = True
+    return len(layers)

@@ -25,6 +25,7 @@ import keras
 
 from keras_ann import distribute
 from keras_ann.callbacks import MeanIoUEvaluation, ResumeState
+from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -33,9 +34,19 @@ from keras_ann.optimizers import TorchSGD
 from keras_ann.recipes import get_recipe
 from keras_ann.schedules import PolyDecay
 from keras_ann.weights.imagenet import resolve_backbone_init
+from keras_ann.work_dir import WorkDir, WorkDirError
 
 # `ResumeState` and `default_strategy` are re-exported from their old home.
-__all__ = ["PRECISIONS", "ResumeState", "build_datasets", "compile_for_recipe", "default_strategy", "train"]
+__all__ = [
+    "PRECISIONS",
+    "ResumeError",
+    "ResumeState",
+    "WorkDirError",
+    "build_datasets",
+    "compile_for_recipe",
+    "default_strategy",
+    "train",
+]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -111,16 +122,27 @@ def train(
     eval_steps=None,
     checkpoint_interval=None,
     strategy=None,
+    allow_changes=False,
+    restart=False,
     verbose="auto",
 ):
     """Train a recipe; resumes automatically from `work_dir`.
+
+    A run resumes at the iteration its state was saved at and ends at the
+    asked iteration count. Restarting it with other settings than its
+    `recipe.json` (iterations, batch, crop, precision, intervals, ...) is
+    refused with the differences listed unless `allow_changes`; a work dir
+    holding `latest.keras` or `history.csv` but no resume state is refused
+    unless `restart`. The work dir is locked for the run: a second run on it
+    is refused, naming the pid and host of the first.
 
     Args:
         recipe: a recipe name (see `keras_ann.recipes.RECIPES`) or `Recipe`.
         data_root: dataset root.
         work_dir: where checkpoints (`latest.keras` at every checkpoint interval),
             the resume state (`resume/`), TensorBoard logs (`logs/`),
-            `recipe.json`, `history.csv` and `history.json` go.
+            `recipe.json`, `history.csv` and `history.json` go (see
+            `keras_ann.work_dir`).
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
@@ -136,6 +158,10 @@ def train(
             largest divisor not above 1000). A killed run loses at most this
             many iterations.
         strategy: a `tf.distribute` strategy (default: `default_strategy()`).
+        allow_changes: resume although the settings differ from the saved
+            `recipe.json`.
+        restart: start over from iteration 0, replacing the work dir's
+            resume state, history and (at the first checkpoint) model.
         verbose: `fit()` verbosity.
 
     Returns:
@@ -149,45 +175,87 @@ def train(
     )  # fmt: skip
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
     recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
-    os.makedirs(work_dir, exist_ok=True)
+    settings = {**recipe.to_config(), "precision": precision, "seed": seed,
+                "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
     replicas = distribute.num_replicas(strategy)
-    with strategy.scope():
-        model = _build_model(recipe, replicas, imagenet_path)
-        compile_for_recipe(model, recipe, precision)
-    out_dir, resume = _work_dir_layout(work_dir, strategy)
-    initial_epoch, done = resume.restore(model)
-    if initial_epoch:
-        print(f"resuming {work_dir} at iteration {done}")
-    # A resumed run continues the same stream: the batches (order and
-    # augmentation) it would have drawn next without the interruption.
-    global_batch = recipe.per_replica_batch(replicas) * replicas
-    train_ds, val_ds, val_data = build_datasets(
-        recipe, data_root, seed=seed, num_replicas=replicas, start=done * global_batch
-    )
-    model.test_config = recipe.test_config(val_data.class_names, val_data.palette)  # the data's own classes
-    if eval_steps:
-        val_ds = val_ds.take(eval_steps)
-    if distribute.cluster_task(strategy)[1] is not None:
+    run, resume = _work_dir_layout(work_dir, strategy)
+    with run.lock():
+        if restart:
+            resume.clear()
+            run.clear_history()
+        run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
+        resume.read()  # a corrupt state is refused before the model is built
         with strategy.scope():
-            distribute.enable_multi_worker_fit(model, train_ds)
-    _write_recipe(out_dir, recipe, precision, seed)
-    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, eval_interval // checkpoint_interval)
+            model = _build_model(recipe, replicas, imagenet_path)
+            compile_for_recipe(model, recipe, precision)
+        done = resume.restore(model)
+        if done > recipe.iterations:
+            raise WorkDirError(
+                f"{work_dir} was saved at iteration {done}, past the {recipe.iterations} iterations asked for."
+            )
+        if done:
+            print(f"resuming {work_dir} at iteration {done}")
+
+        # A resumed run continues the same stream: the batches (order and
+        # augmentation) it would have drawn next without the interruption.
+        def datasets(start):
+            batch = recipe.per_replica_batch(replicas) * replicas
+            return build_datasets(recipe, data_root, seed=seed, num_replicas=replicas, start=start * batch)
+
+        train_ds, val_ds, val_data = datasets(done)
+        model.test_config = recipe.test_config(val_data.class_names, val_data.palette)  # the data's own classes
+        if eval_steps:
+            val_ds = val_ds.take(eval_steps)
+        if distribute.cluster_task(strategy)[1] is not None:
+            with strategy.scope():
+                distribute.enable_multi_worker_fit(model, train_ds)
+            distribute.exit_after_other_workers(strategy)
+        run.write_recipe(settings)
+        callbacks = _callbacks(recipe, run, resume, val_ds, val_data, eval_interval // checkpoint_interval)
+        history = _fit(
+            model, recipe.iterations, checkpoint_interval, done, train_ds, lambda start: datasets(start)[0],
+            callbacks, resume, verbose,
+        )  # fmt: skip
+        if resume.failure:
+            raise FloatingPointError(resume.failure)
+        with open(run.history_json, "w") as f:
+            json.dump(history.history, f, indent=2)
+    return model, history
+
+
+def _fit(model, iterations, interval, done, train_ds, train_dataset, callbacks, resume, verbose):
+    """`fit()` from iteration `done` to `iterations`, one epoch per
+    checkpoint interval (epoch k ends at iteration (k + 1) * interval).
+
+    A state saved at another checkpoint interval (a restart with
+    `allow_changes`) first runs the iterations up to the next multiple of
+    `interval`, then continues with a dataset that starts there.
+    """
+    earlier = None
+    if done % interval:
+        aligned = (done // interval + 1) * interval
+        earlier = model.fit(
+            train_ds, epochs=aligned // interval, initial_epoch=aligned // interval - 1,
+            steps_per_epoch=aligned - done, callbacks=callbacks, verbose=verbose,
+        )  # fmt: skip
+        if resume.failure or aligned == iterations:
+            return earlier
+        done, train_ds = aligned, train_dataset(aligned)
     history = model.fit(
         train_ds,
-        epochs=recipe.iterations // checkpoint_interval,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=checkpoint_interval,
+        epochs=iterations // interval,
+        initial_epoch=done // interval,
+        steps_per_epoch=interval,
         callbacks=callbacks,
         verbose=verbose,
     )
-    if resume.failure:
-        raise FloatingPointError(resume.failure)
-    with open(os.path.join(out_dir, "history.json"), "w") as f:
-        json.dump(history.history, f, indent=2)
-    return model, history
+    if earlier is not None:
+        history.history = {k: earlier.history.get(k, []) + v for k, v in history.history.items()}
+        history.epoch = earlier.epoch + history.epoch
+    return history
 
 
 def _apply_overrides(recipe, **overrides):
@@ -238,8 +306,7 @@ def _build_model(recipe, replicas, imagenet_path):
 
 
 def _work_dir_layout(work_dir, strategy):
-    """`(out_dir, resume)`: this process's output directory and its
-    `ResumeState`.
+    """`(run, resume)`: this process's `WorkDir` and its `ResumeState`.
 
     In a multi-worker cluster every worker keeps its own resume state (the
     machines need not share a file system); the chief writes the run's
@@ -247,22 +314,16 @@ def _work_dir_layout(work_dir, strategy):
     writes `latest.keras`.
     """
     chief, task = distribute.cluster_task(strategy)
-    out_dir = work_dir if chief else os.path.join(work_dir, task)
-    resume = ResumeState(
-        os.path.join(out_dir, "resume"), os.path.join(work_dir, "latest.keras") if chief else None
-    )
-    os.makedirs(out_dir, exist_ok=True)
-    return out_dir, resume
+    run = WorkDir(work_dir if chief else os.path.join(work_dir, task),
+                  os.path.join(work_dir, "latest.keras") if chief else None)  # fmt: skip
+    resume = ResumeState(run.resume_dir, run.model_path, history_path=run.history_csv)
+    return run, resume
 
 
-def _write_recipe(out_dir, recipe, precision, seed):
-    with open(os.path.join(out_dir, "recipe.json"), "w") as f:
-        json.dump({**recipe.to_config(), "precision": precision, "seed": seed}, f, indent=2)
-
-
-def _callbacks(recipe, out_dir, resume, val_ds, val_data, every):
-    """Evaluation every `every` checkpoint intervals, then the resume
-    state, the CSV history and TensorBoard."""
+def _callbacks(recipe, run, resume, val_ds, val_data, every):
+    """Evaluation every `every` checkpoint intervals, the CSV history, then
+    the resume state (which commits the history's row count with it) and
+    TensorBoard."""
     return [
         MeanIoUEvaluation(
             val_ds,
@@ -272,7 +333,7 @@ def _callbacks(recipe, out_dir, resume, val_ds, val_data, every):
             crop_size=recipe.test_crop,
             stride=recipe.test_stride,
         ),
+        keras.callbacks.CSVLogger(run.history_csv, append=True),
         resume,  # after the evaluation: a run killed during it evaluates again
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq=50),
+        keras.callbacks.TensorBoard(run.logs, update_freq=50),
     ]

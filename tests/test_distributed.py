@@ -5,6 +5,7 @@ JAX's DataParallel over two host devices."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -72,10 +73,18 @@ def test_multi_worker_mirrored_strategy_two_processes_on_localhost(tmp_path):
     env.pop("TF_CONFIG", None)
     script = os.path.join(HERE, "multi_worker_check.py")
     logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]
+    reports = [str(tmp_path / f"report{i}.json") for i in range(2)]
+    # Worker 1 stays 12 s after its report, longer than a heartbeat period
+    # of the coordination service that the chief (worker 0) hosts: it must
+    # not see the service gone, so the chief has to wait for it.
+    linger = ["0", "12"]
     workers = [
-        subprocess.Popen([sys.executable, script, str(i), ports, root, work], env=env, stdout=logs[i], stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, script, str(i), ports, root, work, reports[i], linger[i]],
+            env=env, stdout=logs[i], stderr=subprocess.STDOUT,
+        )
         for i in range(2)
-    ]
+    ]  # fmt: skip
     try:
         codes = [w.wait(timeout=600) for w in workers]
     finally:
@@ -88,7 +97,13 @@ def test_multi_worker_mirrored_strategy_two_processes_on_localhost(tmp_path):
         outputs.append(log.read())
         log.close()
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    reports = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    # A clean shutdown: no error line (TensorFlow's "E0000 ..." log lines,
+    # e.g. "StartAbort UNAVAILABLE: Failed to send RPC to coordination
+    # service") from either worker.
+    for i, output in enumerate(outputs):
+        errors = [line for line in output.splitlines() if re.match(r"E\d{4} ", line)]
+        assert not errors, f"worker {i}: " + "\n".join(errors)
+    reports = [json.load(open(path)) for path in reports]
     for report in reports:
         assert report["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
         assert report["replicas"] == 2 and report["synchronized"]

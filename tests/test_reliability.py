@@ -7,8 +7,10 @@ bytes and wrong download hashes are covered in `test_pth_reader.py` and
 """
 
 import csv
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,15 +103,15 @@ def test_a_crash_while_saving_leaves_the_previous_state_usable(tmp_path, monkeyp
         state.on_epoch_end(1)
     monkeypatch.undo()
     # 2. Killed after the weights file, before `state.json` moved on.
-    monkeypatch.setattr(resume_state, "_write_json_atomic", lambda *a: (_ for _ in ()).throw(OSError("killed")))
+    monkeypatch.setattr(resume_state, "_write_json", lambda *a: (_ for _ in ()).throw(OSError("killed")))
     with pytest.raises(OSError, match="killed"):
         state.on_epoch_end(1)
     monkeypatch.undo()
 
-    assert _state(directory)["epoch"] == 1
+    assert _state(directory)["iteration"] == 1
     fresh = _tiny_model()
     fresh.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    assert training.ResumeState(directory).restore(fresh) == (1, 1)
+    assert training.ResumeState(directory).restore(fresh) == 1
     for got, want in zip(fresh.get_weights(), saved):
         np.testing.assert_array_equal(got, want)
 
@@ -200,7 +202,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tmp_path):
     # Continue with a learning rate that blows the weights up.
     exploding = get_recipe("ann_r18_d8_camvid_cpu").replace(learning_rate=1e38)
     with pytest.raises(FloatingPointError, match=r"loss became (nan|inf).*iteration 4"):
-        training.train(exploding, root, work, iterations=8, **common)
+        training.train(exploding, root, work, iterations=8, allow_changes=True, **common)
     assert _state(os.path.join(work, "resume")) == good
     kept = keras.saving.load_model(os.path.join(work, "latest.keras"))
     for a, b in zip(kept.get_weights(), good_model.get_weights()):
@@ -208,8 +210,244 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tmp_path):
         np.testing.assert_array_equal(a, b)
     fresh = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=11)
     training.compile_for_recipe(fresh, get_recipe("ann_r18_d8_camvid_cpu"))
-    assert training.ResumeState(os.path.join(work, "resume")).restore(fresh) == (2, 4)
+    assert training.ResumeState(os.path.join(work, "resume")).restore(fresh) == 4
     assert all(np.all(np.isfinite(w)) for w in fresh.get_weights())
+
+
+# --------------------------------------------------------------------------
+# Restarts: by iteration, same settings, own files only, one run at a time,
+# a full disk
+# --------------------------------------------------------------------------
+
+RECIPE = "ann_r18_d8_camvid_cpu"
+RUN = dict(SMALL, eval_interval=4, checkpoint_interval=2, eval_steps=1, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 4-iteration run (state at iteration 4, two history rows)."""
+    base = tmp_path_factory.mktemp("finished")
+    root = _scene_folder(base / "scenes")
+    work = str(base / "run")
+    training.train(RECIPE, root, work, iterations=4, **RUN)
+    return root, work
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    root, work = finished_run
+    shutil.copytree(work, tmp_path / "run")
+    return root, str(tmp_path / "run")
+
+
+def _history_rows(work):
+    with open(os.path.join(work, "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_restart_with_other_settings_is_refused_with_the_differences_listed(run_copy):
+    root, work = run_copy
+    before = _state(os.path.join(work, "resume"))
+    changed = dict(RUN, batch_size=4, crop_size=(48, 48), checkpoint_interval=1)
+    with pytest.raises(training.WorkDirError) as info:
+        training.train(RECIPE, root, work, iterations=8, precision="mixed_bfloat16", **changed)
+    message = str(info.value)
+    for difference in (
+        "iterations: 4 -> 8", "batch_size: 2 -> 4", "crop_size: [32, 32] -> [48, 48]",
+        "precision: 'float32' -> 'mixed_bfloat16'", "checkpoint_interval: 2 -> 1",
+    ):  # fmt: skip
+        assert difference in message, message
+    assert "--allow-changes" in message and "recipe.json" in message
+    assert _state(os.path.join(work, "resume")) == before
+
+
+def test_a_restart_with_another_checkpoint_interval_continues_at_the_saved_iteration(run_copy):
+    root, work = run_copy  # saved at iteration 4, checkpoints every 2
+    # Every 3 iterations now: 4 -> 6 (to the next multiple of 3), then 9, 12.
+    model, history = training.train(
+        RECIPE, root, work, iterations=12, **dict(RUN, eval_interval=6, checkpoint_interval=3), allow_changes=True
+    )
+    assert int(model.optimizer.iterations.numpy()) == 12
+    assert _state(os.path.join(work, "resume"))["iteration"] == 12
+    assert len(history.history["loss"]) == 3
+    assert [np.isfinite(v) for v in history.history["val_mIoU"]] == [True, False, True]  # at 6 and 12
+    assert len(_history_rows(work)) == 2 + 3
+    with open(os.path.join(work, "recipe.json")) as f:
+        assert json.load(f)["checkpoint_interval"] == 3
+
+
+def test_outputs_without_a_resume_state_are_refused_unless_restart(run_copy):
+    root, work = run_copy
+    shutil.rmtree(os.path.join(work, "resume"))
+    with pytest.raises(training.WorkDirError, match=r"latest.keras and history.csv .*no resume state.*--restart"):
+        training.train(RECIPE, root, work, iterations=4, **RUN)
+    os.remove(os.path.join(work, "latest.keras"))
+    with pytest.raises(training.WorkDirError, match=r"holds history.csv .*--restart"):
+        training.train(RECIPE, root, work, iterations=4, **RUN)
+    model, _ = training.train(RECIPE, root, work, iterations=2, **dict(RUN, eval_interval=2), restart=True)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    assert len(_history_rows(work)) == 1  # the old rows were replaced
+
+
+def test_a_state_naming_a_file_outside_its_directory_is_refused_and_nothing_is_deleted(run_copy, tmp_path):
+    root, work = run_copy
+    other = tmp_path / "other-run" / "resume" / "state-4.weights.h5"
+    other.parent.mkdir(parents=True)
+    shutil.copy(os.path.join(work, "resume", "state-4.weights.h5"), other)
+    meta = _state(os.path.join(work, "resume"))
+    for name in ("../../other-run/resume/state-4.weights.h5", str(other), "..", ""):
+        with open(os.path.join(work, "resume", "state.json"), "w") as f:
+            json.dump(dict(meta, weights=name), f)
+        with pytest.raises(training.ResumeError, match=r"not a file inside .*resume.*--restart"):
+            training.train(RECIPE, root, work, iterations=8, allow_changes=True, **RUN)
+        # Nor does a checkpoint delete it: saving reads the same state first.
+        state = training.ResumeState(os.path.join(work, "resume"))
+        state.set_model(_tiny_model())
+        with pytest.raises(training.ResumeError):
+            state.on_epoch_end(0)
+    assert other.exists()
+
+
+def _truncate(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+def _flip_a_byte(path):
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize(
+    "damage, file, message",
+    [
+        (_truncate, "state.json", r"state.json is corrupt or truncated"),
+        (_flip_a_byte, "state-4.weights.h5", r"state-4.weights.h5 does not match the SHA-256 recorded in .*state.json"),
+        (_truncate, "state-4.weights.h5", r"state-4.weights.h5 does not match the SHA-256"),
+    ],
+)
+def test_a_damaged_state_names_its_file_and_how_to_start_over(run_copy, damage, file, message):
+    root, work = run_copy
+    damage(os.path.join(work, "resume", file))
+    with pytest.raises(training.ResumeError, match=message + r".*--restart"):
+        training.train(RECIPE, root, work, iterations=4, **RUN)
+
+
+def test_a_second_run_on_a_work_dir_in_use_is_refused_naming_the_holder(run_copy):
+    root, work = run_copy
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from keras_ann.work_dir import WorkDir\n"
+         "with WorkDir(sys.argv[1]).lock():\n    print('locked', flush=True); sys.stdin.read()", work],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(training.WorkDirError, match=rf"in use by another training run \(pid {holder.pid} on host "):
+            training.train(RECIPE, root, work, iterations=4, **RUN)
+    finally:
+        holder.communicate("", timeout=60)
+    # Released with the holder's exit: the run goes ahead (and is done).
+    model, _ = training.train(RECIPE, root, work, iterations=4, **RUN)
+    assert int(model.optimizer.iterations.numpy()) == 4
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_kill_around_the_state_commit_loses_no_history_row_and_repeats_none(tmp_path, monkeypatch):
+    root = _scene_folder(tmp_path / "scenes")
+    work = str(tmp_path / "run")
+    common = dict(RUN, eval_interval=6)
+    replace = os.replace
+
+    # 1. Killed just after the state of iteration 2 is committed.
+    def replace_then_die(src, dst):
+        replace(src, dst)
+        if dst.endswith("state.json"):
+            raise _Killed()
+
+    monkeypatch.setattr(resume_state.os, "replace", replace_then_die)
+    with pytest.raises(_Killed):
+        training.train(RECIPE, root, work, iterations=6, **common)
+    monkeypatch.undo()
+    assert _state(os.path.join(work, "resume"))["iteration"] == 2
+    assert len(_history_rows(work)) == 1
+    # 2. Resumed, then killed after the history row of iteration 4, before
+    # its state is committed.
+    write_json = resume_state._write_json
+
+    def die_at_4(path, value):
+        if value["iteration"] == 4:
+            raise _Killed()
+        write_json(path, value)
+
+    monkeypatch.setattr(resume_state, "_write_json", die_at_4)
+    with pytest.raises(_Killed):
+        training.train(RECIPE, root, work, iterations=6, **common)
+    monkeypatch.undo()
+    assert _state(os.path.join(work, "resume"))["iteration"] == 2
+    assert len(_history_rows(work)) == 2
+    # 3. Resumed from iteration 2 again: one row per checkpoint, in order.
+    training.train(RECIPE, root, work, iterations=6, **common)
+    assert [row["epoch"] for row in _history_rows(work)] == ["0", "1", "2"]
+
+
+def test_a_full_disk_keeps_the_previous_state_and_says_how_much_space_a_checkpoint_needs(tmp_path, monkeypatch):
+    model = _tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    model.fit(x, np.zeros((2, 32, 32), "int32"), epochs=1, verbose=0)
+    directory = str(tmp_path / "resume")
+    state = training.ResumeState(directory, model_path=str(tmp_path / "latest.keras"))
+    state.set_model(model)
+    state.on_epoch_end(0)
+    before = sorted(os.listdir(directory)), _state(directory)
+    model.fit(x, np.zeros((2, 32, 32), "int32"), epochs=1, verbose=0)
+
+    def disk_full(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for method, kept in (("save_weights", 1), ("save", 3)):  # the state file, then latest.keras
+        monkeypatch.setattr(model, method, disk_full)
+        with pytest.raises(
+            training.ResumeError, match=rf"No space left on the device for .*tmp.* checkpoint needs about \d+ MB .*iteration {kept}\) is intact"
+        ):
+            state.on_epoch_end(1)
+        monkeypatch.undo()
+        assert not [n for n in os.listdir(tmp_path) + os.listdir(directory) if "tmp" in n]
+        if method == "save_weights":
+            assert (sorted(os.listdir(directory)), _state(directory)) == before
+            model.fit(x, np.zeros((2, 32, 32), "int32"), epochs=1, verbose=0)
+    assert _state(directory)["iteration"] == 3  # committed before latest.keras failed
+
+
+def test_a_real_full_disk_ends_the_cli_with_one_message_and_no_crash(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        root = _scene_folder(tmp_path / "scenes")
+        env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+        result = subprocess.run(
+            _train_command(root, str(disk / "run"), 4) + ["--eval-steps", "1"],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        leftovers = [n for _, _, names in os.walk(disk) for n in names if "tmp" in n]
+    finally:
+        subprocess.run(["umount", str(disk)])
+    assert result.returncode == 1, (result.returncode, result.stderr[-3000:])
+    assert "keras-ann train: error: No space left on the device for" in result.stderr
+    assert "checkpoint needs about" in result.stderr
+    assert not leftovers
 
 
 # --------------------------------------------------------------------------

@@ -1,12 +1,22 @@
 """Atomic, exact resume state of an iteration-based training run."""
 
+import errno
+import hashlib
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 
-__all__ = ["ResumeState"]
+__all__ = ["ResumeError", "ResumeState"]
+
+STATE_FILE = "state.json"
+
+
+class ResumeError(RuntimeError):
+    """A run's saved state cannot be used or written as asked; the message
+    names the file and says what to do."""
 
 
 class ResumeState(keras.callbacks.Callback):
@@ -14,14 +24,20 @@ class ResumeState(keras.callbacks.Callback):
     and refuses to save a model whose loss has become NaN or infinite.
 
     At the end of every epoch (one checkpoint interval) the model's and the
-    optimiser's variables go to `<directory>/state-<epoch>.weights.h5`,
+    optimiser's variables go to `<directory>/state-<iteration>.weights.h5`,
     written under a temporary name and renamed, and then `state.json`,
-    which names that file and holds the epoch, the iteration and the
-    dropout layers' random-generator states, is replaced the same way.
-    `state.json` is the commit point: a crash at any moment leaves it
-    naming a complete weights file, and older files are deleted only after
-    it has moved on. Optionally the whole model also goes to `model_path`
-    (e.g. `latest.keras`), atomically as well.
+    which names that file and holds its SHA-256, the iteration, the
+    dropout layers' random-generator states and the number of rows of the
+    history CSV, is replaced the same way. `state.json` is the commit
+    point: a crash at any moment leaves it naming a complete weights file,
+    and older files are deleted only after it has moved on. Optionally the
+    whole model also goes to `model_path` (e.g. `latest.keras`), atomically
+    as well. A failed write (a full disk) removes its temporary file and
+    leaves the previous state as it was.
+
+    `state.json` may name only a file inside `directory` (a plain file
+    name), and nothing outside `directory` is ever deleted; a restore
+    checks the weights file against the recorded SHA-256.
 
     A non-finite training loss stops `fit()` at the end of that batch and
     nothing is saved from then on: the last good state stays, and `failure`
@@ -31,41 +47,110 @@ class ResumeState(keras.callbacks.Callback):
         directory: where the state lives.
         model_path: optional `.keras` path to save the full model to at
             every epoch end.
+        history_path: optional CSV history (a `CSVLogger`'s file, written
+            before this callback runs): its row count is committed with the
+            state, and `restore` drops the rows of a run killed after
+            writing its row but before committing its state.
+
+    Example:
+
+    >>> import tempfile, numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> state = ResumeState(tempfile.mkdtemp())
+    >>> _ = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, callbacks=[state], verbose=0)
+    >>> state.restore(model)  # the iteration to continue from (one batch per epoch)
+    2
     """
 
-    def __init__(self, directory, model_path=None):
+    def __init__(self, directory, model_path=None, history_path=None):
         super().__init__()
         self.directory = directory
         self.model_path = model_path
-        self.meta_path = os.path.join(directory, "state.json")
+        self.history_path = history_path
+        self.meta_path = os.path.join(directory, STATE_FILE)
         self.failure = None
 
-    def _read_meta(self):
-        if not os.path.exists(self.meta_path):
+    def exists(self):
+        """Whether a committed state is on disk."""
+        return os.path.exists(self.meta_path)
+
+    def read(self):
+        """The committed state, checked, or `None` when there is none.
+
+        Raises:
+            ResumeError: `state.json` is corrupt or names a file outside
+                `directory`.
+        """
+        if not self.exists():
             return None
-        with open(self.meta_path) as f:
-            return json.load(f)
+        try:
+            with open(self.meta_path) as f:
+                meta = json.load(f)
+            iteration, name, digest = meta["iteration"], meta["weights"], meta["sha256"]
+            if not (isinstance(iteration, int) and iteration >= 0 and isinstance(digest, str)):
+                raise ValueError("bad 'iteration' or 'sha256'")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ResumeError(
+                f"{self.meta_path} is corrupt or truncated ({type(error).__name__}: {error}). "
+                + _START_OVER
+            ) from None
+        if not _is_plain_name(name):
+            raise ResumeError(
+                f"{self.meta_path} names the weights file {name!r}, which is not a file inside "
+                f"{self.directory}; refused. " + _START_OVER
+            )
+        return meta
 
     def restore(self, model):
-        """Load a saved state into `model` (compiled).
+        """Load the saved state into `model` (compiled).
 
         Returns:
-            `(epoch, iteration)` to continue from; `(0, 0)` when there is
-            none.
+            The iteration to continue from; 0 when there is no state.
+
+        Raises:
+            ResumeError: the state or its weights file is corrupt, missing
+                or changed.
         """
-        meta = self._read_meta()
+        meta = self.read()
         if meta is None:
-            return 0, 0
+            return 0
         weights = os.path.join(self.directory, meta["weights"])
+        try:
+            digest = _sha256(weights)
+        except OSError as error:
+            raise ResumeError(f"{weights}, named by {self.meta_path}, cannot be read ({error}). " + _START_OVER)
+        if digest != meta["sha256"]:
+            raise ResumeError(
+                f"{weights} does not match the SHA-256 recorded in {self.meta_path}: the file is "
+                "corrupt or was changed. " + _START_OVER
+            )
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except Exception as error:  # h5py / Keras errors of a file that is not this model's state
+            raise ResumeError(f"{weights} cannot be loaded into this model ({error}). " + _START_OVER) from None
         seeds = _seed_states(model)
         saved = meta.get("seed_states", [])
         if len(saved) == len(seeds):
             for variable, value in zip(seeds, saved):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
-        return int(meta["epoch"]), int(meta["iteration"])
+        if self.history_path and "history_rows" in meta:
+            _truncate_csv(self.history_path, int(meta["history_rows"]))
+        return int(meta["iteration"])
+
+    def clear(self):
+        """Remove the committed state and the files it and a crashed save
+        left in `directory` (only those: `state.json`, `state-*.weights.h5`,
+        `tmp-*`)."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if name in (STATE_FILE, STATE_FILE + ".tmp") or (
+                name.startswith(("state-", "tmp-state-")) and name.endswith(".weights.h5")
+            ):
+                _remove(os.path.join(self.directory, name))
 
     def on_train_begin(self, logs=None):
         self.failure = None
@@ -77,7 +162,7 @@ class ResumeState(keras.callbacks.Callback):
         loss = float(keras.ops.convert_to_numpy(loss))
         if not np.isfinite(loss):
             iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-            meta = self._read_meta()
+            meta = self.read()
             kept = f"iteration {meta['iteration']}" if meta else "none yet"
             self.failure = (
                 f"The training loss became {loss} at iteration {iteration}; training stopped. "
@@ -90,22 +175,104 @@ class ResumeState(keras.callbacks.Callback):
         if self.failure is not None:
             return
         os.makedirs(self.directory, exist_ok=True)
-        old = self._read_meta()
-        name = f"state-{epoch + 1}.weights.h5"
-        tmp = os.path.join(self.directory, f"tmp-{name}")
-        self.model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.directory, name))
+        old = self.read()
         iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        name = f"state-{iteration}.weights.h5"
+        tmp = os.path.join(self.directory, f"tmp-{name}")
+        state_size, model_size = self._checkpoint_sizes(old)
+        self._check_space(tmp, state_size + model_size)
+        self._write(tmp, self.model.save_weights)
+        digest = _sha256(tmp)
+        os.replace(tmp, os.path.join(self.directory, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
-        _write_json_atomic(
-            self.meta_path, {"epoch": epoch + 1, "iteration": iteration, "weights": name, "seed_states": seeds}
-        )
+        meta = {"iteration": iteration, "weights": name, "sha256": digest, "seed_states": seeds}
+        if self.history_path:
+            meta["history_rows"] = _csv_rows(self.history_path)
+        self._write(self.meta_path + ".tmp", lambda path: _write_json(path, meta))
+        os.replace(self.meta_path + ".tmp", self.meta_path)
         if old and old["weights"] != name:
             _remove(os.path.join(self.directory, old["weights"]))
         if self.model_path:
             tmp = self.model_path[: -len(".keras")] + ".tmp.keras"
-            self.model.save(tmp)
+            self._check_space(tmp, model_size)
+            self._write(tmp, self.model.save)
             os.replace(tmp, self.model_path)
+
+    def _checkpoint_sizes(self, old):
+        """Bytes of a state file and of the `.keras` model: those written
+        last, else the variables' size."""
+        estimate = _state_bytes(self.model)
+        state = os.path.join(self.directory, old["weights"]) if old else None
+        state_size = os.path.getsize(state) if state and os.path.exists(state) else estimate
+        if not self.model_path:
+            return state_size, 0
+        exists = os.path.exists(self.model_path)
+        return state_size, os.path.getsize(self.model_path) if exists else estimate
+
+    def _check_space(self, path, needed):
+        """Refuse to start a write that cannot fit: HDF5 left with a failed
+        write crashes the process at exit (a segfault), so a checkpoint is
+        written only where there is room for it (5 % and 1 MB to spare)."""
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        if free < needed * 1.05 + 2**20:
+            raise self._disk_full(path, f"{free / 2**20:.0f} MB free")
+
+    def _write(self, tmp, save):
+        """`save(tmp)`; on failure the partial `tmp` is removed, and a full
+        disk becomes a `ResumeError` saying how much space is needed."""
+        try:
+            save(tmp)
+        except BaseException as error:
+            _remove(tmp)
+            if isinstance(error, OSError) and _is_disk_full(error):
+                raise self._disk_full(tmp, "no space left while writing") from None
+            raise
+
+    def _disk_full(self, path, detail):
+        meta = self.read()
+        kept = f"iteration {meta['iteration']}" if meta else "none yet"
+        state_size, model_size = (size / 2**20 for size in self._checkpoint_sizes(meta))
+        model = f" and about {model_size:.0f} MB for {self.model_path}" if self.model_path else ""
+        return ResumeError(
+            f"No space left on the device for {path} ({detail}). A checkpoint needs about "
+            f"{state_size:.0f} MB in {self.directory} (beside the previous one until it is committed){model}. "
+            f"The previous state ({kept}) is intact; free space, then run the same command again to resume."
+        )
+
+
+_START_OVER = (
+    "To start over from iteration 0, run again with --restart (`restart=True`); to resume instead, "
+    "put back the run's files."
+)
+
+
+def _is_plain_name(name):
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and os.path.basename(name) == name
+    )
+
+
+def _is_disk_full(error):
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+
+
+def _state_bytes(model):
+    """Bytes of the variables a state file holds (model and optimiser)."""
+    variables = list(model.variables) + list(getattr(model.optimizer, "variables", []))
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _seed_states(model):
@@ -115,12 +282,32 @@ def _seed_states(model):
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
-def _write_json_atomic(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+def _write_json(path, value):
+    with open(path, "w") as f:
         json.dump(value, f)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _csv_rows(path):
+    """Data rows (lines after the header) of a CSV file; 0 when absent."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        return max(sum(1 for line in f if line.strip()) - 1, 0)
+
+
+def _truncate_csv(path, rows):
+    """Keep the header and the first `rows` data rows of a CSV file."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        lines = [line for line in f if line.strip()]
+    if len(lines) <= rows + 1:
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.writelines(lines[: rows + 1] if rows else [])
     os.replace(tmp, path)
 
 

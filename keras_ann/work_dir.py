@@ -1,0 +1,160 @@
+"""A training run's work directory: its layout, its lock, and the checks
+that a restart continues the same run.
+
+```
+<work_dir>/
+  .lock             held (fcntl.flock) by the process training in it
+  recipe.json       the run's settings, compared on every restart
+  resume/           the resume state (`keras_ann.callbacks.ResumeState`)
+  history.csv       one row per checkpoint interval
+  history.json      fit()'s history, at the end
+  logs/             TensorBoard
+  latest.keras      the model at the last checkpoint (the chief's only)
+  <task>/           the same for each other worker of a multi-worker run
+```
+"""
+
+import fcntl
+import json
+import os
+import socket
+
+__all__ = ["WorkDirError", "WorkDir"]
+
+
+class WorkDirError(RuntimeError):
+    """A work directory that this run must not use as asked; the message
+    says why and what to do."""
+
+
+class WorkDir:
+    """The files of one process's share of a training run.
+
+    Args:
+        path: the process's output directory.
+        model_path: where the chief writes `latest.keras` (`None` on the
+            other workers).
+
+    Example:
+
+    >>> import tempfile
+    >>> run = WorkDir(tempfile.mkdtemp())
+    >>> with run.lock():
+    ...     run.check_restart({"iterations": 8}, resuming=False, restart=False, allow_changes=False)
+    ...     run.write_recipe({"iterations": 8})
+    """
+
+    def __init__(self, path, model_path=None):
+        self.path = path
+        self.model_path = model_path
+        self.resume_dir = os.path.join(path, "resume")
+        self.history_csv = os.path.join(path, "history.csv")
+        self.history_json = os.path.join(path, "history.json")
+        self.recipe_json = os.path.join(path, "recipe.json")
+        self.logs = os.path.join(path, "logs")
+        self.lock_path = os.path.join(path, ".lock")
+        self._lock_file = None
+
+    def lock(self):
+        """Hold an exclusive lock on the directory (a context manager).
+
+        Raises:
+            WorkDirError: another process holds it; the message names its
+                pid and host.
+        """
+        return _Lock(self)
+
+    def check_restart(self, settings, *, resuming, restart, allow_changes):
+        """Refuse a start that would silently overwrite or change a run.
+
+        Args:
+            settings: the run's `recipe.json` content.
+            resuming: a resume state is on disk.
+            restart: start over from iteration 0 (outputs replaced).
+            allow_changes: resume although the settings differ.
+
+        Raises:
+            WorkDirError: outputs of a run without a resume state (unless
+                `restart`), or changed settings (unless `allow_changes`).
+        """
+        if restart:
+            return
+        if not resuming:
+            found = [p for p in (self.model_path, self.history_csv) if p and os.path.exists(p)]
+            if found:
+                raise WorkDirError(
+                    f"{self.path} holds {' and '.join(os.path.basename(p) for p in found)} of an earlier run "
+                    f"but no resume state ({os.path.join(self.resume_dir, 'state.json')}), so it cannot be "
+                    "resumed. Run again with --restart (`restart=True`) to start over and replace them, "
+                    "or choose another work directory."
+                )
+            return
+        saved = self.read_recipe()
+        if saved is None or allow_changes:
+            return
+        changed = {k: (saved.get(k), v) for k, v in _jsonable(settings).items() if saved.get(k, v) != v}
+        changed.update({k: (v, None) for k, v in saved.items() if k not in settings})
+        if changed:
+            lines = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+            raise WorkDirError(
+                f"{self.path} is resumed with other settings than {self.recipe_json} records ({lines}). "
+                "Run again with the run's settings, or with --allow-changes (`allow_changes=True`) to "
+                "continue with the new ones, or with --restart (`restart=True`) to start over."
+            )
+
+    def read_recipe(self):
+        if not os.path.exists(self.recipe_json):
+            return None
+        try:
+            with open(self.recipe_json) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None  # unreadable: nothing to compare with (it is rewritten)
+
+    def write_recipe(self, settings):
+        tmp = self.recipe_json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(settings), f, indent=2)
+        os.replace(tmp, self.recipe_json)
+
+    def clear_history(self):
+        for path in (self.history_csv, self.history_json):
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def _jsonable(settings):
+    # Tuples become lists, as they are read back from JSON.
+    return json.loads(json.dumps(settings, default=list))
+
+
+class _Lock:
+    def __init__(self, work_dir):
+        self.work_dir = work_dir
+
+    def __enter__(self):
+        os.makedirs(self.work_dir.path, exist_ok=True)
+        f = open(self.work_dir.lock_path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown process"
+            f.close()
+            raise WorkDirError(
+                f"{self.work_dir.path} is in use by another training run ({holder}, lock file "
+                f"{self.work_dir.lock_path}). Wait for it to finish or stop it, or use another work directory."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+        f.flush()
+        self.file = f
+        return self.work_dir
+
+    def __exit__(self, *exc):
+        self.file.seek(0)
+        self.file.truncate()
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+        return False
