@@ -19,7 +19,6 @@ __all__ = [
     "enable_multi_worker_fit",
     "exit_after_other_workers",
     "num_replicas",
-    "synchronize_batch_norm",
 ]
 
 
@@ -223,34 +222,3 @@ def _wait_until_closed(addresses, timeout):
                 break  # nobody listens there any more: that worker has exited
             time.sleep(0.2)
 
-
-def synchronize_batch_norm(model, strategy):
-    """Synchronise the batch statistics of every `BatchNormalization` layer
-    of `model` across the replicas of `strategy`, as the reference's
-    `SyncBN` does, when it trains on several TensorFlow replicas.
-
-    A run-time setting: call it after building the model and before
-    `fit()`. (Under JAX's `DataParallel` the statistics are over the global
-    batch already; Keras accepts `synchronized=True` only on TensorFlow.)
-
-    Args:
-        model: a Keras model.
-        strategy: the `tf.distribute.Strategy` it trains under.
-
-    Returns:
-        The number of layers set, 0 with a single replica or another
-        backend.
-
-    Example:
-
-    >>> import keras, tensorflow as tf
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
-    >>> synchronize_batch_norm(model, tf.distribute.get_strategy())
-    0
-    """
-    if keras.backend.backend() != "tensorflow" or num_replicas(strategy) < 2:
-        return 0
-    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in layers:
-        layer.synchronized = True
-    return len(layers)
