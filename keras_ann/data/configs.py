@@ -47,7 +47,7 @@ from keras_ann.data.metainfo import (
     VOC_CLASSES,
     VOC_PALETTE,
 )
-from keras_ann.data.pipeline import MMSEG_PAD_VALUE  # the ImageNet mean: mmseg's 0 after normalisation
+from keras_ann.layers.normalize import IMAGENET_MEAN as MMSEG_PAD_VALUE  # mmseg's 0 after normalisation
 
 __all__ = ["DataConfig", "DATA_CONFIGS", "build_dataset", "build_datasets", "dataset_defaults", "get_data_config"]
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 from keras_ann.data import transforms
 from keras_ann.data.errors import DatasetError, DatasetWarning
 from keras_ann.data.io import load_sample, make_label_lut, verify_files
+from keras_ann.layers.normalize import IMAGENET_MEAN
 
 __all__ = [
     "MMSEG_PAD_VALUE",
@@ -43,7 +44,7 @@ __all__ = [
 # mmseg pads *after* normalising with 0, i.e. with the mean colour before
 # normalisation.  Our models normalise inside, so the pipeline pads the raw
 # image with the ImageNet mean to reproduce the reference.
-MMSEG_PAD_VALUE = (123.675, 116.28, 103.53)
+MMSEG_PAD_VALUE = IMAGENET_MEAN  # the model's mean: 0 once normalised, as mmseg pads
 
 AUTOTUNE = tf.data.AUTOTUNE
 _SEED_SALT = 0x5EED

@@ -3,6 +3,12 @@
 import keras
 from keras import ops
 
+# The ImageNet statistics of the reference's data preprocessor (RGB, pixel
+# values in [0, 255]): the model's normalisation, and the pad value of the
+# training crops (the mean, which is 0 after normalisation).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
 
 @keras.saving.register_keras_serializable(package="keras_ann")
 class ImageNormalization(keras.layers.Layer):

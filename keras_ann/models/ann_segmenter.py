@@ -10,13 +10,11 @@ from keras_ann.backbones.resnet import ResNetBackbone, input_dtype
 from keras_ann.checks import check_images, check_labels
 from keras_ann.layers.conv_bn import unsynchronized
 from keras_ann.layers.heads import ANNHead, FCNHead
-from keras_ann.layers.normalize import ImageNormalization
+from keras_ann.layers.normalize import IMAGENET_MEAN, IMAGENET_STD, ImageNormalization
 from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models.legacy import LEGACY_LAYOUT_MESSAGE, LegacyLayoutError
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
