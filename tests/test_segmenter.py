@@ -378,5 +378,5 @@ def test_from_preset_keras_file_with_new_class_count(tmp_path):
     # A `.keras` file of another model is refused by name.
     other = os.path.join(tmp_path, "other.keras")
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(other)
-    with pytest.raises(ValueError, match=r"other\.keras holds a Sequential, not an ANNSegmenter"):
+    with pytest.raises(ValueError, match=r"other\.keras holds a Keras Sequential .*not a keras_ann ANNSegmenter"):
         keras_ann.ANNSegmenter.from_preset(other)
