@@ -272,7 +272,14 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
             if overrides:
                 config = dict(model.get_config(), **overrides)
                 rebuilt = cls.from_config(config)
-                rebuilt.set_weights(model.get_weights())
+                # Same architecture, same variable order; with another
+                # `num_classes` only the classifiers differ in shape and
+                # keep their new initialisation.
+                if len(rebuilt.weights) != len(model.weights):
+                    rebuilt.set_weights(model.get_weights())  # refused: another architecture
+                for new, old in zip(rebuilt.weights, model.weights):
+                    if tuple(new.shape) == tuple(old.shape):
+                        new.assign(old)
                 model = rebuilt
             return model
         return _from_checkpoint(cls, path, overrides)

@@ -147,7 +147,10 @@ def train(
         crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
-    recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
+    if recipe.load_from:  # fine-tuning: the whole model's weights, no ImageNet initialisation
+        recipe, imagenet_path = recipe.replace(backbone_init=None), None
+    else:
+        recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
     os.makedirs(work_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
@@ -218,6 +221,16 @@ def _build_model(recipe, replicas, imagenet_path):
     backbone initialised from `imagenet_path` when given."""
     from keras_ann.weights import load_imagenet_backbone
 
+    if recipe.load_from:
+        # A released or trained model; new classifiers when the classes differ.
+        model = ANNSegmenter.from_preset(
+            recipe.load_from,
+            num_classes=recipe.num_classes,
+            ignore_index=recipe.ignore_index,
+            test_config=recipe.test_config(),
+        )
+        print(f"fine-tuning from {recipe.load_from} ({model.backbone.name}, {model.num_classes} classes)")
+        return model
     model = ANNSegmenter(
         backbone=recipe.backbone,
         num_classes=recipe.num_classes,
