@@ -158,6 +158,9 @@ def train(
     replicas = distribute.num_replicas(strategy)
     with strategy.scope():
         model = _build_model(recipe, replicas, imagenet_path)
+        if recipe.load_from:  # the loaded model's backbone, as recipe.json says
+            backbone = f"resnet{model.backbone.depth}_d{model.backbone.output_stride}"
+            recipe = recipe.replace(backbone=backbone, backbone_init=None)
         compile_for_recipe(model, recipe, precision)
     out_dir, resume = _work_dir_layout(work_dir, strategy)
     initial_epoch, done = resume.restore(model)

@@ -174,6 +174,7 @@ def test_from_preset_fine_tunes_with_another_class_count(trained, camvid3, tmp_p
     assert f"fine-tuning from {work / 'latest.keras'}" in out and "2 classes" in out
     recipe = json.loads((new / "recipe.json").read_text())
     assert recipe["load_from"] == str(work / "latest.keras") and recipe["label_map"] == [[2, 1]]
+    assert recipe["backbone"] == "resnet18_d8" and recipe["backbone_init"] is None
     assert keras_ann.ANNSegmenter.from_preset(str(new / "latest.keras")).num_classes == 2
 
 
