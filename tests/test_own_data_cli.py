@@ -264,3 +264,27 @@ def test_missing_directories_are_named_before_training(camvid3, tmp_path, capsys
     assert f"Image directory not found: {os.path.join(camvid3, 'img_dir', 'test')}" in capsys.readouterr().err
     assert cli.main([*argv, "--split-file", "splits/{split}.txt"]) == 1
     assert f"Split file not found: {os.path.join(camvid3, 'splits', 'train.txt')}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--label-map", "255-1"], "--label-map must be RAW:NEW label values in 0..255 (e.g. 255:1), got 255-1"),
+        (["--label-map", "300:1"], "--label-map must be RAW:NEW label values in 0..255"),
+        (["--palette", "1,2"], "--palette must be colours R,G,B with values 0..255, got 1,2"),
+        (["--label-palette", "0,0,256"], "--label-palette must be colours R,G,B with values 0..255"),
+        (["--classes", "a,,c"], "--classes must be comma-separated class names"),
+        (["--num-classes", "0"], "--num-classes must be"),
+    ],
+)
+def test_bad_dataset_flags_are_refused_by_the_parser(flags, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--dataset", "folder", *flags, "--print-config"])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_palettes_must_have_one_colour_per_class():
+    message = _refused(["train", "--dataset", "folder", "--num-classes", "3", "--palette", "1,2,3", "4,5,6",
+                        "--print-config"])  # fmt: skip
+    assert "`palette` has 2 colours for num_classes=3" in message
