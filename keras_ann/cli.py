@@ -300,23 +300,97 @@ def _calibration_image(path, size):
     return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR), np.float32)
 
 
+def _rgb(text):
+    """`type=` for one colour `R,G,B` (0..255 each)."""
+    try:
+        colour = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        colour = ()
+    if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+        raise argparse.ArgumentTypeError(f"must be colours R,G,B with values 0..255, got {text}")
+    return colour
+
+
+def _label_pair(text):
+    """`type=` for `RAW:NEW` label values (0..255), several comma-separated."""
+    pairs = []
+    for item in text.split(","):
+        old, sep, new = item.partition(":")
+        try:
+            pair = (int(old), int(new))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or not all(0 <= v <= 255 for v in pair):
+            raise argparse.ArgumentTypeError(f"must be RAW:NEW label values in 0..255 (e.g. 255:1), got {text}")
+        pairs.append(pair)
+    return pairs
+
+
+def _class_names(text):
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be comma-separated class names (e.g. sky,road,car), got {text!r}")
+    return names
+
+
+def _dataset_changes(args, with_classes=True):
+    """The recipe keys of the dataset flags that are given."""
+    changes = dict(
+        data=args.dataset,
+        img_dir=args.img_dir,
+        ann_dir=args.ann_dir,
+        img_suffix=args.img_suffix,
+        ann_suffix=args.ann_suffix,
+        split_file=args.split_file,
+        class_names=args.classes,
+        palette=args.class_palette,
+        reduce_zero_label=True if args.reduce_zero_label else None,
+        ignore_index=args.ignore_index,
+        label_map=[pair for pairs in args.label_map for pair in pairs] if args.label_map else None,
+        label_palette=args.label_palette,
+    )
+    if with_classes:
+        changes.update(
+            num_classes=args.num_classes, train_split=args.train_split, val_split=args.val_split
+        )
+    return {key: value for key, value in changes.items() if value is not None}
+
+
 def _recipe(args):
-    """The recipe of `keras-ann train`, with the flags applied."""
-    from keras_ann.recipes import get_recipe
+    """The recipe of `keras-ann train`: the named recipe or recipe file (or
+    the default base recipe for `--dataset`), then the dataset flags, the
+    schedule flags, `--from-preset` and last `--set`."""
+    from keras_ann.recipes import DEFAULT_RECIPE, apply_settings, load_recipe, replace_data
     from keras_ann.weights.imagenet import requested_backbone_init
 
+    if args.recipe is None and args.dataset is None:
+        raise SystemExit(
+            "keras-ann train: error: name a recipe or a recipe file (see `keras-ann train --help`), "
+            "or give --dataset (e.g. --dataset folder: your own data on the default recipe "
+            f"{DEFAULT_RECIPE})"
+        )
     changes = dict(
         iterations=args.iterations,
         total_batch=args.batch_size,
         val_interval=args.eval_interval,
         crop_size=tuple(args.crop_size) if args.crop_size else None,
         scale=tuple(args.scale) if args.scale else None,
+        load_from=args.from_preset,
     )
+    changes = {k: v for k, v in changes.items() if v is not None}
     try:
-        recipe = get_recipe(args.recipe).replace(**{k: v for k, v in changes.items() if v is not None})
-    except ValueError as error:
+        recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
+        data = _dataset_changes(args)
+        if data.get("data", recipe.data) == "folder" and recipe.data != "folder" and "num_classes" not in data:
+            raise ValueError("--dataset folder needs --num-classes K (the number of classes of your labels).")
+        recipe = replace_data(recipe, **data)
+        recipe = recipe.replace(**changes)
+        recipe = requested_backbone_init(recipe, args.imagenet)
+        if args.set:
+            recipe = apply_settings(recipe, args.set)
+    except (ValueError, OSError) as error:
         raise SystemExit(f"keras-ann train: error: {error}")
-    return requested_backbone_init(recipe, args.imagenet)
+    return recipe
 
 
 def _train(args):
@@ -398,9 +472,39 @@ def _evaluate(args):
             "naming its data."
         )
     config = get_data_config(protocol["data"])
-    options = {"num_classes": model.num_classes, "class_names": protocol["class_names"]} if config.classes is None else {}
+    data = _dataset_changes(args, with_classes=False)
+    data.pop("data", None)
+    folder_only = [k for k in data if k not in ("reduce_zero_label", "ignore_index")]
+    if config.classes is not None and folder_only:
+        raise SystemExit(
+            f"keras-ann evaluate: error: {', '.join('--' + k.replace('_', '-') for k in folder_only)} only apply to "
+            f"--dataset folder (the data is {config.name})"
+        )
+    names = tuple(data["class_names"]) if "class_names" in data else protocol["class_names"]
+    if names is not None and len(names) != model.num_classes:
+        raise SystemExit(
+            f"keras-ann evaluate: error: --classes names {len(names)} classes but {args.model} predicts "
+            f"{model.num_classes}"
+        )
+    options = {}
+    if config.classes is None:  # folder: the model's classes, the layout of the flags
+        options = {"num_classes": model.num_classes, "class_names": names}
+        keys = {"img_dir": "img_dir", "ann_dir": "ann_dir", "img_suffix": "image_suffix",
+                "ann_suffix": "label_suffix", "split_file": "split_file", "palette": "palette"}  # fmt: skip
+        options.update({keys[k]: v for k, v in data.items() if k in keys})
+        if "label_map" in data:
+            options["label_map"] = dict(data["label_map"])
+        if "label_palette" in data:
+            options["label_palette"] = [list(c) for c in data["label_palette"]]
+    elif config.num_classes != model.num_classes:
+        raise SystemExit(
+            f"keras-ann evaluate: error: {args.model} predicts {model.num_classes} classes but {config.name} has "
+            f"{config.num_classes}; evaluate it on the data it was trained for (--dataset folder with its layout)"
+        )
+    for key in ("reduce_zero_label", "ignore_index"):
+        if key in data:
+            options[key] = data[key]
     dataset = build_dataset(config, args.data_root, args.split, **options)
-    names = protocol["class_names"]
     if names is None:
         names = dataset.class_names if len(dataset.class_names) == model.num_classes else None
     # Multi-scale testing rescales the original image (as the reference's
@@ -610,8 +714,57 @@ def build_parser():
     convert.add_argument("--num-classes", type=positive_int)
     convert.set_defaults(func=_convert)
 
-    train = sub.add_parser("train", help="train a recipe (resumes from --work-dir)")
-    train.add_argument("recipe", help="a recipe name, e.g. ann_r50_d8_cityscapes_512x1024_40k")
+    def add_dataset_args(p, training):
+        p.add_argument(
+            "--dataset", choices=tuple(DATA_CONFIGS) + ("pascal_voc",),
+            help="the data config: 'folder' for your own images and masks (ROOT/IMG_DIR/<split>/, "
+            "ROOT/ANN_DIR/<split>/, as mmseg's custom dataset); default: "
+            + ("the recipe's" if training else "the model's, e.g. a preset's"),
+        )
+        folder = p.add_argument_group("folder dataset (--dataset folder)")
+        folder.add_argument("--img-dir", help="image directory under --data-root (default img_dir)")
+        folder.add_argument("--ann-dir", help="label directory under --data-root (default ann_dir)")
+        folder.add_argument("--img-suffix", help="image name ending after the stem (default: any image extension)")
+        folder.add_argument("--ann-suffix", help="label name ending after the stem (default .png)")
+        folder.add_argument(
+            "--split-file", metavar="PATTERN",
+            help="files of stems per split instead of split sub-directories, relative to --data-root, "
+            "with {split} in the name, e.g. 'splits/{split}.txt'",
+        )
+        if training:
+            folder.add_argument("--num-classes", type=positive_int, help="number of classes (required for folder)")
+            folder.add_argument("--train-split", help="training split (default train)")
+            folder.add_argument("--val-split", help="evaluation split (default val)")
+        folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
+        folder.add_argument(
+            "--palette", dest="class_palette", type=_rgb, nargs="+", metavar="R,G,B",
+            help="colour of each class (for overlays)",
+        )
+        labels = p.add_argument_group("label encoding")
+        labels.add_argument(
+            "--reduce-zero-label", action="store_true", help="label 0 is void: ignored, k becomes k-1 (mmseg's)"
+        )
+        labels.add_argument(
+            "--ignore-index", type=non_negative_int, help="the ignored label value (default 255)"
+        )
+        labels.add_argument(
+            "--label-map", type=_label_pair, nargs="+", metavar="RAW:NEW",
+            help="map label values, e.g. 255:1 for 0/255 binary masks, 11:255 for a void value 11",
+        )
+        labels.add_argument(
+            "--label-palette", type=_rgb, nargs="+", metavar="R,G,B",
+            help="labels are RGB colour masks: the colour of class 0, 1, ...",
+        )
+
+    train = sub.add_parser(
+        "train",
+        help="train a recipe, a recipe file, or your own data (--dataset folder); resumes from --work-dir",
+    )
+    train.add_argument(
+        "recipe", nargs="?",
+        help="a recipe name (e.g. ann_r50_d8_cityscapes_512x1024_40k) or a recipe file (.json, as "
+        "--print-config prints); default with --dataset: ann_r18_d8_camvid_cpu",
+    )
     train.add_argument("--data-root", help="the dataset root (required unless --print-config)")
     train.add_argument(
         "--work-dir", type=output_dir,
@@ -644,6 +797,16 @@ def build_parser():
         help="ImageNet ResNet-V1c checkpoint for the backbone (default: the recipe's, downloaded once; "
         "'none': from scratch)",
     )
+    train.add_argument(
+        "--from-preset", metavar="NAME|PATH",
+        help="fine-tune a released model (see `keras-ann presets`) or a .keras/.pth file; "
+        "the classifiers are new when --num-classes differs (recipe key load_from)",
+    )
+    train.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a recipe key (the keys of --print-config), value as JSON where possible, "
+        "e.g. --set lr=0.005 --set crop_size=[256,256]; applied last",
+    )
     train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument(
         "--allow-changes", action="store_true", help="resume although the settings differ from the run's recipe.json"
@@ -651,6 +814,7 @@ def build_parser():
     train.add_argument(
         "--restart", action="store_true", help="start over from iteration 0, replacing the work dir's state and history"
     )
+    add_dataset_args(train, training=True)
     train.set_defaults(func=_train)
 
     def add_inference_args(p):
@@ -673,10 +837,7 @@ def build_parser():
 
     evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
     evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
-    evaluate.add_argument(
-        "--dataset", choices=tuple(DATA_CONFIGS) + ("pascal_voc",),
-        help="the data config (default: the model's, e.g. a preset's)",
-    )
+    add_dataset_args(evaluate, training=False)
     evaluate.add_argument("--data-root", required=True)
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--ms-flip", action="store_true", help="multi-scale + flip test")

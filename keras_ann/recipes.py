@@ -33,10 +33,23 @@ Example:
 """
 
 import dataclasses
+import json
+import os
 
 from keras_ann.data.configs import PIPELINE_KEYS, get_data_config
 
-__all__ = ["IMAGENET_CHECKPOINTS", "RECIPES", "Recipe", "get_recipe", "resolved_config"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "IMAGENET_CHECKPOINTS",
+    "RECIPES",
+    "Recipe",
+    "apply_settings",
+    "get_recipe",
+    "load_recipe",
+    "parse_setting",
+    "replace_data",
+    "resolved_config",
+]
 
 # The reference's `open-mmlab://resnet{50,101}_v1c` (mmcv's model zoo, as
 # mmengine's `hub/openmmlab.json` resolves it). The last 8 hex digits of a
@@ -107,6 +120,28 @@ class Recipe:
         backbone_init: URL or path of the ImageNet checkpoint loaded into
             the backbone, or `None` to train from scratch (default: the
             reference's checkpoint for the backbone, if it has one).
+        load_from: a preset name, `.keras` or reference `.pth` file whose
+            weights start the run (fine-tuning, mmseg's `load_from`; the
+            classifiers are replaced when `num_classes` differs), or `None`.
+        class_names: names of the classes (default: the data config's;
+            for `folder`: `"0"`, `"1"`, ...).
+        palette: RGB colour of each class, or `None`.
+        train_split, val_split: the splits trained and evaluated on
+            (default: the data config's, `"train"` and `"val"`).
+        img_dir, ann_dir: `folder` only: the image and label directories
+            under the data root (default `img_dir`, `ann_dir`), each with
+            one sub-directory per split (mmseg's custom-dataset layout).
+        img_suffix, ann_suffix: `folder` only: image and label name
+            endings after the common stem (default: any image extension,
+            `".png"`).
+        split_file: `folder` only: instead of split sub-directories, a
+            file of stems per split, relative to the data root, with
+            `{split}` in its name (e.g. `"splits/{split}.txt"`); the files
+            are then directly in `img_dir` and `ann_dir`.
+        label_map: `((raw, new), ...)` applied to the label values, e.g.
+            `((255, 1),)` for 0/255 binary masks.
+        label_palette: the colour of each class, for label files that are
+            RGB colour masks (class `i` has colour `i`).
     """
 
     name: str
@@ -139,6 +174,18 @@ class Recipe:
     test_crop: tuple = None
     test_stride: tuple = None
     backbone_init: str = "imagenet"
+    load_from: str = None
+    class_names: tuple = None
+    palette: tuple = None
+    train_split: str = None
+    val_split: str = None
+    img_dir: str = None
+    ann_dir: str = None
+    img_suffix: str = None
+    ann_suffix: str = None
+    split_file: str = None
+    label_map: tuple = None
+    label_palette: tuple = None
 
     def __post_init__(self):
         config = get_data_config(self.data)
@@ -158,10 +205,78 @@ class Recipe:
             value = getattr(self, key)
             if value is not None:
                 set_(key, tuple(value))
+        self._check_data_keys(config, set_)
         if self.test_mode not in ("whole", "slide"):
             raise ValueError(f"Recipe {self.name!r}: `test_mode` must be 'whole' or 'slide', got {self.test_mode!r}.")
         if self.test_mode == "slide" and (self.test_crop is None or self.test_stride is None):
             raise ValueError(f"Recipe {self.name!r}: `test_mode='slide'` needs `test_crop` and `test_stride`.")
+
+    def _check_data_keys(self, config, set_):
+        """Normalises (tuples) and checks the class and folder keys."""
+        for key in ("train_split", "val_split"):
+            if getattr(self, key) is None:
+                set_(key, getattr(config, key))
+        if config.loader == "folder":  # the layout's defaults, shown by --print-config
+            for key, value in {**config.loader_options, "ann_suffix": ".png"}.items():
+                if getattr(self, key) is None:
+                    set_(key, value)
+        if self.class_names is not None:
+            names = self.class_names.split(",") if isinstance(self.class_names, str) else self.class_names
+            set_("class_names", tuple(str(n).strip() for n in names))
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(
+                    f"Recipe {self.name!r}: {len(self.class_names)} class names {list(self.class_names)} "
+                    f"for num_classes={self.num_classes}."
+                )
+        for key in ("palette", "label_palette"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            colours = tuple(tuple(int(c) for c in colour) for colour in value)
+            if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colours):
+                raise ValueError(f"Recipe {self.name!r}: `{key}` must be RGB triples in 0..255, got {value!r}.")
+            if len(colours) != self.num_classes:
+                raise ValueError(
+                    f"Recipe {self.name!r}: `{key}` has {len(colours)} colours for num_classes={self.num_classes}."
+                )
+            set_(key, colours)
+        if self.label_map is not None:
+            pairs = self.label_map.items() if isinstance(self.label_map, dict) else self.label_map
+            try:
+                set_("label_map", tuple((int(old), int(new)) for old, new in pairs))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Recipe {self.name!r}: `label_map` must be [raw, new] pairs, e.g. [[255, 1]], "
+                    f"got {self.label_map!r}."
+                ) from None
+        if config.loader != "folder":
+            given = [key for key in ("class_names", "palette") + FOLDER_KEYS if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"Recipe {self.name!r}: {', '.join(given)} only apply to the `folder` data config "
+                    f"(this recipe's data is {config.name!r})."
+                )
+        if self.split_file is not None and "{split}" not in self.split_file:
+            raise ValueError(
+                f"Recipe {self.name!r}: `split_file` must contain {{split}} (one file per split, e.g. "
+                f"'splits/{{split}}.txt'), got {self.split_file!r}."
+            )
+
+    def data_options(self):
+        """The `keras_ann.data.configs.build_dataset` options of the class
+        and folder keys that are set."""
+        options = {
+            "class_names": self.class_names,
+            "palette": self.palette,
+            "img_dir": self.img_dir,
+            "ann_dir": self.ann_dir,
+            "image_suffix": self.img_suffix,
+            "label_suffix": self.ann_suffix,
+            "split_file": self.split_file,
+            "label_map": dict(self.label_map) if self.label_map else None,
+            "label_palette": [list(c) for c in self.label_palette] if self.label_palette else None,
+        }
+        return {key: value for key, value in options.items() if value is not None}
 
     def __getattr__(self, name):
         if name in _OLD_NAMES:
@@ -206,10 +321,10 @@ class Recipe:
 
         `Recipe.from_config` reads it back.
         """
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
-        }
+        def plain(value):
+            return [plain(v) for v in value] if isinstance(value, tuple) else value
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -245,6 +360,8 @@ class Recipe:
 
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
+# Keys only the `folder` data config reads.
+FOLDER_KEYS = ("img_dir", "ann_dir", "img_suffix", "ann_suffix", "split_file", "label_map", "label_palette")
 assert set(PIPELINE_KEYS) <= set(CONFIG_KEYS)
 
 
@@ -324,3 +441,102 @@ def resolved_config(recipe, **changes):
     """
     changes = {key: value for key, value in changes.items() if value is not None}
     return get_recipe(recipe).replace(**changes).to_config()
+
+
+# The base recipe (model and schedule) of `keras-ann train --dataset folder`
+# when no recipe is named: CPU-sized (ResNet-18-D8, 128x128 crops, images
+# at 240x180, 600 iterations).
+DEFAULT_RECIPE = "ann_r18_d8_camvid_cpu"
+
+# Keys a recipe file may hold besides the recipe's: what `train()` writes
+# into `recipe.json` next to them (the run's, not the recipe's; ignored).
+_RUN_KEYS = ("precision", "seed")
+
+
+def load_recipe(name_or_path):
+    """A recipe by name, or from a JSON file of recipe keys (what
+    `keras-ann train RECIPE --print-config` prints, or a work directory's
+    `recipe.json`).
+
+    Args:
+        name_or_path: a name of `RECIPES`, a `Recipe`, or a `.json` path.
+
+    Example:
+
+    >>> import json, tempfile
+    >>> path = tempfile.mktemp(suffix=".json")
+    >>> config = get_recipe("ann_r18_d8_camvid_cpu").replace(iterations=20).to_config()
+    >>> json.dump(config, open(path, "w"))
+    >>> load_recipe(path).iterations
+    20
+    """
+    if isinstance(name_or_path, Recipe):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    if not (text.endswith(".json") or os.path.sep in text or os.path.isfile(text)):
+        return get_recipe(text)
+    if not os.path.isfile(text):
+        raise FileNotFoundError(f"Recipe file not found: {text}")
+    try:
+        with open(text) as f:
+            config = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Recipe file {text} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"Recipe file {text} must hold one JSON object of recipe keys, got {type(config).__name__}.")
+    config = {key: value for key, value in config.items() if key not in _RUN_KEYS}
+    try:
+        return Recipe.from_config(config)
+    except TypeError as error:  # a required key missing
+        raise ValueError(f"Recipe file {text}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"Recipe file {text}: {error}") from None
+
+
+def parse_setting(text):
+    """`"key=value"` -> `(key, value)`, the value parsed as JSON where it
+    can be (`10`, `0.5`, `true`, `null`, `[64, 64]`, `"x"`), else the text
+    itself (`data=folder`), as mmseg's `--cfg-options`.
+
+    Example:
+
+    >>> parse_setting("crop_size=[64,64]"), parse_setting("data=folder")
+    (('crop_size', [64, 64]), ('data', 'folder'))
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set takes KEY=VALUE, got {text!r}; the keys are {', '.join(CONFIG_KEYS)}.")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def apply_settings(recipe, settings):
+    """`recipe` with `key=value` texts (`parse_setting`) applied; an
+    unknown key is refused with the list of keys.
+
+    A new `data` takes that data config's classes unless `num_classes` is
+    set too.
+
+    Example:
+
+    >>> apply_settings("ann_r18_d8_camvid_cpu", ["iterations=40", "lr=0.02"]).lr
+    0.02
+    """
+    recipe = load_recipe(recipe)
+    changes = dict(parse_setting(text) for text in settings)
+    return replace_data(recipe, **changes)
+
+
+def replace_data(recipe, **changes):
+    """`recipe.replace(**changes)`, where a change of `data` takes the new
+    data config's classes (`num_classes`, names, palette) unless given."""
+    if "data" in changes and changes["data"] != recipe.data:
+        for key in ("num_classes", "class_names", "palette", "train_split", "val_split") + FOLDER_KEYS:
+            changes.setdefault(key, None)
+    unknown = sorted(set(changes) - set(CONFIG_KEYS) - set(_OLD_NAMES) - {"scale"})
+    if unknown:
+        raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
+    return recipe.replace(**changes)

@@ -29,6 +29,7 @@ from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
+from keras_ann.backbones.resnet import ResNetBackbone
 from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
 from keras_ann.recipes import get_recipe
@@ -174,9 +175,10 @@ def train(
         crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
-    recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
-    settings = {**recipe.to_config(), "precision": precision, "seed": seed,
-                "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
+    if recipe.load_from:  # fine-tuning: the whole model's weights, no ImageNet initialisation
+        recipe, imagenet_path = recipe.replace(backbone_init=None), None
+    else:
+        recipe, imagenet_path = resolve_backbone_init(recipe, imagenet_checkpoint)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
@@ -186,11 +188,16 @@ def train(
         if restart:
             resume.clear()
             run.clear_history()
-        run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
         resume.read()  # a corrupt state is refused before the model is built
         with strategy.scope():
             model = _build_model(recipe, replicas, imagenet_path)
+            backbone = model.backbone
+            if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded
+                recipe = recipe.replace(backbone=f"resnet{backbone.depth}_d{backbone.output_stride}")
             compile_for_recipe(model, recipe, precision)
+        settings = {**recipe.to_config(), "precision": precision, "seed": seed,
+                    "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
+        run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
         done = resume.restore(model)
         if done > recipe.iterations:
             raise WorkDirError(
@@ -287,6 +294,16 @@ def _build_model(recipe, replicas, imagenet_path):
     backbone initialised from `imagenet_path` when given."""
     from keras_ann.weights import load_imagenet_backbone
 
+    if recipe.load_from:
+        # A released or trained model; new classifiers when the classes differ.
+        model = ANNSegmenter.from_preset(
+            recipe.load_from,
+            num_classes=recipe.num_classes,
+            ignore_index=recipe.ignore_index,
+            test_config=recipe.test_config(),
+        )
+        print(f"fine-tuning from {recipe.load_from} ({model.backbone.name}, {model.num_classes} classes)")
+        return model
     model = ANNSegmenter(
         backbone=recipe.backbone,
         num_classes=recipe.num_classes,

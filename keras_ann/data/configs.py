@@ -208,7 +208,9 @@ def build_dataset(config, root, split, **options):
             (`train_scale`, `crop_size`, `test_scale`, ...) and, for
             `folder`, `num_classes` (required), `class_names`, `palette`,
             `img_dir`, `ann_dir`, `image_suffix`, `label_suffix`,
-            `label_map`, `verify`, `skip_bad`.
+            `split_file` (a file of stems per split, `{split}` in its
+            name, relative to `root`), `label_map`, `label_palette`,
+            `verify`, `skip_bad`.
 
     Returns:
         A `SegmentationDataset`.
@@ -236,8 +238,18 @@ def build_dataset(config, root, split, **options):
         return data.camvid(root, split, **settings, **extra)
     if config.loader == "folder":
         img_dir, ann_dir = extra.pop("img_dir"), extra.pop("ann_dir")
+        split_file = extra.pop("split_file", None)
         if extra.get("num_classes") is None:
             raise ValueError("The `folder` data config needs `num_classes` (the number of classes of the labels).")
+        if extra.get("image_suffix") is None:
+            extra.pop("image_suffix", None)
+        if extra.get("label_suffix") is None:
+            extra.pop("label_suffix", None)
+        if split_file is not None:
+            return data.FolderDataset.from_split_file(
+                os.path.join(root, split_file.format(split=split)),
+                os.path.join(root, img_dir), os.path.join(root, ann_dir), **settings, **extra,
+            )
         return data.FolderDataset(
             os.path.join(root, img_dir, split), os.path.join(root, ann_dir, split), **settings, **extra
         )
@@ -269,16 +281,22 @@ def build_datasets(
         DatasetError: label mistakes in either split, found by a scan of
             every label file before training (`data.check_dataset_labels`).
     """
+    train_split = "train"
     if isinstance(settings, (str, DataConfig)):
         config = get_data_config(settings)
         values = config.pipeline_settings()
     else:
         config = get_data_config(settings.data)
         values = {key: getattr(settings, key) for key in PIPELINE_KEYS}
-        if config.classes is None:  # folder: the recipe's classes
+        train_split = settings.train_split
+        if val_split == "val":
+            val_split = settings.val_split
+        if config.classes is None:  # folder: the recipe's classes and layout
             options.setdefault("num_classes", settings.num_classes)
+            for key, value in settings.data_options().items():
+                options.setdefault(key, value)
     kwargs = {**{k: values[k] for k in _DATASET_KEYS}, **options}
-    train_data = build_dataset(config, root, "train", **kwargs)
+    train_data = build_dataset(config, root, train_split, **kwargs)
     val_data = build_dataset(config, root, val_split, **kwargs)
     from keras_ann.data.label_scan import check_dataset_labels
 

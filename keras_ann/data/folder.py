@@ -125,6 +125,57 @@ class FolderDataset(SegmentationDataset):
         )
 
     @classmethod
+    def from_split_file(
+        cls, split_file, image_dir, label_dir, num_classes, *, image_suffix="", label_suffix=".png",
+        image_extensions=IMAGE_EXTENSIONS, **kwargs,
+    ):
+        """The images named in a split file (mmseg's `ann_file`): one stem
+        per line, relative to `image_dir`; image `image_dir/<stem><image_suffix>`
+        (with `image_suffix=""`: the one file `<stem>.<image extension>`),
+        label `label_dir/<stem><label_suffix>`.
+
+        Args:
+            split_file: path of the file of stems.
+            image_dir, label_dir: directories of the images and labels.
+            num_classes: int.
+            image_suffix, label_suffix: name endings after the stem.
+            image_extensions: accepted image extensions without `image_suffix`.
+            **kwargs: `SegmentationDataset` arguments.
+
+        Returns:
+            A `SegmentationDataset`.
+        """
+        split_file, image_dir, label_dir = os.fspath(split_file), os.fspath(image_dir), os.fspath(label_dir)
+        if not os.path.isfile(split_file):
+            raise DatasetError(f"Split file not found: {split_file}")
+        for kind, d in (("Image", image_dir), ("Label", label_dir)):
+            if not os.path.isdir(d):
+                raise DatasetError(f"{kind} directory not found: {d}")
+        with open(split_file) as f:
+            stems = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+        if not stems:
+            raise DatasetError(f"Split file has no samples: {split_file}")
+        files, missing = [], []
+        for stem in stems:
+            if image_suffix:
+                candidates = [os.path.join(image_dir, stem + image_suffix)]
+            else:
+                candidates = [os.path.join(image_dir, stem + e) for e in image_extensions]
+                candidates += [c[: -len(e)] + e.upper() for c, e in zip(list(candidates), image_extensions)]
+            image = next((c for c in candidates if os.path.isfile(c)), None)
+            if image is None:
+                missing.append(candidates[0] if image_suffix else os.path.join(image_dir, stem + ".*"))
+                continue
+            files.append((image, os.path.join(label_dir, stem + label_suffix)))
+        if missing:
+            raise DatasetError(
+                f"{split_file}: {len(missing)} listed image(s) not found, e.g. {missing[0]}"
+            )
+        require_files((label for _, label in files), f"{split_file}: listed label")
+        kwargs.setdefault("name", os.path.basename(split_file))
+        return SegmentationDataset(files, num_classes, **kwargs)
+
+    @classmethod
     def from_list_file(cls, list_file, num_classes, *, root=None, **kwargs):
         """Builds a dataset from a text file of `image_path label_path` lines.
 
