@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from keras_ann.checks import check_pair, check_positive_int
+from keras_ann.checks import PRECISIONS, check_pair, check_positive_int, check_precision
 from keras_ann.presets import PRESETS
 from keras_ann.recipes import RECIPES, Recipe
 
@@ -58,7 +58,6 @@ __all__ = [
     "run_benchmark",
 ]
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # The reference's training memory is per GPU; its recipes put 4 GPUs to work.
 _REFERENCE_GPUS = 4
@@ -150,8 +149,7 @@ def resolve_spec(
     """
     from keras_ann.backbones.resnet import BACKBONE_NAMES
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    check_precision(precision)
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False, got {jit_compile!r}.")
     batch_size = check_positive_int(batch_size, "batch_size")

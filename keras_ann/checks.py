@@ -18,7 +18,19 @@ import numbers
 import keras
 import numpy as np
 
-__all__ = ["check_images", "check_label_values", "check_labels", "check_pair", "check_positive_int"]
+__all__ = [
+    "PRECISIONS",
+    "check_images",
+    "check_label_values",
+    "check_labels",
+    "check_pair",
+    "check_positive_int",
+    "check_precision",
+]
+
+# The precisions training, benchmarks and the command line accept: Keras
+# dtype policies.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 _IMAGE_DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "uint16", "int8", "int16", "int32", "int64")
 _LABEL_DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
@@ -273,6 +285,30 @@ def check_positive_int(value, name, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (0 if allow_zero else 1):
         raise ValueError(f"`{name}` must be a {kind} integer, got {value!r}.")
     return int(value)
+
+
+def check_precision(precision, name="precision"):
+    """One of `PRECISIONS` (a Keras dtype policy name), returned as given.
+
+    Args:
+        precision: the value to check.
+        name: the argument's name for the error message.
+
+    Raises:
+        ValueError: naming `name`, the value and the choices.
+
+    Example:
+
+    >>> check_precision("mixed_bfloat16")
+    'mixed_bfloat16'
+    >>> check_precision("bf16")
+    Traceback (most recent call last):
+    ...
+    ValueError: `precision` must be one of ('float32', 'mixed_float16', 'mixed_bfloat16'), got 'bf16'.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"`{name}` must be one of {PRECISIONS}, got {precision!r}.")
+    return precision
 
 
 def check_pair(value, name):

@@ -673,6 +673,7 @@ def _predict(args):
 
 
 def build_parser():
+    from keras_ann.checks import PRECISIONS
     from keras_ann.data.configs import DATA_CONFIGS
 
     parser = _Parser(
@@ -774,7 +775,7 @@ def build_parser():
         "--print-config", action="store_true",
         help="print the fully resolved recipe (after the other flags) as JSON and exit; reads no data",
     )
-    train.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    train.add_argument("--precision", default="float32", choices=PRECISIONS)
     train.add_argument("--iterations", type=positive_int)
     train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
     train.add_argument("--eval-interval", type=positive_int)
@@ -877,7 +878,7 @@ def build_parser():
         help="inference image size (default: the preset's test window or crop)",
     )
     benchmark.add_argument("--batch-size", type=positive_int, default=1, help="inference batch")
-    benchmark.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    benchmark.add_argument("--precision", default="float32", choices=PRECISIONS)
     benchmark.add_argument("--runs", type=positive_int, default=5, help="timed runs per phase (median reported)")
     benchmark.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs first")
     benchmark.add_argument(

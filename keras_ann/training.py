@@ -26,6 +26,7 @@ import keras
 from keras_ann import distribute
 from keras_ann.callbacks import MeanIoUEvaluation, ResumeState
 from keras_ann.callbacks.resume_state import ResumeError
+from keras_ann.checks import PRECISIONS, check_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -49,7 +50,6 @@ __all__ = [
     "train",
 ]
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def build_datasets(
@@ -168,8 +168,7 @@ def train(
     Returns:
         `(model, history)`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    check_precision(precision)
     recipe = _apply_overrides(
         get_recipe(recipe), iterations=iterations, batch_size=batch_size, eval_interval=eval_interval,
         crop_size=crop_size, scale=scale, backbone=backbone,
