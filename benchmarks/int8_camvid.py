@@ -30,23 +30,9 @@ import sys
 import tempfile
 import time
 
+from vs_mmseg import cpu_info  # benchmarks/ is this script's own directory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_info():
-    """The CPU model and the flags that matter for int8 / bf16 speed."""
-    model, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    return {"model": model, "flags": [flag for flag in wanted if flag in flags], "cores": os.cpu_count()}
 
 
 def _score(predict, pairs, num_classes, align_corners):

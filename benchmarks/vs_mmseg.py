@@ -71,7 +71,7 @@ PEAK_SIZE = 2048
 
 
 def cpu_info():
-    """The CPU model and the flags that decide float32 / bfloat16 speed."""
+    """The CPU model and the flags that decide float32 / bfloat16 / int8 speed."""
     model, flags = "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -82,7 +82,10 @@ def cpu_info():
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    wanted = (
+        "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+        "amx_tile", "amx_bf16", "amx_int8",
+    )  # fmt: skip
     return {"model": model, "flags": [flag for flag in wanted if flag in flags], "cores": os.cpu_count()}
 
 
