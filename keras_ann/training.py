@@ -24,7 +24,7 @@ import os
 import keras
 
 from keras_ann import distribute
-from keras_ann.callbacks import MeanIoUEvaluation, ResumeState
+from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -112,15 +112,20 @@ def train(
     checkpoint_interval=None,
     strategy=None,
     verbose="auto",
+    callbacks=None,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
     Args:
         recipe: a recipe name (see `keras_ann.recipes.RECIPES`) or `Recipe`.
         data_root: dataset root.
-        work_dir: where checkpoints (`latest.keras` at every checkpoint interval),
-            the resume state (`resume/`), TensorBoard logs (`logs/`),
-            `recipe.json`, `history.csv` and `history.json` go.
+        work_dir: where checkpoints (`latest.keras` at every checkpoint interval,
+            `best_mIoU.keras` at the best evaluation so far, its score in
+            `best_mIoU.keras.json`, kept across resumes), the resume state
+            (`resume/`), TensorBoard logs (`logs/`), `recipe.json`,
+            `history.csv`, `history.json` and `log.jsonl` (one JSON line
+            per checkpoint interval: losses, learning rate, per-class IoU
+            after each evaluation) go.
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
@@ -137,6 +142,13 @@ def train(
             many iterations.
         strategy: a `tf.distribute` strategy (default: `default_strategy()`).
         verbose: `fit()` verbosity.
+        callbacks: more Keras callbacks, run after keras-ann's (so they see
+            `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
+            in the logs), e.g. early stopping on the validation mIoU (one
+            epoch is one checkpoint interval; epochs without an evaluation
+            log NaN, so count patience in checkpoint intervals):
+            `keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max",
+            patience=...)`.
 
     Returns:
         `(model, history)`.
@@ -174,7 +186,9 @@ def train(
         with strategy.scope():
             distribute.enable_multi_worker_fit(model, train_ds)
     _write_recipe(out_dir, recipe, precision, seed)
-    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, eval_interval // checkpoint_interval)
+    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, eval_interval // checkpoint_interval) + list(
+        callbacks or []
+    )
     history = model.fit(
         train_ds,
         epochs=recipe.iterations // checkpoint_interval,
@@ -261,18 +275,22 @@ def _write_recipe(out_dir, recipe, precision, seed):
 
 
 def _callbacks(recipe, out_dir, resume, val_ds, val_data, every):
-    """Evaluation every `every` checkpoint intervals, then the resume
-    state, the CSV history and TensorBoard."""
+    """Evaluation every `every` checkpoint intervals, the best checkpoint,
+    then the resume state, the CSV and JSON-lines histories and
+    TensorBoard."""
+    evaluation = MeanIoUEvaluation(
+        val_ds,
+        class_names=val_data.class_names,
+        every_n_epochs=every,
+        mode=recipe.test_mode,
+        crop_size=recipe.test_crop,
+        stride=recipe.test_stride,
+    )
     return [
-        MeanIoUEvaluation(
-            val_ds,
-            class_names=val_data.class_names,
-            every_n_epochs=every,
-            mode=recipe.test_mode,
-            crop_size=recipe.test_crop,
-            stride=recipe.test_stride,
-        ),
+        evaluation,
+        BestCheckpoint(os.path.join(out_dir, "best_mIoU.keras")),
         resume,  # after the evaluation: a run killed during it evaluates again
         keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"), append=True),
+        JsonLinesLog(os.path.join(out_dir, "log.jsonl"), evaluation),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq=50),
     ]

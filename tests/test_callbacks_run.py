@@ -1,0 +1,113 @@
+"""What a training run leaves behind: best checkpoint, JSON-lines log, and
+the user's callbacks (issue 14 item 4)."""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ann
+from keras_ann.callbacks import BestCheckpoint, JsonLinesLog
+from testing_utils import camvid_subset
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append(dict(logs or {}))
+
+
+def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
+    from keras_ann import training
+
+    root = camvid_subset(tmp_path, 2)
+    work = str(tmp_path / "run")
+    recorder = Recorder()
+    stop = keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max", patience=10)
+    model, history = training.train(
+        "ann_r18_d8_camvid_cpu", root, work, iterations=4, batch_size=2, crop_size=(32, 32),
+        scale=(64, 48), eval_interval=2, checkpoint_interval=1, eval_steps=1, seed=0, verbose=0,
+        imagenet_checkpoint="none", callbacks=[recorder, stop],
+    )  # fmt: skip
+    # User callbacks run after keras-ann's: they see the evaluation and both losses.
+    assert len(recorder.logs) == 4
+    assert math.isnan(recorder.logs[0]["val_mIoU"]) and np.isfinite(recorder.logs[1]["val_mIoU"])
+    assert {"loss", "decode_loss", "aux_loss"} <= set(recorder.logs[0])
+    assert stop.model is model
+
+    with open(os.path.join(work, "log.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
+    for line in lines:
+        assert line["loss"] == pytest.approx(line["decode_loss"] + line["aux_loss"], rel=1e-5)
+        assert line["lr"] > 0
+    assert lines[0]["val_mIoU"] is None and "IoU" not in lines[0]
+    assert set(lines[1]["IoU"]) == set(model.test_config["class_names"])
+    assert lines[1]["val_mIoU"] == pytest.approx(recorder.logs[1]["val_mIoU"])
+    assert os.path.exists(os.path.join(work, "history.csv"))
+
+    scores = history.history["val_mIoU"]
+    best = max(s for s in scores if np.isfinite(s))
+    with open(os.path.join(work, "best_mIoU.keras.json")) as f:
+        state = json.load(f)
+    assert state["best"] == pytest.approx(best)
+    assert state["iteration"] in (2, 4)
+    assert isinstance(keras.saving.load_model(os.path.join(work, "best_mIoU.keras")), keras_ann.ANNSegmenter)
+
+
+class _Model:
+    """Stands in for a model in unit tests of the callbacks: an optimiser
+    with an iteration count and learning rate, and `save`."""
+
+    def __init__(self, iteration=7, learning_rate=0.01):
+        self.optimizer = keras.optimizers.SGD(learning_rate)
+        self.optimizer.iterations.assign(iteration)
+        self.saved = []
+
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write("model")
+        self.saved.append(path)
+
+
+def test_best_checkpoint_keeps_the_best_across_a_restart(tmp_path):
+    path = str(tmp_path / "best_mIoU.keras")
+    first = BestCheckpoint(path)
+    first.set_model(_Model(iteration=10))
+    first.on_epoch_end(0, {"val_mIoU": float("nan")})
+    assert not os.path.exists(path)
+    first.on_epoch_end(1, {"val_mIoU": 40.0})
+    first.on_epoch_end(2, {"val_mIoU": 30.0})
+    assert first.best == 40.0 and len(first.model.saved) == 1
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+
+    # A resumed run (a new callback on the same path) keeps the best score.
+    resumed = BestCheckpoint(path)
+    resumed.set_model(_Model(iteration=20))
+    assert resumed.best == 40.0 and resumed.best_iteration == 10
+    resumed.on_epoch_end(3, {"val_mIoU": 35.0})
+    assert resumed.model.saved == []
+    resumed.on_epoch_end(4, {"val_mIoU": 45.0})
+    with open(path + ".json") as f:
+        assert json.load(f) == {"monitor": "val_mIoU", "best": 45.0, "iteration": 20}
+
+
+def test_json_lines_log_appends_and_writes_nan_as_null(tmp_path):
+    path = str(tmp_path / "log.jsonl")
+    for epoch in range(2):  # two runs (a resume) append to one file
+        log = JsonLinesLog(path)
+        log.set_model(_Model(iteration=epoch + 1, learning_rate=0.5))
+        log.on_train_begin()
+        log.on_epoch_end(epoch, {"loss": 1.5, "val_mIoU": float("nan")})
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    assert lines == [
+        {"epoch": 1, "iteration": 1, "lr": 0.5, "loss": 1.5, "val_mIoU": None},
+        {"epoch": 2, "iteration": 2, "lr": 0.5, "loss": 1.5, "val_mIoU": None},
+    ]
