@@ -191,3 +191,20 @@ def test_unit_scale_images_warn_once():
         model.predict(images / 255.0, verbose=0)
         model(images / 255.0)
     assert len([w for w in caught if "[0, 1]" in str(w.message)]) == 1
+
+
+# === the documented example ===
+
+
+def test_augment_with_keras_layers_example_runs(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "augment_with_keras_layers.py"
+    spec = importlib.util.spec_from_file_location("augment_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    history = example.main(size=32, steps=1).history
+    assert {"loss", "decode_loss", "aux_loss", "val_loss", "val_mean_iou", "val_pixel_accuracy"} <= set(history)
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    assert "predicted label maps: (2, 32, 32)" in capsys.readouterr().out
