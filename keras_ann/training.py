@@ -24,7 +24,7 @@ import os
 import keras
 
 from keras_ann import distribute
-from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState
+from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -113,6 +113,7 @@ def train(
     strategy=None,
     verbose="auto",
     callbacks=None,
+    keep_snapshots=None,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
@@ -142,6 +143,8 @@ def train(
             many iterations.
         strategy: a `tf.distribute` strategy (default: `default_strategy()`).
         verbose: `fit()` verbosity.
+        keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
+            evaluation and keep the newest so many (default: none).
         callbacks: more Keras callbacks, run after keras-ann's (so they see
             `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
             in the logs), e.g. early stopping on the validation mIoU (one
@@ -186,9 +189,10 @@ def train(
         with strategy.scope():
             distribute.enable_multi_worker_fit(model, train_ds)
     _write_recipe(out_dir, recipe, precision, seed)
-    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, eval_interval // checkpoint_interval) + list(
-        callbacks or []
-    )
+    every = eval_interval // checkpoint_interval
+    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, every) + list(callbacks or [])
+    if keep_snapshots:
+        callbacks.insert(2, Snapshots(out_dir, keep_snapshots, every_n_epochs=every))
     history = model.fit(
         train_ds,
         epochs=recipe.iterations // checkpoint_interval,

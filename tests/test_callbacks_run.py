@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_ann
-from keras_ann.callbacks import BestCheckpoint, JsonLinesLog
+from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, Snapshots
 from testing_utils import camvid_subset
 
 
@@ -33,7 +33,7 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
     model, history = training.train(
         "ann_r18_d8_camvid_cpu", root, work, iterations=4, batch_size=2, crop_size=(32, 32),
         scale=(64, 48), eval_interval=2, checkpoint_interval=1, eval_steps=1, seed=0, verbose=0,
-        imagenet_checkpoint="none", callbacks=[recorder, stop],
+        imagenet_checkpoint="none", callbacks=[recorder, stop], keep_snapshots=1,
     )  # fmt: skip
     # User callbacks run after keras-ann's: they see the evaluation and both losses.
     assert len(recorder.logs) == 4
@@ -51,6 +51,8 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
     assert set(lines[1]["IoU"]) == set(model.test_config["class_names"])
     assert lines[1]["val_mIoU"] == pytest.approx(recorder.logs[1]["val_mIoU"])
     assert os.path.exists(os.path.join(work, "history.csv"))
+    # One snapshot per evaluation (iterations 2 and 4), the newest kept.
+    assert sorted(n for n in os.listdir(work) if n.startswith("iter_")) == ["iter_4.keras"]
 
     scores = history.history["val_mIoU"]
     best = max(s for s in scores if np.isfinite(s))
@@ -58,6 +60,7 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
         state = json.load(f)
     assert state["best"] == pytest.approx(best)
     assert state["iteration"] in (2, 4)
+    assert stop.best == pytest.approx(best)  # NaN intervals never count as the best
     assert isinstance(keras.saving.load_model(os.path.join(work, "best_mIoU.keras")), keras_ann.ANNSegmenter)
 
 
@@ -111,3 +114,21 @@ def test_json_lines_log_appends_and_writes_nan_as_null(tmp_path):
         {"epoch": 1, "iteration": 1, "lr": 0.5, "loss": 1.5, "val_mIoU": None},
         {"epoch": 2, "iteration": 2, "lr": 0.5, "loss": 1.5, "val_mIoU": None},
     ]
+
+
+def test_snapshots_keep_the_newest_across_a_restart(tmp_path):
+    directory = str(tmp_path)
+    model = _Model()
+    callback = Snapshots(directory, keep=2, every_n_epochs=2)
+    callback.set_model(model)
+    for epoch in range(6):
+        model.optimizer.iterations.assign((epoch + 1) * 10)
+        callback.on_epoch_end(epoch, {})
+    assert sorted(os.listdir(directory)) == ["iter_40.keras", "iter_60.keras"]
+    resumed = Snapshots(directory, keep=2, every_n_epochs=2)  # a resumed run
+    resumed.set_model(model)
+    model.optimizer.iterations.assign(80)
+    resumed.on_epoch_end(7, {})
+    assert [os.path.basename(p) for p in resumed.snapshots()] == ["iter_60.keras", "iter_80.keras"]
+    with pytest.raises(ValueError, match="keep-snapshots"):
+        Snapshots(directory, keep=0)
