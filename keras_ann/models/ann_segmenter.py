@@ -202,19 +202,15 @@ class ANNSegmenter(keras.Model):
         return super().__call__(*args, **kwargs)
 
     def _warn_if_unit_scale(self, images):
-        """Warns once when concrete float images all lie in [0, 1]: the model
-        expects 0..255 pixels (it subtracts the ImageNet mean in that range)."""
-        if self._scale_warned:
+        """Warns once when float NumPy images all lie in (0, 1]: the model
+        expects 0..255 pixels (it subtracts the ImageNet mean in that range).
+        Only NumPy arrays are looked at (no copy from a device); a dataset's
+        images are not read (see `_check_data`)."""
+        if self._scale_warned or not isinstance(images, np.ndarray):
             return
-        if not (hasattr(images, "dtype") and "float" in str(images.dtype)):
+        if not np.issubdtype(images.dtype, np.floating):
             return
-        if isinstance(images, keras.KerasTensor):
-            return
-        try:
-            values = np.asarray(ops.convert_to_numpy(images))
-        except Exception:  # symbolic (graph) tensors have no values
-            return
-        if values.size and float(values.max()) <= 1.0:
+        if images.size and 0.0 < float(np.max(images)) <= 1.0:  # all-black images say nothing
             self._scale_warned = True
             warnings.warn(
                 "ANNSegmenter got float images whose values all lie in [0, 1]; it expects RGB "
