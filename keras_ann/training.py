@@ -25,6 +25,7 @@ import keras
 
 from keras_ann import distribute
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
+from keras_ann.callbacks.unevaluated import hide_unevaluated
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -147,9 +148,10 @@ def train(
             evaluation and keep the newest so many (default: none).
         callbacks: more Keras callbacks, run after keras-ann's (so they see
             `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
-            in the logs), e.g. early stopping on the validation mIoU (one
-            epoch is one checkpoint interval; epochs without an evaluation
-            log NaN, so count patience in checkpoint intervals):
+            in the logs; at the end of an interval without an evaluation
+            they do not see the `val_*` scores, see
+            `keras_ann.callbacks.unevaluated.hide_unevaluated`), e.g. early
+            stopping on the validation mIoU (patience counts evaluations):
             `keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max",
             patience=...)`.
 
@@ -190,7 +192,7 @@ def train(
             distribute.enable_multi_worker_fit(model, train_ds)
     _write_recipe(out_dir, recipe, precision, seed)
     every = eval_interval // checkpoint_interval
-    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, every) + list(callbacks or [])
+    callbacks = _callbacks(recipe, out_dir, resume, val_ds, val_data, every) + hide_unevaluated(callbacks or [])
     if keep_snapshots:
         callbacks.insert(2, Snapshots(out_dir, keep_snapshots, every_n_epochs=every))
     history = model.fit(

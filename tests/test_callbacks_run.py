@@ -11,6 +11,7 @@ import pytest
 
 import keras_ann
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, Snapshots
+from keras_ann.callbacks.unevaluated import hide_unevaluated
 from testing_utils import camvid_subset
 
 
@@ -37,7 +38,9 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
     )  # fmt: skip
     # User callbacks run after keras-ann's: they see the evaluation and both losses.
     assert len(recorder.logs) == 4
-    assert math.isnan(recorder.logs[0]["val_mIoU"]) and np.isfinite(recorder.logs[1]["val_mIoU"])
+    # Intervals without an evaluation: hidden from user callbacks, NaN in the history.
+    assert "val_mIoU" not in recorder.logs[0] and np.isfinite(recorder.logs[1]["val_mIoU"])
+    assert math.isnan(history.history["val_mIoU"][0]) and len(history.history["val_mIoU"]) == 4
     assert {"loss", "decode_loss", "aux_loss"} <= set(recorder.logs[0])
     assert stop.model is model
 
@@ -132,3 +135,21 @@ def test_snapshots_keep_the_newest_across_a_restart(tmp_path):
     assert [os.path.basename(p) for p in resumed.snapshots()] == ["iter_60.keras", "iter_80.keras"]
     with pytest.raises(ValueError, match="keep-snapshots"):
         Snapshots(directory, keep=0)
+
+
+def test_early_stopping_on_val_miou_skips_intervals_without_evaluation():
+    stop = keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max", patience=1)
+    model = _Model()
+    model.stop_training = False
+    callbacks = hide_unevaluated([stop])
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    seen = []
+    for epoch, score in enumerate([float("nan"), 40.0, float("nan"), 50.0, float("nan")]):
+        logs = {"loss": 1.0, "val_mIoU": score}
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+        seen.append(logs["val_mIoU"])
+    assert stop.best == 50.0 and not model.stop_training  # a first NaN is not the best
+    assert math.isnan(seen[0]) and seen[1] == 40.0  # restored for the History
