@@ -415,6 +415,7 @@ def _train(args):
             args.work_dir,
             precision=args.precision,
             checkpoint_interval=args.checkpoint_interval,
+            keep_snapshots=args.keep_snapshots,
             # The recipe holds the choice; "none" only to say so in the log.
             imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
             seed=args.seed,
@@ -792,6 +793,10 @@ def build_parser():
         "--checkpoint-interval",
         type=positive_int,
         help="save the resume state every N iterations (divides --eval-interval); a killed run loses at most N",
+    )
+    train.add_argument(
+        "--keep-snapshots", type=positive_int, metavar="N",
+        help="save iter_<N>.keras at every evaluation, keeping the newest N (default: none)",
     )
     train.add_argument(
         "--imagenet", metavar="PATH|URL|none",

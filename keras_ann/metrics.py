@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SegmentationIoU", "confusion_matrix", "format_table", "metrics_from_confusion"]
+__all__ = ["PixelAccuracy", "SegmentationIoU", "confusion_matrix", "format_table", "metrics_from_confusion"]
 
 
 def confusion_matrix(labels, predictions, num_classes, ignore_index=255):
@@ -384,3 +384,69 @@ class SegmentationIoU(keras.metrics.Metric):
             "name": self.name,
             "dtype": self.dtype,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_ann")
+class PixelAccuracy(keras.metrics.Metric):
+    """Fraction of labelled pixels predicted right (the reference's `aAcc`),
+    accumulated over every batch since the last `reset_state()`.
+
+    Pixels labelled `ignore_index` are left out of both counts (unlike
+    `keras.metrics.SparseCategoricalAccuracy`, which would count them as
+    wrong).
+
+    Args:
+        ignore_index: int, the label value left out. Defaults to 255.
+        align_corners: bool; logits of another spatial size than the labels
+            are resized bilinearly to the labels' size first.
+        name: str. Defaults to `"pixel_accuracy"`.
+        dtype: the result's dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> metric = PixelAccuracy()
+    >>> labels = np.array([[[0, 1], [1, 255]]])
+    >>> logits = np.eye(2, dtype="float32")[[[[0, 1], [0, 0]]]]
+    >>> metric.update_state(labels, logits)
+    >>> round(float(metric.result()), 4)  # 2 of 3 labelled pixels right
+    0.6667
+    """
+
+    def __init__(self, ignore_index=255, align_corners=False, name="pixel_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_index = int(ignore_index)
+        self.align_corners = bool(align_corners)
+        count_dtype = _count_dtype()
+        self.correct = self.add_variable(shape=(), initializer="zeros", dtype=count_dtype, aggregation="sum", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", dtype=count_dtype, aggregation="sum", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch's labelled pixels.
+
+        Args:
+            y_true: `(N, H, W)` or `(N, H, W, 1)` integer labels.
+            y_pred: `(N, h, w, num_classes)` scores.
+            sample_weight: not supported; must be `None`.
+        """
+        if sample_weight is not None:
+            raise ValueError("`PixelAccuracy` does not support `sample_weight`.")
+        from keras_ann.ops import bilinear_resize, segmentation_pair
+
+        y_true, y_pred = segmentation_pair(y_true, y_pred)
+        size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
+        y_pred = bilinear_resize(ops.cast(y_pred, "float32"), size, self.align_corners)
+        labels = ops.cast(y_true, "int32")
+        valid = ops.not_equal(labels, self.ignore_index)
+        right = ops.logical_and(valid, ops.equal(labels, ops.cast(ops.argmax(y_pred, axis=-1), "int32")))
+        self.correct.assign_add(ops.cast(ops.sum(ops.cast(right, "int32")), self.correct.dtype))
+        self.total.assign_add(ops.cast(ops.sum(ops.cast(valid, "int32")), self.total.dtype))
+
+    def result(self):
+        """Right over labelled pixels (nan before any labelled pixel)."""
+        total = ops.cast(self.total, "float32")
+        value = ops.where(ops.greater(total, 0), ops.cast(self.correct, "float32") / ops.maximum(total, 1.0), float("nan"))
+        return ops.cast(value, self.dtype)
+
+    def get_config(self):
+        return {"ignore_index": self.ignore_index, "align_corners": self.align_corners, "name": self.name, "dtype": self.dtype}

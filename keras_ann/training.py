@@ -24,8 +24,9 @@ import os
 import keras
 
 from keras_ann import distribute
-from keras_ann.callbacks import MeanIoUEvaluation, ResumeState
+from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
 from keras_ann.callbacks.resume_state import ResumeError
+from keras_ann.callbacks.unevaluated import hide_unevaluated
 from keras_ann.checks import PRECISIONS, check_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
@@ -126,6 +127,8 @@ def train(
     allow_changes=False,
     restart=False,
     verbose="auto",
+    callbacks=None,
+    keep_snapshots=None,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
@@ -140,10 +143,13 @@ def train(
     Args:
         recipe: a recipe name (see `keras_ann.recipes.RECIPES`) or `Recipe`.
         data_root: dataset root.
-        work_dir: where checkpoints (`latest.keras` at every checkpoint interval),
-            the resume state (`resume/`), TensorBoard logs (`logs/`),
-            `recipe.json`, `history.csv` and `history.json` go (see
-            `keras_ann.work_dir`).
+        work_dir: where checkpoints (`latest.keras` at every checkpoint interval,
+            `best_mIoU.keras` at the best evaluation so far, its score in
+            `best_mIoU.keras.json`, kept across resumes), the resume state
+            (`resume/`), TensorBoard logs (`logs/`), `recipe.json`,
+            `history.csv`, `history.json` and `log.jsonl` (one JSON line
+            per checkpoint interval: losses, learning rate, per-class IoU
+            after each evaluation) go (see `keras_ann.work_dir`).
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
@@ -164,6 +170,16 @@ def train(
         restart: start over from iteration 0, replacing the work dir's
             resume state, history and (at the first checkpoint) model.
         verbose: `fit()` verbosity.
+        keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
+            evaluation and keep the newest so many (default: none).
+        callbacks: more Keras callbacks, run after keras-ann's (so they see
+            `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
+            in the logs; at the end of an interval without an evaluation
+            they do not see the `val_*` scores, see
+            `keras_ann.callbacks.unevaluated.hide_unevaluated`), e.g. early
+            stopping on the validation mIoU (patience counts evaluations):
+            `keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max",
+            patience=...)`.
 
     Returns:
         `(model, history)`.
@@ -220,7 +236,10 @@ def train(
                 distribute.enable_multi_worker_fit(model, train_ds)
             distribute.exit_after_other_workers(strategy)
         run.write_recipe(settings)
-        callbacks = _callbacks(recipe, run, resume, val_ds, val_data, eval_interval // checkpoint_interval)
+        every = eval_interval // checkpoint_interval
+        callbacks = _callbacks(recipe, run, resume, val_ds, val_data, every) + hide_unevaluated(callbacks or [])
+        if keep_snapshots:
+            callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
         history = _fit(
             model, recipe.iterations, checkpoint_interval, done, train_ds, lambda start: datasets(start)[0],
             callbacks, resume, verbose,
@@ -337,19 +356,22 @@ def _work_dir_layout(work_dir, strategy):
 
 
 def _callbacks(recipe, run, resume, val_ds, val_data, every):
-    """Evaluation every `every` checkpoint intervals, the CSV history, then
-    the resume state (which commits the history's row count with it) and
-    TensorBoard."""
+    """Evaluation every `every` checkpoint intervals, the best checkpoint,
+    the CSV history, then the resume state (which commits the history's row
+    count with it), the JSON-lines log and TensorBoard."""
+    evaluation = MeanIoUEvaluation(
+        val_ds,
+        class_names=val_data.class_names,
+        every_n_epochs=every,
+        mode=recipe.test_mode,
+        crop_size=recipe.test_crop,
+        stride=recipe.test_stride,
+    )
     return [
-        MeanIoUEvaluation(
-            val_ds,
-            class_names=val_data.class_names,
-            every_n_epochs=every,
-            mode=recipe.test_mode,
-            crop_size=recipe.test_crop,
-            stride=recipe.test_stride,
-        ),
+        evaluation,
+        BestCheckpoint(os.path.join(run.path, "best_mIoU.keras")),
         keras.callbacks.CSVLogger(run.history_csv, append=True),
         resume,  # after the evaluation: a run killed during it evaluates again
+        JsonLinesLog(os.path.join(run.path, "log.jsonl"), evaluation),
         keras.callbacks.TensorBoard(run.logs, update_freq=50),
     ]

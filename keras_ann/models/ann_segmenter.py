@@ -1,8 +1,10 @@
 """ANNSegmenter: a backbone with the ANN decode head."""
 
 import contextlib
+import warnings
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_ann.backbones.feature_pyramid import feature_model, select_features
@@ -13,6 +15,7 @@ from keras_ann.layers.heads import ANNHead, FCNHead
 from keras_ann.layers.normalize import IMAGENET_MEAN, IMAGENET_STD, ImageNormalization
 from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
+from keras_ann.metrics import PixelAccuracy, SegmentationIoU
 from keras_ann.models.legacy import LEGACY_LAYOUT_MESSAGE, LegacyLayoutError
 
 
@@ -170,6 +173,11 @@ class ANNSegmenter(keras.Model):
         self.std = tuple(float(s) for s in std)
         self.test_config = dict(test_config) if test_config else None
         self._auxiliary_in_training = False
+        self._auxiliary_in_evaluation = False
+        self._scale_warned = False
+        # The two terms of the loss, logged apart (`decode_loss`, `aux_loss`).
+        self.decode_loss_tracker = keras.metrics.Mean(name="decode_loss")
+        self.aux_loss_tracker = keras.metrics.Mean(name="aux_loss") if aux_head is not None else None
 
     # Widths and settings that live in the heads (each fact in one place).
     num_classes = property(lambda self: self.decode_head.num_classes)
@@ -188,14 +196,38 @@ class ANNSegmenter(keras.Model):
         images = args[0] if args else kwargs.get("inputs")
         if images is not None and not isinstance(images, (dict, list, tuple)):
             check_images(images, "images")
+            self._warn_if_unit_scale(images)
         return super().__call__(*args, **kwargs)
+
+    def _warn_if_unit_scale(self, images):
+        """Warns once when float NumPy images all lie in (0, 1]: the model
+        expects 0..255 pixels (it subtracts the ImageNet mean in that range).
+        Only NumPy arrays are looked at (no copy from a device); a dataset's
+        images are not read (see `_check_data`)."""
+        if self._scale_warned or not isinstance(images, np.ndarray):
+            return
+        if not np.issubdtype(images.dtype, np.floating):
+            return
+        if images.size and 0.0 < float(np.max(images)) <= 1.0:  # all-black images say nothing
+            self._scale_warned = True
+            warnings.warn(
+                "ANNSegmenter got float images whose values all lie in [0, 1]; it expects RGB "
+                "pixel values in 0..255 (it normalises with the ImageNet mean and std of that "
+                "range). Multiply the images by 255 (e.g. `keras.layers.Rescaling(255.0)`).",
+                stacklevel=3,
+            )
 
     def call(self, inputs, training=None, mask=None, return_auxiliary=None):
         """The logits; with `return_auxiliary=True` the dict
         `{"logits", "aux_logits"}` (the default inside `fit()` and
         `train_on_batch()`)."""
         if return_auxiliary is None:
-            return_auxiliary = bool(training) and self._auxiliary_in_training
+            # Inside `fit()` (training) and `evaluate()` (not), so that the
+            # training and the validation losses are the same quantity.
+            return_auxiliary = self.training_graph is not None and (
+                (bool(training) and self._auxiliary_in_training)
+                or (not training and self._auxiliary_in_evaluation)
+            )
         if return_auxiliary:
             if self.training_graph is None:
                 raise ValueError(
@@ -206,15 +238,22 @@ class ANNSegmenter(keras.Model):
         return super().call(inputs, training=training, mask=mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled loss on the logits, plus `auxiliary_loss_weight` times
-        the compiled loss on the auxiliary logits when training."""
+        """The compiled loss on the logits (`decode_loss`), plus
+        `auxiliary_loss_weight` times the compiled loss on the auxiliary
+        logits (`aux_loss`, logged weighted, as the reference's
+        `aux.loss_ce`) in `fit()` and `evaluate()`. `loss` is their sum, in
+        training and validation alike."""
         y = self._checked_labels(x, y)
         if not isinstance(y_pred, dict):
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+            self.decode_loss_tracker.update_state(loss)
+            return loss
         loss = super().compute_loss(x, y, y_pred["logits"], sample_weight, training=training)
+        self.decode_loss_tracker.update_state(loss)
         if self._compile_loss is not None:
-            aux = self._compile_loss(y, y_pred["aux_logits"], sample_weight)
-            loss = loss + self.auxiliary_loss_weight * aux
+            aux = self.auxiliary_loss_weight * self._compile_loss(y, y_pred["aux_logits"], sample_weight)
+            self.aux_loss_tracker.update_state(aux)
+            loss = loss + aux
         return loss
 
     # Data checked before Keras traces anything, and a traced function
@@ -223,6 +262,10 @@ class ANNSegmenter(keras.Model):
     # input leaves the model usable.
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        x, y = _from_dict(x, y, "x")
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = _from_dict_validation(kwargs["validation_data"])
+        self._warn_if_unit_scale_data(x)
         _check_data(x, y, self.num_classes, self.ignore_index, kwargs.get("validation_data"))
         with self._dropped_on_error("train_function"), self._training_with_auxiliary():
             return super().fit(x, y, *args, **kwargs)
@@ -242,11 +285,31 @@ class ANNSegmenter(keras.Model):
             self._auxiliary_in_training = previous
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = _from_dict(x, y, "x")
+        self._warn_if_unit_scale_data(x)
         _check_data(x, y, self.num_classes, self.ignore_index)
-        with self._dropped_on_error("test_function"):
+        with self._dropped_on_error("test_function"), self._evaluating_with_auxiliary():
             return super().evaluate(x, y, *args, **kwargs)
 
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        with self._dropped_on_error("test_function"), self._evaluating_with_auxiliary():
+            return super().test_on_batch(x, y, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _evaluating_with_auxiliary(self):
+        previous, self._auxiliary_in_evaluation = self._auxiliary_in_evaluation, True
+        try:
+            yield
+        finally:
+            self._auxiliary_in_evaluation = previous
+
+    def _warn_if_unit_scale_data(self, x):
+        if x is not None and hasattr(x, "shape") and not hasattr(x, "element_spec"):
+            self._warn_if_unit_scale(x)
+
     def predict(self, x, *args, **kwargs):
+        x, _ = _from_dict(x, None, "x", labels=False)
+        self._warn_if_unit_scale_data(x)
         _check_data(x, None)
         with self._dropped_on_error("predict_function"):
             return super().predict(x, *args, **kwargs)
@@ -285,31 +348,67 @@ class ANNSegmenter(keras.Model):
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Configure training with the reference's defaults.
 
+        `fit()` and `evaluate()` log `loss` (the total: decode loss plus the
+        weighted auxiliary loss, the same quantity in training and in
+        validation, so `EarlyStopping(monitor="val_loss")` compares like
+        with like), `decode_loss`, `aux_loss`, and the metrics.
+
         Args:
             optimizer: `"auto"` is SGD with learning rate 0.01 and momentum
                 0.9; or any Keras optimizer.
             loss: `"auto"` is `SegmentationCrossEntropy(ignore_index)`,
                 averaged over all pixels as the reference; or any Keras loss
-                taking `(labels, logits)`.
-            metrics: `"auto"` is `keras.metrics.MeanIoU` over
-                `num_classes`, ignoring `ignore_index`, accumulated over the
-                whole evaluation set; or any list of metrics.
+                taking `(labels, logits)`. The model outputs logits: the
+                string `"sparse_categorical_crossentropy"` is taken as
+                `SegmentationCrossEntropy(ignore_index)` (with a message);
+                `"categorical_crossentropy"` (one-hot labels) and Keras
+                cross-entropy losses with `from_logits=False` are refused.
+            metrics: `"auto"` is `SegmentationIoU` (the reference's mIoU,
+                accumulated over the whole evaluation set) and
+                `PixelAccuracy` (the reference's aAcc), both leaving out
+                `ignore_index`; or any list of metrics.
             **kwargs: further `keras.Model.compile` arguments.
         """
-        if optimizer == "auto":
+        if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
-        if loss == "auto":
-            loss = SegmentationCrossEntropy(ignore_index=self.ignore_index)
-        if metrics == "auto":
+        loss = self._segmentation_loss(loss)
+        if isinstance(metrics, str) and metrics == "auto":
             metrics = [
-                keras.metrics.MeanIoU(
-                    num_classes=self.num_classes,
-                    ignore_class=self.ignore_index,
-                    sparse_y_pred=False,
-                    name="mean_iou",
-                )
+                SegmentationIoU(self.num_classes, ignore_index=self.ignore_index, name="mean_iou"),
+                PixelAccuracy(ignore_index=self.ignore_index, name="pixel_accuracy"),
             ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def _segmentation_loss(self, loss):
+        """`compile()`'s loss, checked against this model's logits."""
+        if isinstance(loss, str):
+            if loss == "auto":
+                return SegmentationCrossEntropy(ignore_index=self.ignore_index)
+            if loss == "sparse_categorical_crossentropy":
+                print(
+                    "ANNSegmenter.compile: the model outputs logits; loss "
+                    "'sparse_categorical_crossentropy' is taken as "
+                    f"SegmentationCrossEntropy(ignore_index={self.ignore_index}) (from logits, "
+                    f"label {self.ignore_index} ignored)."
+                )
+                return SegmentationCrossEntropy(ignore_index=self.ignore_index)
+            if loss == "categorical_crossentropy":
+                raise ValueError(
+                    "ANNSegmenter.compile: loss 'categorical_crossentropy' expects one-hot labels; "
+                    "this model trains on integer label maps (batch, height, width). Convert one-hot "
+                    "masks with `argmax(masks, axis=-1)` and use loss='auto' "
+                    "(SegmentationCrossEntropy)."
+                )
+            return loss
+        config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
+        if config.get("from_logits") is False:
+            raise ValueError(
+                f"ANNSegmenter.compile: the loss {type(loss).__name__} has from_logits=False, but "
+                "this model outputs logits (no softmax). Pass it with from_logits=True (and "
+                f"ignore_class={self.ignore_index}), or use loss='auto' "
+                f"(SegmentationCrossEntropy(ignore_index={self.ignore_index}))."
+            )
+        return loss
 
     def compile_from_config(self, config):
         # Keras skips compiling models that override `compile()` on load;
@@ -398,6 +497,48 @@ class ANNSegmenter(keras.Model):
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.layers.deserialize(unsynchronized(config["backbone"]))
         return cls(**config)
+
+
+IMAGE_KEYS = ("images", "image")
+MASK_KEYS = ("segmentation_masks", "segmentation_mask", "labels", "masks")
+
+
+def _split_dict(element, name, labels=True):
+    """`(images, masks)` of a dict element (`{"images": ...,
+    "segmentation_masks": ...}`, as Keras 3 augmentation layers and
+    KerasHub use); `masks` is `None` when absent or `labels` is False."""
+    image_key = next((k for k in IMAGE_KEYS if k in element), None)
+    if image_key is None:
+        raise ValueError(
+            f"`{name}` is a dict with keys {sorted(element)}; ANNSegmenter reads the images from "
+            f"key 'images' and the label maps from 'segmentation_masks'."
+        )
+    mask_key = next((k for k in MASK_KEYS if k in element), None) if labels else None
+    return element[image_key], (None if mask_key is None else element[mask_key])
+
+
+def _from_dict(x, y, name, labels=True):
+    """`(x, y)` with a dict `x` (arrays or a dataset of dicts) turned into
+    images and label maps."""
+    if isinstance(x, dict):
+        if y is not None:
+            raise ValueError(f"`{name}` is a dict of images and masks; do not pass `y` as well.")
+        return _split_dict(x, name, labels)
+    spec = getattr(x, "element_spec", None)
+    if isinstance(spec, dict) and hasattr(x, "map"):
+        _split_dict(spec, f"{name} (the dataset's elements)", labels)  # the keys, checked up front
+        if labels and _split_dict(spec, name)[1] is not None:
+            return x.map(lambda element: _split_dict(element, name)), y
+        return x.map(lambda element: _split_dict(element, name, labels=False)[0]), y
+    return x, y
+
+
+def _from_dict_validation(validation_data):
+    """`fit()`'s `validation_data` with dicts turned into `(images, masks)`."""
+    if isinstance(validation_data, dict) or isinstance(getattr(validation_data, "element_spec", None), dict):
+        x, y = _from_dict(validation_data, None, "validation_data")
+        return x if y is None else (x, y)
+    return validation_data
 
 
 def _check_data(x, y, num_classes=None, ignore_index=255, validation_data=None):
