@@ -167,7 +167,11 @@ def sniff_model_file(path):
 
     Example:
 
-    >>> sniff_model_file("ann_r50_d8_512x1024_40k_cityscapes.pth")  # doctest: +SKIP
+    >>> import os, tempfile, zipfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "ann.keras")
+    >>> with zipfile.ZipFile(path, "w") as archive:  # what torch.save writes
+    ...     archive.writestr("ann/data.pkl", b"")
+    >>> sniff_model_file(path)
     'torch_zip'
     """
     import zipfile

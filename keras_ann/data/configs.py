@@ -30,8 +30,23 @@ Example:
 >>> from keras_ann.data.configs import DATA_CONFIGS
 >>> DATA_CONFIGS["cityscapes_769x769"].test_scale
 (2049, 1025)
->>> train_ds, val_ds, val_data = build_datasets(
-...     "camvid", "/work/shared/data/camvid", batch_size=2)  # doctest: +SKIP
+
+The factory on a two-image CamVid-layout folder (CamVid's own root has
+367 + 101 images):
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> from PIL import Image
+>>> root = tempfile.mkdtemp()
+>>> for split in ("train", "val"):
+...     os.makedirs(os.path.join(root, split))
+...     os.makedirs(os.path.join(root, split + "annot"))
+...     for i in range(2):
+...         Image.fromarray(np.full((36, 48, 3), 60 * i, np.uint8)).save(f"{root}/{split}/{i}.png")
+...         Image.fromarray(np.full((36, 48), i, np.uint8)).save(f"{root}/{split}annot/{i}.png")
+>>> data = build_dataset("camvid", root, "val")
+>>> len(data), data.class_names[:2]
+(2, ('sky', 'building'))
 """
 
 import dataclasses

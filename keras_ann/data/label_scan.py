@@ -541,9 +541,20 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
 
     Example:
 
+    Two CamVid-layout label files, one all sky (0), one all road (3):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
     >>> from keras_ann.data import camvid
-    >>> scan = scan_labels(camvid("/work/shared/data/camvid", "val"))  # doctest: +SKIP
-    >>> print(scan.table())  # doctest: +SKIP
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(f"{root}/val"); os.makedirs(f"{root}/valannot")
+    >>> for i, label in enumerate((0, 3)):
+    ...     Image.fromarray(np.zeros((36, 48, 3), np.uint8)).save(f"{root}/val/{i}.png")
+    ...     Image.fromarray(np.full((36, 48), label, np.uint8)).save(f"{root}/valannot/{i}.png")
+    >>> scan = scan_labels(camvid(root, "val"), cache_dir=False, verbose=0)
+    >>> int(scan.pixels[0]), int(scan.pixels[3])
+    (1728, 1728)
     """
     if not hasattr(dataset, "files"):
         raise TypeError(
@@ -593,9 +604,21 @@ def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1
 
     Example:
 
+    A label value 20 in an 11-class dataset is refused before training:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
     >>> from keras_ann.data import camvid
-    >>> root = "/work/shared/data/camvid"
-    >>> check_dataset_labels(camvid(root, "train"), camvid(root, "val"))  # doctest: +SKIP
+    >>> root = tempfile.mkdtemp()
+    >>> for split in ("train", "val"):
+    ...     os.makedirs(f"{root}/{split}"); os.makedirs(f"{root}/{split}annot")
+    ...     Image.fromarray(np.zeros((36, 48, 3), np.uint8)).save(f"{root}/{split}/0.png")
+    ...     Image.fromarray(np.full((36, 48), 20, np.uint8)).save(f"{root}/{split}annot/0.png")
+    >>> check_dataset_labels(camvid(root, "train"), camvid(root, "val"), cache_dir=False, verbose=0)
+    Traceback (most recent call last):
+    ...
+    keras_ann.data.errors.DatasetError: Label check failed before training: ...
     """
     scans = []
     for data in (train_data, val_data):
