@@ -58,6 +58,10 @@ class WorkDir:
     def lock(self):
         """Hold an exclusive lock on the directory (a context manager).
 
+        The directory is made if needed; when the block fails and the
+        directory was made here and holds nothing but the lock, it is
+        removed again, so a run refused at its start leaves nothing behind.
+
         Raises:
             WorkDirError: another process holds it; the message names its
                 pid and host.
@@ -133,6 +137,8 @@ class _Lock:
         self.work_dir = work_dir
 
     def __enter__(self):
+        # A run refused before it wrote anything leaves no empty directory.
+        self.created = not os.path.isdir(self.work_dir.path)
         os.makedirs(self.work_dir.path, exist_ok=True)
         f = open(self.work_dir.lock_path, "a+")
         try:
@@ -152,9 +158,12 @@ class _Lock:
         self.file = f
         return self.work_dir
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         self.file.seek(0)
         self.file.truncate()
         fcntl.flock(self.file, fcntl.LOCK_UN)
         self.file.close()
+        if exc_type is not None and self.created and os.listdir(self.work_dir.path) == [".lock"]:
+            os.remove(self.work_dir.lock_path)
+            os.rmdir(self.work_dir.path)
         return False

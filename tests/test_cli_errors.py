@@ -220,6 +220,8 @@ def test_an_error_in_the_input_pipeline_ends_train_with_one_line(tmp_path, kind)
     message = "\n".join(lines[starts[0]:])
     assert re.search(pattern, message, re.S), message
     assert "Graph execution error" not in result.stderr
+    if folder.endswith("annot"):  # refused by the label scan, before anything was written
+        assert not (tmp_path / "work").exists()
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
 
 

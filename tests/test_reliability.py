@@ -676,3 +676,27 @@ def test_one_positive_int_and_one_pair_check():
         benchmark.resolve_spec("resnet18_d8", num_classes=2, runs=0)
     with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer, got 0"):
         inference.predict_logits(_tiny_model(), np.zeros((1, 32, 32, 3), "float32"), batch_size=0)
+
+
+def test_a_run_refused_at_its_start_leaves_no_empty_work_dir(tmp_path):
+    from keras_ann.work_dir import WorkDir
+
+    new = tmp_path / "new" / "run"
+    with pytest.raises(DatasetError):
+        with WorkDir(str(new)).lock():
+            raise DatasetError("refused before the first step")
+    assert not new.exists()
+    # A directory that was there before, or that holds anything besides the
+    # lock, is kept.
+    old = tmp_path / "old"
+    old.mkdir()
+    with pytest.raises(DatasetError):
+        with WorkDir(str(old)).lock():
+            raise DatasetError("refused")
+    assert old.is_dir()
+    started = tmp_path / "started"
+    with pytest.raises(DatasetError):
+        with WorkDir(str(started)).lock():
+            (started / "history.csv").write_text("epoch\n")
+            raise DatasetError("failed after writing")
+    assert (started / "history.csv").exists()
