@@ -13,8 +13,9 @@ TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
 `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
-`.resizing`, `.attention_maps`, `.benchmark`. So `import keras_ann` on the JAX or PyTorch
-backend imports no TensorFlow, and `keras_ann.data` is there when wanted.
+`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`. So
+`import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
+`keras_ann.data` is there when wanted.
 
 Example:
 
@@ -54,6 +55,7 @@ _LAZY_SUBMODULES = (
     "training",
     "visualization",
     "weights",
+    "work_dir",
 )
 
 __all__ = [

@@ -142,7 +142,7 @@ def test_demo_trains_the_iterations_asked_for(tmp_path, capsys):
     argv = ["demo", "--iterations", "5", "--seconds", "3600", "--size", "32", "--batch-size", "2",
             "--train-images", "8", "--val-images", "8", "--output", str(output)]  # fmt: skip
     assert cli.main(argv) == 0
-    assert "trained 5 iterations" in capsys.readouterr().out
+    assert "trained 5 of 5 iterations" in capsys.readouterr().out
     assert output.is_file()
 
 

@@ -24,7 +24,7 @@ EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", 
 # The list, and the modules being split out of training.py.
 LAZY = {
     "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export",
-    "inference", "presets", "quantize", "recipes", "resizing", "training", "visualization", "weights",
+    "inference", "presets", "quantize", "recipes", "resizing", "training", "visualization", "weights", "work_dir",
 }  # fmt: skip
 
 

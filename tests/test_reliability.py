@@ -253,7 +253,7 @@ def test_a_restart_with_other_settings_is_refused_with_the_differences_listed(ru
         training.train(RECIPE, root, work, iterations=8, precision="mixed_bfloat16", **changed)
     message = str(info.value)
     for difference in (
-        "iterations: 4 -> 8", "batch_size: 2 -> 4", "crop_size: [32, 32] -> [48, 48]",
+        "iterations: 4 -> 8", "total_batch: 2 -> 4", "crop_size: [32, 32] -> [48, 48]",
         "precision: 'float32' -> 'mixed_bfloat16'", "checkpoint_interval: 2 -> 1",
     ):  # fmt: skip
         assert difference in message, message
