@@ -223,6 +223,22 @@ def format_table(metrics_dict, class_names=None):
     )
 
 
+def _labels_and_predictions(metric, y_true, y_pred, sample_weight, num_classes=None):
+    """`(labels, predicted classes)`, both int32 `(N, H, W)`, of a metric's
+    batch: the scores resized to the labels' size (`metric.align_corners`)
+    and their argmax; `sample_weight` and a wrong class count refused."""
+    from keras_ann.ops import bilinear_resize, segmentation_pair
+
+    if sample_weight is not None:
+        raise ValueError(f"`{type(metric).__name__}` does not support `sample_weight`.")
+    y_true, y_pred = segmentation_pair(y_true, y_pred)
+    if num_classes is not None and y_pred.shape[-1] is not None and y_pred.shape[-1] != num_classes:
+        raise ValueError(f"Expected {num_classes} classes in `y_pred`, got {y_pred.shape[-1]}.")
+    size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
+    y_pred = bilinear_resize(ops.cast(y_pred, "float32"), size, metric.align_corners)
+    return ops.cast(y_true, "int32"), ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+
+
 def _count_dtype():
     """int64 counts where the backend has them (JAX only with x64)."""
     from keras_ann.ops import has_64bit
@@ -318,18 +334,10 @@ class SegmentationIoU(keras.metrics.Metric):
             y_pred: `(N, h, w, num_classes)` scores.
             sample_weight: not supported; must be `None`.
         """
-        if sample_weight is not None:
-            raise ValueError("`SegmentationIoU` does not support `sample_weight`.")
-        from keras_ann.ops import bilinear_resize, segmentation_pair
-
-        y_true, y_pred = segmentation_pair(y_true, y_pred)
-        if y_pred.shape[-1] is not None and y_pred.shape[-1] != self.num_classes:
-            raise ValueError(f"Expected {self.num_classes} classes in `y_pred`, got {y_pred.shape[-1]}.")
-        size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
-        y_pred = bilinear_resize(ops.cast(y_pred, "float32"), size, self.align_corners)
+        labels, preds = _labels_and_predictions(self, y_true, y_pred, sample_weight, self.num_classes)
         c = self.num_classes
-        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-        preds = ops.reshape(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), (-1,))
+        labels = ops.reshape(labels, (-1,))
+        preds = ops.reshape(preds, (-1,))
         ignored = ops.equal(labels, self.ignore_index)
         stray = ops.logical_or(ops.less(labels, 0), ops.greater_equal(labels, c))
         # Bins 0..C*C-1 labelled pixels, C*C..C*C+C-1 stray labels, C*C+C ignored.
@@ -429,16 +437,9 @@ class PixelAccuracy(keras.metrics.Metric):
             y_pred: `(N, h, w, num_classes)` scores.
             sample_weight: not supported; must be `None`.
         """
-        if sample_weight is not None:
-            raise ValueError("`PixelAccuracy` does not support `sample_weight`.")
-        from keras_ann.ops import bilinear_resize, segmentation_pair
-
-        y_true, y_pred = segmentation_pair(y_true, y_pred)
-        size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
-        y_pred = bilinear_resize(ops.cast(y_pred, "float32"), size, self.align_corners)
-        labels = ops.cast(y_true, "int32")
+        labels, preds = _labels_and_predictions(self, y_true, y_pred, sample_weight)
         valid = ops.not_equal(labels, self.ignore_index)
-        right = ops.logical_and(valid, ops.equal(labels, ops.cast(ops.argmax(y_pred, axis=-1), "int32")))
+        right = ops.logical_and(valid, ops.equal(labels, preds))
         self.correct.assign_add(ops.cast(ops.sum(ops.cast(right, "int32")), self.correct.dtype))
         self.total.assign_add(ops.cast(ops.sum(ops.cast(valid, "int32")), self.total.dtype))
 
