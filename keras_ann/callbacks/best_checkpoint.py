@@ -3,8 +3,11 @@
 import json
 import math
 import os
+import shutil
 
 import keras
+
+from keras_ann.callbacks.resume_state import ResumeError, _is_disk_full, _remove, _state_bytes
 
 __all__ = ["BestCheckpoint"]
 
@@ -45,6 +48,13 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = float(state["best"])
             self.best_iteration = state.get("iteration")
 
+    def _disk_full(self, detail, needed):
+        return ResumeError(
+            f"No space left on the device for {self.filepath} ({detail}). The best checkpoint needs about "
+            f"{needed / 2**20:.0f} MB; the resume state is intact: free space, then run the same command "
+            "again to resume."
+        )
+
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)) or float(value) <= self.best:
@@ -54,7 +64,19 @@ class BestCheckpoint(keras.callbacks.Callback):
         directory = os.path.dirname(os.path.abspath(self.filepath))
         os.makedirs(directory, exist_ok=True)
         temporary = os.path.join(directory, ".tmp-" + os.path.basename(self.filepath))
-        self.model.save(temporary)
+        # As the resume state: a write that cannot fit is not started (HDF5
+        # left with a failed write crashes the process at exit).
+        needed = os.path.getsize(self.filepath) if os.path.exists(self.filepath) else _state_bytes(self.model)
+        free = shutil.disk_usage(directory).free
+        if free < needed * 1.05 + 2**20:
+            raise self._disk_full(f"{free / 2**20:.0f} MB free", needed)
+        try:
+            self.model.save(temporary)
+        except OSError as error:
+            _remove(temporary)
+            if _is_disk_full(error):
+                raise self._disk_full("no space left while writing", needed) from None
+            raise
         os.replace(temporary, self.filepath)
         with open(self.state_path + ".tmp", "w") as f:
             json.dump({"monitor": self.monitor, "best": self.best, "iteration": self.best_iteration}, f)
