@@ -6,8 +6,9 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
-from keras_ann.callbacks.resume_state import ResumeError, _is_disk_full, _remove, _state_bytes
+from keras_ann.callbacks.resume_state import ResumeError, _is_disk_full, _remove
 
 __all__ = ["BestCheckpoint"]
 
@@ -66,7 +67,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         temporary = os.path.join(directory, ".tmp-" + os.path.basename(self.filepath))
         # As the resume state: a write that cannot fit is not started (HDF5
         # left with a failed write crashes the process at exit).
-        needed = os.path.getsize(self.filepath) if os.path.exists(self.filepath) else _state_bytes(self.model)
+        needed = os.path.getsize(self.filepath) if os.path.exists(self.filepath) else _model_bytes(self.model)
         free = shutil.disk_usage(directory).free
         if free < needed * 1.05 + 2**20:
             raise self._disk_full(f"{free / 2**20:.0f} MB free", needed)
@@ -81,3 +82,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         with open(self.state_path + ".tmp", "w") as f:
             json.dump({"monitor": self.monitor, "best": self.best, "iteration": self.best_iteration}, f)
         os.replace(self.state_path + ".tmp", self.state_path)
+
+
+def _model_bytes(model):
+    """Bytes of a model's weights: what its `.keras` file holds, about."""
+    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in getattr(model, "weights", []))
