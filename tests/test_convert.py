@@ -1,12 +1,9 @@
 """Converting reference (mmsegmentation) state dicts, presets, download."""
 
-import functools
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 import keras
 import numpy as np
@@ -166,23 +163,6 @@ def test_infer_rejects_other_models():
         convert.infer_ann_config({"backbone.layer1.0.conv1.weight": np.zeros((1,)), **{f"backbone.layer{s}.{b}.conv1.weight": 0 for s, n in zip((1, 2, 3, 4), (2, 2, 2, 2)) for b in range(n)}})
     with pytest.raises(ConversionError, match="blocks per stage"):
         convert.infer_ann_config({"backbone.layer1.0.conv1.weight": np.zeros((1,))})
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def file_server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def _register(monkeypatch, name, url):

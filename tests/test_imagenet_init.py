@@ -7,12 +7,9 @@ Offline: the checkpoint is an mmseg `ResNetV1c` with random weights, saved
 with `torch.save` and served from 127.0.0.1.
 """
 
-import functools
 import hashlib
-import http.server
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -21,23 +18,6 @@ from keras_ann import recipes
 from keras_ann.weights import download
 from keras_ann.weights.imagenet import resolve_backbone_init
 from testing_utils import camvid_subset
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def file_server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def _v1c_checkpoint(mmseg_ann, directory, depth):
