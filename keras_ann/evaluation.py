@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_ann import inference
+from keras_ann.checks import check_positive_int
 from keras_ann.metrics import confusion_matrix, format_table, metrics_from_confusion
 from keras_ann.ops import bilinear_resize
 
@@ -52,18 +53,26 @@ def evaluate_dataset(
             the reference's pipeline) for the multi-scale image resize.
         ignore_index: label value left out.
         class_names: names for the table.
-        steps: stop after this many batches.
+        steps: stop after this many batches (a positive integer; `None`
+            for all).
         verbose: 1 shows a progress bar, 2 also prints the table.
 
     Returns:
         dict with `"confusion"`, `"IoU"`, `"Acc"` (per class, nan for
         classes absent from both labels and predictions), `"aAcc"`,
         `"mIoU"`, `"mAcc"`.
+
+    Raises:
+        ValueError: for `steps` that is not a positive integer, or a
+            dataset that yields no batch.
     """
+    if steps is not None:
+        steps = check_positive_int(steps, "steps")
     num_classes = num_classes or model.num_classes
     align_corners = getattr(model, "align_corners", False)
     total = np.zeros((num_classes, num_classes), np.int64)
     bar = keras.utils.Progbar(steps, unit_name="image") if verbose else None
+    scored = 0
     for step, (images, labels) in enumerate(dataset):
         if steps is not None and step >= steps:
             break
@@ -88,8 +97,11 @@ def evaluate_dataset(
             scores = bilinear_resize(scores, tuple(labels.shape[1:3]), align_corners)
         predictions = np.asarray(keras.ops.argmax(scores, axis=-1))
         total += confusion_matrix(labels, predictions, num_classes, ignore_index)
+        scored += 1
         if bar is not None:
             bar.update(step + 1)
+    if scored == 0:
+        raise ValueError("evaluate_dataset: the dataset yielded no batch, so nothing was scored; check its split.")
     results = metrics_from_confusion(total)
     results["confusion"] = total
     if verbose and verbose > 1:

@@ -27,7 +27,7 @@ from keras_ann import distribute
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
 from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.callbacks.unevaluated import hide_unevaluated
-from keras_ann.checks import PRECISIONS, check_precision
+from keras_ann.checks import PRECISIONS, check_positive_int, check_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -87,7 +87,8 @@ def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
 
     SGD (PyTorch semantics, weight decay on every parameter as L2 on the
     gradient) with poly decay per iteration; softmax cross-entropy ignoring
-    255 averaged over all pixels; `fit()` adds the auxiliary loss.
+    255 averaged over all pixels (weighted per class by the recipe's
+    `class_weight`); `fit()` adds the auxiliary loss.
     """
     schedule = PolyDecay(
         recipe.learning_rate,
@@ -100,7 +101,7 @@ def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=SegmentationCrossEntropy(ignore_index=model.ignore_index),
+        loss=SegmentationCrossEntropy(ignore_index=model.ignore_index, class_weight=recipe.class_weight),
         metrics=[],
         jit_compile=jit_compile,
     )
@@ -159,7 +160,8 @@ def train(
             `"none"` to train from scratch
             (`keras_ann.weights.imagenet.resolve_backbone_init`).
         seed: random seed (weights, data order, augmentation).
-        eval_steps: evaluate on this many images only.
+        eval_steps: evaluate on this many images only (a positive
+            integer; `None` for all).
         checkpoint_interval: save the resume state every so many
             iterations (a divisor of the evaluation interval; default: the
             largest divisor not above 1000). A killed run loses at most this
@@ -185,6 +187,8 @@ def train(
         `(model, history)`.
     """
     check_precision(precision)
+    if eval_steps is not None:  # 0 would silently mean "all" below
+        eval_steps = check_positive_int(eval_steps, "eval_steps")
     recipe = _apply_overrides(
         get_recipe(recipe), iterations=iterations, batch_size=batch_size, eval_interval=eval_interval,
         crop_size=crop_size, scale=scale, backbone=backbone,
@@ -369,9 +373,9 @@ def _callbacks(recipe, run, resume, val_ds, val_data, every):
     )
     return [
         evaluation,
-        BestCheckpoint(os.path.join(run.path, "best_mIoU.keras")),
+        BestCheckpoint(run.best_model),
         keras.callbacks.CSVLogger(run.history_csv, append=True),
         resume,  # after the evaluation: a run killed during it evaluates again
-        JsonLinesLog(os.path.join(run.path, "log.jsonl"), evaluation),
+        JsonLinesLog(run.log_jsonl, evaluation),
         keras.callbacks.TensorBoard(run.logs, update_freq=50),
     ]

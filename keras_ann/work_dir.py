@@ -8,6 +8,8 @@ that a restart continues the same run.
   resume/           the resume state (`keras_ann.callbacks.ResumeState`)
   history.csv       one row per checkpoint interval
   history.json      fit()'s history, at the end
+  log.jsonl         one JSON line per checkpoint interval (per-class scores)
+  best_mIoU.keras   the model of the best evaluation (+ .json: its score)
   logs/             TensorBoard
   latest.keras      the model at the last checkpoint (the chief's only)
   <task>/           the same for each other worker of a multi-worker run
@@ -50,6 +52,8 @@ class WorkDir:
         self.resume_dir = os.path.join(path, "resume")
         self.history_csv = os.path.join(path, "history.csv")
         self.history_json = os.path.join(path, "history.json")
+        self.log_jsonl = os.path.join(path, "log.jsonl")
+        self.best_model = os.path.join(path, "best_mIoU.keras")
         self.recipe_json = os.path.join(path, "recipe.json")
         self.logs = os.path.join(path, "logs")
         self.lock_path = os.path.join(path, ".lock")
@@ -122,7 +126,9 @@ class WorkDir:
         os.replace(tmp, self.recipe_json)
 
     def clear_history(self):
-        for path in (self.history_csv, self.history_json):
+        """Remove the logs and the best model of an earlier run (a restart:
+        its best score must not outlive it)."""
+        for path in (self.history_csv, self.history_json, self.log_jsonl, self.best_model, self.best_model + ".json"):
             if os.path.exists(path):
                 os.remove(path)
 

@@ -4,6 +4,7 @@ the user's callbacks (issue 14 item 4)."""
 import json
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -106,6 +107,7 @@ def test_best_checkpoint_keeps_the_best_across_a_restart(tmp_path):
 
 def test_json_lines_log_appends_and_writes_nan_as_null(tmp_path):
     path = str(tmp_path / "log.jsonl")
+    start = time.time()
     for epoch in range(2):  # two runs (a resume) append to one file
         log = JsonLinesLog(path)
         log.set_model(_Model(iteration=epoch + 1, learning_rate=0.5))
@@ -113,6 +115,8 @@ def test_json_lines_log_appends_and_writes_nan_as_null(tmp_path):
         log.on_epoch_end(epoch, {"loss": 1.5, "val_mIoU": float("nan")})
     with open(path) as f:
         lines = [json.loads(line) for line in f]
+    times = [line.pop("time") for line in lines]
+    assert start - 1 <= times[0] <= times[1] <= time.time() + 1
     assert lines == [
         {"epoch": 1, "iteration": 1, "lr": 0.5, "loss": 1.5, "val_mIoU": None},
         {"epoch": 2, "iteration": 2, "lr": 0.5, "loss": 1.5, "val_mIoU": None},

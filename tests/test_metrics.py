@@ -324,3 +324,17 @@ if __name__ == "__main__":
     np.savez(
         sys.argv[1], backend=np.array(keras.config.backend()), miou=result["miou"], confusion=metric.confusion_matrix()
     )
+
+
+def test_evaluate_dataset_refuses_steps_that_score_nothing():
+    from keras_ann.evaluation import evaluate_dataset
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    batch = (np.zeros((1, 4, 4, 3), np.float32), np.zeros((1, 4, 4), np.int32))
+    assert evaluate_dataset(model, [batch, batch], num_classes=2, steps=1, verbose=0)["confusion"].sum() == 16
+    for steps in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="`steps` must be a positive integer"):
+            evaluate_dataset(model, [batch], num_classes=2, steps=steps, verbose=0)
+    with pytest.raises(ValueError, match="the dataset yielded no batch"):
+        evaluate_dataset(model, [], num_classes=2, verbose=0)

@@ -284,9 +284,17 @@ def test_outputs_without_a_resume_state_are_refused_unless_restart(run_copy):
     os.remove(os.path.join(work, "latest.keras"))
     with pytest.raises(training.WorkDirError, match=r"holds history.csv .*--restart"):
         training.train(RECIPE, root, work, iterations=4, **RUN)
+    # The old run's best score must not outlive it: a restart replaces it.
+    best = os.path.join(work, "best_mIoU.keras.json")
+    with open(best, "w") as f:
+        json.dump({"monitor": "val_mIoU", "best": 1000.0, "iteration": 4}, f)
     model, _ = training.train(RECIPE, root, work, iterations=2, **dict(RUN, eval_interval=2), restart=True)
     assert int(model.optimizer.iterations.numpy()) == 2
     assert len(_history_rows(work)) == 1  # the old rows were replaced
+    with open(best) as f:
+        assert json.load(f)["iteration"] == 2
+    with open(os.path.join(work, "log.jsonl")) as f:
+        assert [json.loads(line)["iteration"] for line in f] == [2]
 
 
 def test_a_state_naming_a_file_outside_its_directory_is_refused_and_nothing_is_deleted(run_copy, tmp_path):

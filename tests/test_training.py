@@ -8,12 +8,12 @@ from unittest.mock import ANY
 import numpy as np
 import pytest
 
-from keras_ann import recipes
+from keras_ann import recipes, training
 from testing_utils import camvid_subset
 
 
 def test_recipes_follow_the_reference():
-    assert len(recipes.RECIPES) == 17  # 16 released models + the CPU CamVid recipe
+    assert len(recipes.RECIPES) == 18  # 16 released models + the two CPU CamVid recipes
     r = recipes.get_recipe("ann_r50_d8_cityscapes_512x1024_40k")
     assert (r.backbone, r.crop_size, r.iterations, r.batch_size, r.eval_interval) == (
         "resnet50_d8", (512, 1024), 40000, 8, 4000)
@@ -96,3 +96,11 @@ def test_overfits_a_few_camvid_images_and_resumes(tmp_path):
     # Overfitting 4 images: well above chance for 11 classes.
     assert evaluations[-1] > 15.0, evaluations
     assert os.path.exists(os.path.join(work, "latest.keras"))
+
+
+@pytest.mark.parametrize("eval_steps", [0, -2, 2.5])
+def test_train_refuses_eval_steps_that_are_not_positive_before_any_work(eval_steps, tmp_path):
+    # 0 used to mean "all validation images" here, and "none" in evaluate.
+    with pytest.raises(ValueError, match="`eval_steps` must be a positive integer"):
+        training.train("ann_r18_d8_camvid_cpu", str(tmp_path), str(tmp_path / "work"), eval_steps=eval_steps)
+    assert not (tmp_path / "work").exists()

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -17,8 +18,9 @@ def _number(value):
 
 class JsonLinesLog(keras.callbacks.Callback):
     """Append a line of JSON to `filepath` at the end of every epoch (one
-    checkpoint interval of `train()`): `epoch`, `iteration`, `lr` (the
-    optimiser's learning rate now), every value of the logs (`loss`,
+    checkpoint interval of `train()`): `epoch`, `iteration`, `time` (Unix
+    time of the line, for curves over wall time), `lr` (the optimiser's
+    learning rate now), every value of the logs (`loss`,
     `decode_loss`, `aux_loss`, `val_mIoU`, ...; NaN written as `null`) and,
     after an evaluation by `evaluation` (a `MeanIoUEvaluation` placed before
     this callback), `"IoU"` and `"Acc"`: per-class scores in %, by class
@@ -48,6 +50,7 @@ class JsonLinesLog(keras.callbacks.Callback):
         record = {
             "epoch": epoch + 1,
             "iteration": int(keras.ops.convert_to_numpy(optimizer.iterations)),
+            "time": round(time.time(), 3),
             "lr": _number(keras.ops.convert_to_numpy(optimizer.learning_rate)),
         }
         record.update({key: _number(value) for key, value in (logs or {}).items() if np.ndim(value) == 0})
