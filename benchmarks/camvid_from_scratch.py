@@ -66,6 +66,11 @@ def _start_time(work_dir, records):
     return min(os.path.getmtime(os.path.join(work_dir, "recipe.json")), records[0]["time"])
 
 
+def _cell(value):
+    # `null` in log.jsonl: a class absent from both labels and predictions.
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def markdown(runs):
     """A Markdown table of the final scores and per-class IoU of each run."""
     names = [os.path.basename(os.path.normpath(w)) for w in runs]
@@ -75,12 +80,12 @@ def markdown(runs):
         last = evaluations[-1]
         minutes = (records[-1]["time"] - _start_time(work_dir, records)) / 60
         rows[name] = {
-            "iterations": last["iteration"],
+            "iterations": str(last["iteration"]),
             "wall time (min)": f"{minutes:.1f}",
-            "val mIoU": f"{last['val_mIoU']:.2f}",
-            "val mAcc": f"{last['val_mAcc']:.2f}",
-            "val aAcc": f"{last['val_aAcc']:.2f}",
-            **{c: f"{last['IoU'][c]:.2f}" for c in CLASSES},
+            "val mIoU": _cell(last["val_mIoU"]),
+            "val mAcc": _cell(last["val_mAcc"]),
+            "val aAcc": _cell(last["val_aAcc"]),
+            **{f"{c} IoU": _cell(last["IoU"].get(c)) for c in CLASSES},
         }
     header = "| | " + " | ".join(names) + (" | spread |" if len(names) > 1 else " |")
     lines = [header, "|---|" + "---:|" * (len(names) + (len(names) > 1))]

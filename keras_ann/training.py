@@ -217,13 +217,7 @@ def train(
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
                     "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
-        done = resume.restore(model)
-        if done > recipe.iterations:
-            raise WorkDirError(
-                f"{work_dir} was saved at iteration {done}, past the {recipe.iterations} iterations asked for."
-            )
-        if done:
-            print(f"resuming {work_dir} at iteration {done}")
+        done = _restore(resume, model, recipe.iterations, work_dir)
 
         # A resumed run continues the same stream: the batches (order and
         # augmentation) it would have drawn next without the interruption.
@@ -253,6 +247,17 @@ def train(
         with open(run.history_json, "w") as f:
             json.dump(history.history, f, indent=2)
     return model, history
+
+
+def _restore(resume, model, iterations, work_dir):
+    """The iteration of the resume state restored into `model` (0 when
+    there is none); a state past `iterations` is refused."""
+    done = resume.restore(model)
+    if done > iterations:
+        raise WorkDirError(f"{work_dir} was saved at iteration {done}, past the {iterations} iterations asked for.")
+    if done:
+        print(f"resuming {work_dir} at iteration {done}")
+    return done
 
 
 def _fit(model, iterations, interval, done, train_ds, train_dataset, callbacks, resume, verbose):

@@ -37,6 +37,10 @@ def test_the_recipe_is_listed_and_trains_at_full_resolution():
     for bad in ([1.0] * 3, [1.0] * 10 + [-1.0], ["heavy"] * 11, 2.0):
         with pytest.raises(ValueError, match="`class_weight` must be 11 non-negative numbers"):
             recipe.replace(class_weight=bad)
+    # Another class count (your own data on this recipe) says how to drop them.
+    with pytest.raises(ValueError, match=r"must be 3 non-negative numbers .*`--set class_weight=null`"):
+        recipes.replace_data(recipe, data="folder", num_classes=3)
+    assert recipes.replace_data(recipe, data="folder", num_classes=3, class_weight=None).class_weight is None
 
 
 def test_the_class_weights_reach_the_compiled_loss():
@@ -70,7 +74,7 @@ def test_the_recipe_runs_through_the_folder_command_line_and_is_reported(bench, 
     assert run["data"] == "folder" and run["label_map"] == [[11, 255]]
 
     table = bench.markdown([work])
-    assert "| val mIoU |" in table and "| bicyclist |" in table and "| iterations | 2 |" in table
+    assert "| val mIoU |" in table and "| bicyclist IoU |" in table and "| iterations | 2 |" in table
     curves, picture = str(tmp_path / "curves.png"), str(tmp_path / "picture.png")
     assert bench.main(["report", work, "--data-root", camvid, "--curves", curves, "--picture", picture, "--images", "0,1"]) == 0
     assert Image.open(curves).size[0] > 500
@@ -80,3 +84,13 @@ def test_the_recipe_runs_through_the_folder_command_line_and_is_reported(bench, 
 def test_the_layout_refuses_a_folder_that_is_not_camvid(bench, tmp_path):
     with pytest.raises(SystemExit, match="is not a directory: is .* CamVid's SegNet release"):
         bench.make_layout(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_keras_ann_recipes_lists_every_recipe_with_its_settings(capsys):
+    assert cli.main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "data", "backbone", "init", "crop", "batch", "iters", "lr", "test"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert set(rows) == set(recipes.RECIPES)
+    assert rows[RECIPE] == ["camvid", "resnet18_d16", "scratch", "256x256", "8", "3000", "0.05", "whole", "480x360"]
+    assert rows["ann_r50_d8_cityscapes_769x769_40k"][2:4] == ["ImageNet", "769x769"]

@@ -4,6 +4,7 @@ TensorFlow graph dump, no hang), `predict` outputs that never overwrite each
 other, model files recognised by their content."""
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -223,6 +224,27 @@ def test_an_error_in_the_input_pipeline_ends_train_with_one_line(tmp_path, kind)
     if folder.endswith("annot"):  # refused by the label scan, before anything was written
         assert not (tmp_path / "work").exists()
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def test_an_error_in_the_input_pipeline_ends_a_python_train_script(tmp_path):
+    # The same failure through `keras_ann.training.train` from a script,
+    # without the CLI's `os._exit`: the error is raised with its traceback
+    # and the process exits at once (a guard against the shutdown deadlock
+    # the CLI met; not reproduced from Python).
+    root = _camvid_folder(tmp_path / "data")
+    for name in sorted(os.listdir(os.path.join(root, "train"))):
+        _truncate(os.path.join(root, "train", name))
+    script = (
+        "from keras_ann import training\n"
+        f"training.train('ann_r18_d8_camvid_cpu', {root!r}, {str(tmp_path / 'work')!r}, iterations=2,\n"
+        "               eval_interval=2, checkpoint_interval=2, batch_size=2, crop_size=(64, 64),\n"
+        "               scale=(128, 96), verbose=0)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" in result.stderr
+    assert re.search(r"Cannot read image .*/train/00\d\.png", result.stderr), result.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------

@@ -118,48 +118,31 @@ class ANNSegmenter(keras.Model):
         if isinstance(backbone, str):
             backbone = ResNetBackbone.from_name(backbone, dtype=dtype)
         features_of = feature_model(backbone)
-        # Logits in float32 under mixed precision (float64 models keep float64).
-        logits_dtype = input_dtype(dtype) or "float32"
+        logits_dtype = input_dtype(dtype) or "float32"  # float32 logits under mixed precision
 
         # === Functional Model (its layers created with the widths they need) ===
         # The backbone's image shape: (None, None, 3) but for backbones of a
         # fixed size (KerasHub's MiT).
-        image_shape = tuple(features_of.inputs[0].shape[1:])
-        images = keras.Input(shape=image_shape, dtype=input_dtype(dtype), name="images")
+        images = keras.Input(shape=tuple(features_of.inputs[0].shape[1:]), dtype=input_dtype(dtype), name="images")
         features = features_of(ImageNormalization(mean, std, dtype=dtype, name="normalize")(images))
         feature_keys = select_features(features, feature_keys)
         low, high = (features[key] for key in feature_keys)
         decode_head = ANNHead(
-            num_classes,
-            head_channels or _fraction(high, 4),
-            project_channels or _fraction(high, 8),
-            query_scales,
-            key_pool_scales,
-            dropout,
-            dtype=dtype,
-            name="decode_head",
-        )
-        resize = ResizeLike(align_corners, dtype=logits_dtype, name="logits")
-        logits = resize([decode_head([low, high]), images])
-        aux_head = None
+            num_classes, head_channels or _fraction(high, 4), project_channels or _fraction(high, 8),
+            query_scales, key_pool_scales, dropout, dtype=dtype, name="decode_head",
+        )  # fmt: skip
+        logits = ResizeLike(align_corners, dtype=logits_dtype, name="logits")([decode_head([low, high]), images])
+        aux_head = aux_logits = None
         if auxiliary_head:
-            aux_head = FCNHead(
-                num_classes,
-                auxiliary_channels or _fraction(low, 4),
-                dropout=dropout,
-                dtype=dtype,
-                name="auxiliary_head",
-            )
-            aux_resize = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")
-            aux_logits = aux_resize([aux_head(low), images])
+            channels = auxiliary_channels or _fraction(low, 4)
+            aux_head = FCNHead(num_classes, channels, dropout=dropout, dtype=dtype, name="auxiliary_head")
+            aux_logits = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")([aux_head(low), images])
         super().__init__(inputs=images, outputs=logits, **kwargs)
         # The training graph shares every layer with the inference graph and
         # adds the auxiliary head's output.
         self.training_graph = None
         if aux_head is not None:
-            self.training_graph = keras.Model(
-                images, {"logits": logits, "aux_logits": aux_logits}, name="training_graph"
-            )
+            self.training_graph = keras.Model(images, {"logits": logits, "aux_logits": aux_logits}, name="training_graph")
 
         # === Config ===
         self.backbone = backbone
@@ -172,12 +155,18 @@ class ANNSegmenter(keras.Model):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.test_config = dict(test_config) if test_config else None
+        self._init_run_state()
+
+    def _init_run_state(self):
+        """What `fit()`, `evaluate()` and `__call__` keep between calls (not
+        configuration): when the auxiliary output is returned, the one-time
+        [0, 1]-images warning, and the two loss terms logged apart
+        (`decode_loss`, `aux_loss`)."""
         self._auxiliary_in_training = False
         self._auxiliary_in_evaluation = False
         self._scale_warned = False
-        # The two terms of the loss, logged apart (`decode_loss`, `aux_loss`).
         self.decode_loss_tracker = keras.metrics.Mean(name="decode_loss")
-        self.aux_loss_tracker = keras.metrics.Mean(name="aux_loss") if aux_head is not None else None
+        self.aux_loss_tracker = keras.metrics.Mean(name="aux_loss") if self.auxiliary_head is not None else None
 
     # Widths and settings that live in the heads (each fact in one place).
     num_classes = property(lambda self: self.decode_head.num_classes)
