@@ -28,10 +28,7 @@ import json
 import os
 import sys
 
-CLASSES = (
-    "sky", "building", "pole", "road", "pavement", "tree",
-    "sign_symbol", "fence", "car", "pedestrian", "bicyclist",
-)  # fmt: skip
+from keras_ann.data.metainfo import CAMVID_CLASSES as CLASSES  # no TensorFlow
 
 
 def make_layout(camvid_root, out_root):

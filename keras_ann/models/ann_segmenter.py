@@ -264,14 +264,22 @@ class ANNSegmenter(keras.Model):
             return super().train_on_batch(x, y, *args, **kwargs)
 
     @contextlib.contextmanager
-    def _training_with_auxiliary(self):
-        # Keras's train step calls `self(x, training=True)`; inside `fit()`
-        # that call returns the auxiliary logits too, for `compute_loss`.
-        previous, self._auxiliary_in_training = self._auxiliary_in_training, True
+    def _auxiliary_output(self, flag):
+        # Keras's train and test steps call `self(x, training=...)`; inside
+        # `fit()` / `evaluate()` that call returns the auxiliary logits too,
+        # for `compute_loss` (`flag`: which of the two `call` looks at).
+        previous = getattr(self, flag)
+        setattr(self, flag, True)
         try:
             yield
         finally:
-            self._auxiliary_in_training = previous
+            setattr(self, flag, previous)
+
+    def _training_with_auxiliary(self):
+        return self._auxiliary_output("_auxiliary_in_training")
+
+    def _evaluating_with_auxiliary(self):
+        return self._auxiliary_output("_auxiliary_in_evaluation")
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = _from_dict(x, y, "x")
@@ -283,14 +291,6 @@ class ANNSegmenter(keras.Model):
     def test_on_batch(self, x, y=None, *args, **kwargs):
         with self._dropped_on_error("test_function"), self._evaluating_with_auxiliary():
             return super().test_on_batch(x, y, *args, **kwargs)
-
-    @contextlib.contextmanager
-    def _evaluating_with_auxiliary(self):
-        previous, self._auxiliary_in_evaluation = self._auxiliary_in_evaluation, True
-        try:
-            yield
-        finally:
-            self._auxiliary_in_evaluation = previous
 
     def _warn_if_unit_scale_data(self, x):
         if x is not None and hasattr(x, "shape") and not hasattr(x, "element_spec"):
