@@ -433,7 +433,7 @@ RECIPES["ann_r18_d8_camvid_cpu"] = Recipe(
 
 # CamVid from scratch to a real result in an hour of 2 CPU cores
 # (BENCHMARKS.md, "CamVid from scratch in an hour"; run with
-# `--precision mixed_bfloat16` where the CPU has AVX512_BF16 or AMX, 2.6x
+# `--precision mixed_bfloat16` where the CPU has AVX512_BF16 or AMX, 1.5-2.6x
 # faster than float32 there): ResNet-18 at output stride 16 (2.3x faster to
 # train than 8), full-resolution images (480x360, resized 0.5-2x) and
 # 256x256 crops, batch 8, 3000 iterations, the reference's SGD and poly
