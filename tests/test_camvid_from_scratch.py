@@ -92,5 +92,5 @@ def test_keras_ann_recipes_lists_every_recipe_with_its_settings(capsys):
     assert lines[0].split() == ["name", "data", "backbone", "init", "crop", "batch", "iters", "lr", "test"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert set(rows) == set(recipes.RECIPES)
-    assert rows[RECIPE] == ["camvid", "resnet18_d16", "scratch", "256x256", "8", "3000", "0.05", "whole", "480x360"]
+    assert rows[RECIPE] == ["camvid", "resnet18_d16", "scratch", "256x256", "8", "2500", "0.05", "whole", "480x360"]
     assert rows["ann_r50_d8_cityscapes_769x769_40k"][2:4] == ["ImageNet", "769x769"]
