@@ -2,9 +2,11 @@
 
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -24,8 +26,10 @@ class ResumeState(keras.callbacks.Callback):
     and refuses to save a model whose loss has become NaN or infinite.
 
     At the end of every epoch (one checkpoint interval) the model's and the
-    optimiser's variables go to `<directory>/state-<iteration>.weights.h5`,
-    written under a temporary name and renamed, and then `state.json`,
+    optimiser's variables go to `<directory>/state-<iteration>.npz` (a
+    NumPy archive: the variables' paths and values, in order), built in
+    memory and written under a temporary name with plain file I/O, then
+    renamed; then `state.json`,
     which names that file and holds its SHA-256, the iteration, the
     dropout layers' random-generator states and the number of rows of the
     history CSV, is replaced the same way. `state.json` is the commit
@@ -33,7 +37,10 @@ class ResumeState(keras.callbacks.Callback):
     and older files are deleted only after it has moved on. Optionally the
     whole model also goes to `model_path` (e.g. `latest.keras`), atomically
     as well. A failed write (a full disk) removes its temporary file and
-    leaves the previous state as it was.
+    leaves the previous state as it was; the state never goes through an
+    HDF5 file on disk, whose failed write crashes the process at exit.
+    States of earlier versions (`state-<iteration>.weights.h5`, Keras's
+    weights format) are restored as well.
 
     `state.json` may name only a file inside `directory` (a plain file
     name), and nothing outside `directory` is ever deleted; a restore
@@ -128,8 +135,11 @@ class ResumeState(keras.callbacks.Callback):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         try:
-            model.load_weights(weights)
-        except Exception as error:  # h5py / Keras errors of a file that is not this model's state
+            if weights.endswith(".weights.h5"):  # the format of earlier keras-ann 0.1.0 runs
+                model.load_weights(weights)
+            else:
+                _read_state(model, weights)
+        except Exception as error:  # NumPy / h5py / Keras errors of a file that is not this model's state
             raise ResumeError(f"{weights} cannot be loaded into this model ({error}). " + _START_OVER) from None
         seeds = _seed_states(model)
         saved = meta.get("seed_states", [])
@@ -142,13 +152,13 @@ class ResumeState(keras.callbacks.Callback):
 
     def clear(self):
         """Remove the committed state and the files it and a crashed save
-        left in `directory` (only those: `state.json`, `state-*.weights.h5`,
-        `tmp-*`)."""
+        left in `directory` (only those: `state.json`, `state-*.npz`,
+        `state-*.weights.h5`, `tmp-*`)."""
         if not os.path.isdir(self.directory):
             return
         for name in os.listdir(self.directory):
             if name in (STATE_FILE, STATE_FILE + ".tmp") or (
-                name.startswith(("state-", "tmp-state-")) and name.endswith(".weights.h5")
+                name.startswith(("state-", "tmp-state-")) and name.endswith((".npz", ".weights.h5"))
             ):
                 _remove(os.path.join(self.directory, name))
 
@@ -177,11 +187,11 @@ class ResumeState(keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
         old = self.read()
         iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        name = f"state-{iteration}.weights.h5"
+        name = f"state-{iteration}.npz"
         tmp = os.path.join(self.directory, f"tmp-{name}")
         state_size, model_size = self._checkpoint_sizes(old)
         self._check_space(tmp, state_size + model_size)
-        self._write(tmp, self.model.save_weights)
+        self._write(tmp, lambda path: _write_state(self.model, path))
         digest = _sha256(tmp)
         os.replace(tmp, os.path.join(self.directory, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
@@ -261,10 +271,56 @@ def _is_disk_full(error):
     return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
 
 
+def _state_variables(model):
+    """The variables a state file holds, in order: the model's (weights,
+    batch-norm statistics, random-generator states) and the optimiser's."""
+    return list(model.variables) + list(getattr(model.optimizer, "variables", []))
+
+
 def _state_bytes(model):
     """Bytes of the variables a state file holds (model and optimiser)."""
-    variables = list(model.variables) + list(getattr(model.optimizer, "variables", []))
-    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in _state_variables(model))
+
+
+def _write_state(model, path):
+    """`model`'s state as a `.npz` archive at `path`: `paths` (the variables'
+    paths, for messages) and `v0`, `v1`, ... (their values, in order). The
+    archive is built in memory, one variable at a time, and written with
+    plain file I/O, so a full disk is an `OSError` here and nothing else."""
+    variables = _state_variables(model)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # stored, as `np.savez`
+        arrays = [("paths", np.array([v.path for v in variables]))]
+        arrays += ((f"v{i}", v) for i, v in enumerate(variables))
+        for key, value in arrays:
+            if not isinstance(value, np.ndarray):
+                value = np.asarray(keras.ops.convert_to_numpy(value))
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, value, allow_pickle=False)
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_state(model, path):
+    """Assign the state at `path` (see `_write_state`) to `model`'s
+    variables, matched by order as Keras's weights files are (paths carry
+    auto-numbered names); a `ValueError` says how file and model differ."""
+    variables = _state_variables(model)
+    with np.load(path, allow_pickle=False) as archive:
+        paths = [str(p) for p in archive["paths"]]
+        if len(paths) != len(variables):
+            raise ValueError(f"it holds {len(paths)} variables, this model and its optimiser have {len(variables)}")
+        values = [archive[f"v{i}"] for i in range(len(variables))]
+    for variable, value, saved in zip(variables, values, paths):
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"{saved} has shape {value.shape} in the file, where this model's {variable.path} "
+                f"has {tuple(variable.shape)}"
+            )
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 def _sha256(path):
