@@ -2,7 +2,6 @@
 
 import errno
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -27,9 +26,9 @@ class ResumeState(keras.callbacks.Callback):
 
     At the end of every epoch (one checkpoint interval) the model's and the
     optimiser's variables go to `<directory>/state-<iteration>.npz` (a
-    NumPy archive: the variables' paths and values, in order), built in
-    memory and written under a temporary name with plain file I/O, then
-    renamed; then `state.json`,
+    NumPy archive: the variables' paths and values, in order), written
+    under a temporary name with plain file I/O, then renamed; then
+    `state.json`,
     which names that file and holds its SHA-256, the iteration, the
     dropout layers' random-generator states and the number of rows of the
     history CSV, is replaced the same way. `state.json` is the commit
@@ -284,21 +283,18 @@ def _state_bytes(model):
 
 def _write_state(model, path):
     """`model`'s state as a `.npz` archive at `path`: `paths` (the variables'
-    paths, for messages) and `v0`, `v1`, ... (their values, in order). The
-    archive is built in memory, one variable at a time, and written with
-    plain file I/O, so a full disk is an `OSError` here and nothing else."""
+    paths, for messages) and `v0`, `v1`, ... (their values, in order),
+    written one variable at a time through Python's own file I/O (no HDF5),
+    so a full disk is an `OSError` here and nothing else."""
     variables = _state_variables(model)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:  # stored, as `np.savez`
-        arrays = [("paths", np.array([v.path for v in variables]))]
-        arrays += ((f"v{i}", v) for i, v in enumerate(variables))
-        for key, value in arrays:
-            if not isinstance(value, np.ndarray):
-                value = np.asarray(keras.ops.convert_to_numpy(value))
-            with archive.open(f"{key}.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, value, allow_pickle=False)
     with open(path, "wb") as f:
-        f.write(buffer.getbuffer())
+        with zipfile.ZipFile(f, "w") as archive:  # stored, as `np.savez`
+            with archive.open("paths.npy", "w") as member:
+                np.lib.format.write_array(member, np.array([v.path for v in variables]), allow_pickle=False)
+            for i, variable in enumerate(variables):
+                with archive.open(f"v{i}.npy", "w", force_zip64=True) as member:
+                    value = np.asarray(keras.ops.convert_to_numpy(variable))
+                    np.lib.format.write_array(member, value, allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
 
