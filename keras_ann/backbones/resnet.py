@@ -150,6 +150,10 @@ class ResNetBackbone(keras.Model):
             outputs[f"stage{stage + 1}"] = x
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model ignores `dtype` and takes the global policy;
+            # its config must name the one its layers were built with.
+            self.dtype_policy = dtype
 
         # === Config ===
         self.depth = depth

@@ -138,6 +138,10 @@ class ANNSegmenter(keras.Model):
             aux_head = FCNHead(num_classes, channels, dropout=dropout, dtype=dtype, name="auxiliary_head")
             aux_logits = ResizeLike(align_corners, dtype=logits_dtype, name="aux_logits")([aux_head(low), images])
         super().__init__(inputs=images, outputs=logits, **kwargs)
+        if dtype is not None:
+            # A functional model ignores `dtype` and takes the global policy;
+            # its config must name the one its layers were built with.
+            self.dtype_policy = dtype
         # The training graph shares every layer with the inference graph and
         # adds the auxiliary head's output.
         self.training_graph = None
