@@ -8,7 +8,8 @@ loaded from a `.keras` file on any backend (`ops`, `checks`, `layers`,
 `backbones`, `models`, `losses`, `metrics`, `optimizers`, `schedules`: they
 register their Keras objects) and exposes the model-building names
 (`ANNSegmenter`, `ResNetBackbone`, `AFNB`, `APNB`,
-`SegmentationCrossEntropy`, `logits_to_labels`). Everything that needs
+`SegmentationCrossEntropy`, `logits_to_labels`, `fold_batch_norm`).
+Everything that needs
 TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
@@ -34,7 +35,7 @@ from keras_ann import backbones, checks, layers, losses, metrics, models, ops, o
 from keras_ann.backbones import ResNetBackbone
 from keras_ann.layers import AFNB, APNB, ANNHead, FCNHead
 from keras_ann.losses import SegmentationCrossEntropy
-from keras_ann.models import ANNSegmenter, logits_to_labels
+from keras_ann.models import ANNSegmenter, fold_batch_norm, logits_to_labels
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,7 @@ __all__ = [
     "SegmentationCrossEntropy",
     "backbones",
     "checks",
+    "fold_batch_norm",
     "layers",
     "logits_to_labels",
     "losses",

@@ -86,6 +86,7 @@ def export_model(
     input_size=None,
     batch_size=None,
     opset=None,
+    fold_batch_norm=True,
 ):
     """Export a segmentation model for inference outside Keras.
 
@@ -105,6 +106,10 @@ def export_model(
             (SavedModel and ONNX; TFLite then uses a batch of 1).
         opset: int, the ONNX opset (`format="onnx"` only); `None` uses
             tf2onnx's default.
+        fold_batch_norm: bool, export an `ANNSegmenter` with its batch norm
+            folded into the convolutions (`keras_ann.fold_batch_norm`: the
+            same logits up to round-off, fewer operations). Defaults to
+            `True`.
 
     Returns:
         An `ExportedModel` with the path, size and input/output signature.
@@ -134,6 +139,11 @@ def export_model(
             f"`model` must be a functional keras.Model such as an ANNSegmenter, got {type(model).__name__}."
         )
     dtype = model.inputs[0].dtype
+    if fold_batch_norm:
+        from keras_ann.models.ann_segmenter import ANNSegmenter
+        from keras_ann.models.batch_norm_folding import fold_batch_norm as fold
+
+        model = fold(model) if isinstance(model, ANNSegmenter) else model
 
     import tensorflow as tf
 

@@ -1,6 +1,7 @@
 """Convolution + batch normalisation + optional ReLU, as mmcv's `ConvModule`."""
 
 import keras
+from keras import ops
 
 from keras_ann.layers import initializers
 from keras_ann.layers.batch_norm import TorchBatchNormalization
@@ -130,6 +131,12 @@ class ConvBNReLU(keras.layers.Layer):
     (0.1), gamma 1 and beta 0, and updates its moving statistics as PyTorch
     (`TorchBatchNormalization`: unbiased batch variance).
 
+    In inference (and when the batch norm is frozen) the batch norm is
+    folded into the convolution at each call: one convolution with kernel
+    `kernel * s` and bias `t` (`s = gamma / sqrt(moving_variance + eps)`,
+    `t = beta - moving_mean * s`), the same values up to round-off with
+    one pass less over the feature map.
+
     Args:
         filters: int, output channels.
         kernel_size: int, square kernel size. Defaults to 1.
@@ -189,10 +196,31 @@ class ConvBNReLU(keras.layers.Layer):
 
     def call(self, inputs, training=None, statistics_updates=1):
         x = inputs if self.pad is None else self.pad(inputs)
-        x = self.bn(self.conv(x), training=training, statistics_updates=statistics_updates)
+        if training and self.bn.trainable:
+            x = self.bn(self.conv(x), training=training, statistics_updates=statistics_updates)
+        else:
+            x = self._folded_conv(x)
         if self.activation == "relu":
             x = keras.ops.relu(x)
         return x
+
+    def _folded_conv(self, x):
+        """The convolution and the batch norm in inference as one biased
+        convolution: `conv(x, kernel * s) + t` with
+        `s = gamma / sqrt(moving_variance + epsilon)` and
+        `t = beta - moving_mean * s`, which skips a pass over the feature
+        map (and, under mixed precision, its casts to float32 and back)."""
+        bn = self.bn
+        # Batch-norm variables are not autocast: s and t are in float32
+        # (float64 for float64 models).
+        scale = ops.rsqrt(bn.moving_variance + bn.epsilon)
+        if bn.scale:
+            scale = scale * bn.gamma
+        shift = -bn.moving_mean * scale
+        if bn.center:
+            shift = shift + bn.beta
+        kernel = ops.cast(ops.cast(self.conv.kernel, scale.dtype) * scale, self.compute_dtype)
+        return self.conv.convolution_op(x, kernel) + ops.cast(shift, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         shape = input_shape
