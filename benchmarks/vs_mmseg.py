@@ -15,8 +15,10 @@ worker's peak RSS during the task, and the load average around the runs.
 Tasks (`--tasks`; the default runs all six):
 
 - `fp32`: forward pass, whole image 512x1024, batch 1, float32 (ours:
-  `predict_on_batch`; theirs: the data preprocessor + `encode_decode`, as
-  the reference's test loop).
+  `predict_on_batch` of the model with its batch norm folded into the
+  convolutions, as `keras-ann predict`, `evaluate` and `export` run it;
+  `--no-fold` times it unfolded; theirs: the data preprocessor +
+  `encode_decode`, as the reference's test loop).
 - `bf16`: ours under `mixed_bfloat16` against theirs in float32.
 - `bf16_autocast`: ours under `mixed_bfloat16` against theirs under
   `torch.autocast("cpu", dtype=torch.bfloat16)`, the fair bfloat16
@@ -234,23 +236,37 @@ class _OursWorker:
             from keras_ann.recipes import RECIPES
             from keras_ann.training import compile_for_recipe
 
-            keras = self.keras
-            keras.config.set_dtype_policy(precision)
-            try:
-                model = keras_ann.ANNSegmenter.from_preset(self.args.checkpoint)
-                jit = {None: "auto", "true": True, "false": False}[self.args.jit_compile]
-                compile_for_recipe(model, RECIPES[RECIPE], precision, jit_compile=jit)
-            finally:
-                keras.config.set_dtype_policy("float32")
+            # The policy stays the global one while the task runs (set
+            # again by `prepare`), as in `keras-ann train`: the training
+            # step is traced under it.
+            self.keras.config.set_dtype_policy(precision)
+            model = keras_ann.ANNSegmenter.from_preset(self.args.checkpoint)
+            jit = {None: "auto", "true": True, "false": False}[self.args.jit_compile]
+            compile_for_recipe(model, RECIPES[RECIPE], precision, jit_compile=jit)
             self.models[precision] = model
         return self.models[precision]
+
+    def _predictor(self, precision):
+        """The model that times the forward pass: folded, as `keras-ann
+        predict`, `evaluate` and `export` run it, unless `--no-fold`."""
+        key = ("folded", precision)
+        if key not in self.models:
+            import keras_ann
+
+            model = self._model(precision)
+            self.models[key] = keras_ann.fold_batch_norm(model) if self.args.fold else model
+        return self.models[key]
 
     def prepare(self, task):
         images, labels = _inputs(self.args, task)
         precision, _, training = TASKS[task]
-        model = self._model("mixed_bfloat16" if precision == "bfloat16" else "float32")
+        precision = "mixed_bfloat16" if precision == "bfloat16" else "float32"
         if training:
+            model = self._model(precision)
+            self.keras.config.set_dtype_policy(precision)
             return lambda: model.train_on_batch(images, labels)
+        model = self._predictor(precision)
+        self.keras.config.set_dtype_policy(precision)
         return lambda: model.predict_on_batch(images)
 
     def matmul_peaks(self):
@@ -482,6 +498,11 @@ def build_parser():
     parser.add_argument("--train-size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     parser.add_argument("--train-batch", type=int, default=2)
     parser.add_argument("--jit-compile", choices=("true", "false"), help="ours: XLA (default: Keras's choice)")
+    parser.add_argument(
+        "--fold", action=argparse.BooleanOptionalAction, default=True,
+        help="ours: the forward pass with batch norm folded into the convolutions, as keras-ann predict, "
+        "evaluate and export run it (default: on)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write all timings to this file")
     parser.add_argument("--worker", choices=("ours", "mmseg"), help=argparse.SUPPRESS)

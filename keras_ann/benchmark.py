@@ -80,6 +80,9 @@ class BenchmarkSpec:
         train_size: `(height, width)` of the training crops.
         train_batch_size: images per training step.
         jit_compile: `None` (Keras's `"auto"`), `True` or `False`.
+        fold_batch_norm: time inference on the model with its batch norm
+            folded into the convolutions (`keras_ann.fold_batch_norm`), as
+            `keras-ann predict`, `evaluate` and `export` run it.
         reference_memory_gb: the reference's training memory (V100), or
             `None`.
         reference_fps: the reference's inference speed (V100), or `None`.
@@ -97,6 +100,7 @@ class BenchmarkSpec:
     train_size: tuple = None
     train_batch_size: int = 2
     jit_compile: bool = None
+    fold_batch_norm: bool = True
     reference_memory_gb: float = None
     reference_fps: float = None
 
@@ -118,6 +122,7 @@ def resolve_spec(
     train_size=None,
     train_batch_size=None,
     jit_compile=None,
+    fold_batch_norm=True,
 ):
     """A `BenchmarkSpec` from user arguments, with a preset's defaults.
 
@@ -140,6 +145,8 @@ def resolve_spec(
             per GPU of the preset's recipe (2 for Cityscapes, 4 for ADE20K
             and Pascal VOC), 2 for a backbone name.
         jit_compile: `None` for Keras's default, or a bool.
+        fold_batch_norm: bool, time inference with the batch norm folded
+            into the convolutions. Defaults to `True`.
 
     Returns:
         A `BenchmarkSpec`.
@@ -218,6 +225,7 @@ def resolve_spec(
         train_size=train_size,
         train_batch_size=train_batch_size,
         jit_compile=jit_compile,
+        fold_batch_norm=bool(fold_batch_norm),
         reference_memory_gb=reference[0],
         reference_fps=reference[1],
     )
@@ -380,7 +388,22 @@ def build_model(spec):
 
 def run_benchmark(spec, *, seed=0, verbose=False):
     """Measure a `BenchmarkSpec`; returns a dict of results (see
-    `COLUMNS` for the table's keys)."""
+    `COLUMNS` for the table's keys).
+
+    The spec's precision is the global dtype policy while it measures, as
+    in `keras-ann train` (the training step is traced under it), and the
+    previous policy is restored afterwards."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(spec.precision)
+    try:
+        return _run_benchmark(spec, seed, verbose)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _run_benchmark(spec, seed, verbose):
     import keras
 
     def log(message):
@@ -398,10 +421,16 @@ def run_benchmark(spec, *, seed=0, verbose=False):
 
     h, w = spec.input_size
     images = rng.uniform(0, 255, (spec.batch_size, h, w, 3)).astype("float32")
+    predictor = model
+    if spec.fold_batch_norm:
+        from keras_ann.models.batch_norm_folding import fold_batch_norm
+
+        predictor = fold_batch_norm(model)
     _device_memory_reset()
     log(f"inference: {spec.batch_size}x{h}x{w}, {spec.warmup} warm-up + {spec.runs} runs ...")
     with _PeakHostMemory() as inference_memory:
-        first, times = _timed(lambda: model.predict_on_batch(images), spec.runs, spec.warmup)
+        first, times = _timed(lambda: predictor.predict_on_batch(images), spec.runs, spec.warmup)
+    del predictor
     inference_device = _device_memory_peak()
     median = statistics.median(times)
     result = {
@@ -411,6 +440,7 @@ def run_benchmark(spec, *, seed=0, verbose=False):
         "platform": platform,
         "precision": spec.precision,
         "jit_compile": "auto" if spec.jit_compile is None else bool(spec.jit_compile),
+        "fold_batch_norm": spec.fold_batch_norm,
         "input": f"{h}x{w}",
         "batch": spec.batch_size,
         "params": params,
