@@ -203,3 +203,68 @@ def test_blocks_run_under_mixed_precision(rng, policy):
     resize = ann_layers.ResizeLike(dtype="float32")
     out = resize([y, x])
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+# === TorchBatchNormalization: the fused training kernel (TensorFlow) ===
+
+
+def _batch_norm(dtype, seed=0, channels=6):
+    """A batch norm with weights and moving statistics away from their
+    initial values (the same for every dtype)."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
+               rng.normal(0, 0.2, channels), rng.uniform(0.5, 2, channels)]  # fmt: skip
+    bn = ann_layers.TorchBatchNormalization(epsilon=1e-5, momentum=0.9, dtype=dtype)
+    bn.build((None, None, None, channels))
+    bn.set_weights(weights)
+    return bn
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's")
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("mixed_bfloat16", 3e-2)])
+def test_training_batch_norm_takes_the_fused_kernel_with_torch_statistics(dtype, tolerance):
+    """float32 and 16-bit training calls run TensorFlow's fused kernel; its
+    output, gradients and PyTorch-style moving statistics (unbiased
+    variance, updated twice) equal the general path's in float64."""
+    import tensorflow as tf
+
+    fused, reference = _batch_norm(dtype), _batch_norm("float64")
+    x = np.random.default_rng(1).normal(1.0, 2.0, (2, 5, 7, 6))
+    if dtype == "mixed_bfloat16":
+        x = np.asarray(tf.cast(tf.cast(x, tf.bfloat16), tf.float64))  # the same rounded input for both
+    assert fused._fused_training(x, None) and not reference._fused_training(x, None)
+    spec = tf.TensorSpec(x.shape, tf.float32)
+    graph = tf.function(lambda t: fused(t, training=True)).get_concrete_function(spec).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    fused.set_weights(reference.get_weights())  # the traced call updated the statistics
+
+    weights = np.random.default_rng(2).normal(size=x.shape)
+    x32, x64 = tf.constant(x, tf.float32), tf.constant(x, tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x32, x64])
+        y_fused = fused(x32, training=True, statistics_updates=2)
+        y_reference = reference(x64, training=True, statistics_updates=2)
+        loss_fused = tf.reduce_sum(tf.cast(y_fused, tf.float64) * weights)
+        loss_reference = tf.reduce_sum(y_reference * weights)
+    assert y_fused.dtype == fused.compute_dtype
+    close = dict(rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(np.asarray(tf.cast(y_fused, tf.float64)), np.asarray(y_reference), **close)
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(fused, name)), np.asarray(getattr(reference, name)), rtol=1e-5, atol=1e-6
+        )
+    for a, b in ((x32, x64), (fused.gamma, reference.gamma), (fused.beta, reference.beta)):
+        np.testing.assert_allclose(
+            np.asarray(tape.gradient(loss_fused, a)), np.asarray(tape.gradient(loss_reference, b)), **close
+        )
+
+
+def test_batch_norm_outside_the_fused_kernel_keeps_the_general_path():
+    bn = _batch_norm("mixed_bfloat16")
+    x = np.zeros((2, 3, 3, 6), "float32")
+    assert bn._fused_training(x, None) == (keras.backend.backend() == "tensorflow")
+    assert not bn._fused_training(x, np.ones((2, 3, 3), bool))  # masks
+    assert not bn._fused_training(np.zeros((2, 6), "float32"), None)  # not 4-D
+    assert not _batch_norm("float64")._fused_training(x, None)  # float64: the reference's precision
+    bn.synchronized = True
+    assert not bn._fused_training(x, None)  # across replicas

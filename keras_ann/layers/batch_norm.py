@@ -30,6 +30,11 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
     is called `k` times on the same input in one forward pass (the
     reference's shared key/query projection of APNB).
 
+    On the TensorFlow backend a float32 or 16-bit training call runs
+    TensorFlow's fused batch-norm kernel (forward and gradient; oneDNN on a
+    CPU), which returns the same statistics with less memory and time;
+    float64, masked, synchronised or non-4-D calls take the general path.
+
     Renormalisation (`renorm=True`) is not supported.
 
     Args:
@@ -71,6 +76,20 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
             # Keras's own check, with its message.
             return super().call(inputs, training=training, mask=mask)
 
+        if self._fused_training(inputs, mask):
+            # One fused kernel (TensorFlow's FusedBatchNormV3, oneDNN on a
+            # CPU) normalises the map with float32 statistics, and its
+            # gradient is one kernel too: no float32 copy of a 16-bit map,
+            # fewer intermediate maps kept for the backward pass.
+            outputs, mean, unbiased = _fused_batch_norm_training(
+                inputs,
+                self.gamma if self.scale else ops.ones(self.moving_mean.shape, "float32"),
+                self.beta if self.center else ops.zeros(self.moving_mean.shape, "float32"),
+                self.epsilon,
+            )
+            self._update_moving_statistics(mean, unbiased, statistics_updates, "float32")
+            return outputs
+
         # As Keras: statistics in float32 at least.
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         inputs = ops.cast(inputs, compute_dtype)
@@ -78,14 +97,7 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
 
         count = self._count(inputs, mask)
         unbiased = variance * (count / ops.maximum(count - 1.0, 1.0))
-        momentum = self.momentum
-        moving_mean = ops.cast(self.moving_mean, compute_dtype)
-        moving_variance = ops.cast(self.moving_variance, compute_dtype)
-        for _ in range(statistics_updates):
-            moving_mean = moving_mean * momentum + mean * (1.0 - momentum)
-            moving_variance = moving_variance * momentum + unbiased * (1.0 - momentum)
-        self.moving_mean.assign(ops.cast(moving_mean, self.moving_mean.dtype))
-        self.moving_variance.assign(ops.cast(moving_variance, self.moving_variance.dtype))
+        self._update_moving_statistics(mean, unbiased, statistics_updates, compute_dtype)
 
         outputs = ops.batch_normalization(
             x=inputs,
@@ -97,6 +109,31 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
+
+    def _fused_training(self, inputs, mask):
+        """Whether a training call takes the fused kernel: on the
+        TensorFlow backend, a float32 or 16-bit compute dtype (float64, the
+        precision of the comparisons with the reference, keeps the general
+        path), a channels-last 4-D input, no mask and no synchronisation
+        across replicas."""
+        return (
+            keras.backend.backend() == "tensorflow"
+            and self.compute_dtype in ("bfloat16", "float16", "float32")
+            and mask is None
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+        )
+
+    def _update_moving_statistics(self, mean, unbiased, statistics_updates, compute_dtype):
+        momentum = self.momentum
+        moving_mean = ops.cast(self.moving_mean, compute_dtype)
+        moving_variance = ops.cast(self.moving_variance, compute_dtype)
+        for _ in range(statistics_updates):
+            moving_mean = moving_mean * momentum + mean * (1.0 - momentum)
+            moving_variance = moving_variance * momentum + unbiased * (1.0 - momentum)
+        self.moving_mean.assign(ops.cast(moving_mean, self.moving_mean.dtype))
+        self.moving_variance.assign(ops.cast(moving_variance, self.moving_variance.dtype))
 
     def _count(self, inputs, mask):
         """Values per channel in the batch, as a scalar of the inputs' dtype
@@ -110,6 +147,32 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         if self.synchronized:
             count = _sum_over_replicas(count)
         return count
+
+
+def _fused_batch_norm_training(inputs, gamma, beta, epsilon):
+    """TensorFlow's fused batch norm in training mode on a channels-last
+    float32 or 16-bit map: `(outputs, batch mean, unbiased batch variance)`, the
+    statistics in float32 and held out of the gradient.
+
+    TensorFlow only (`TorchBatchNormalization._fused_training` says when).
+    The kernel returns the variance with Bessel's correction, PyTorch's
+    moving-variance update.
+    """
+    import tensorflow as tf
+
+    empty = tf.constant([], tf.float32)
+    outputs, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        x=inputs,
+        scale=tf.cast(gamma, tf.float32),
+        offset=tf.cast(beta, tf.float32),
+        mean=empty,
+        variance=empty,
+        epsilon=epsilon,
+        exponential_avg_factor=1.0,
+        data_format="NHWC",
+        is_training=True,
+    )
+    return outputs, tf.stop_gradient(mean), tf.stop_gradient(unbiased)
 
 
 def _sum_over_replicas(value):
