@@ -25,6 +25,24 @@ def batch_norm(name=None, dtype=None):
     )
 
 
+def inference_scale_and_shift(bn, read):
+    """`(s, t)` of a `BatchNormalization` in inference, `y = x * s + t`:
+    `s = gamma / sqrt(moving_variance + epsilon)`, `t = beta - moving_mean * s`.
+
+    Args:
+        bn: the batch norm.
+        read: how a variable is read: `keras.ops.convert_to_tensor` inside
+            a call, or a NumPy conversion (e.g. to float64) outside one.
+    """
+    scale = (read(bn.moving_variance) + bn.epsilon) ** -0.5
+    if bn.scale:
+        scale = scale * read(bn.gamma)
+    shift = -read(bn.moving_mean) * scale
+    if bn.center:
+        shift = shift + read(bn.beta)
+    return scale, shift
+
+
 def set_synchronized_batch_norm(model, synchronized=True):
     """Make every `BatchNormalization` of `model` compute its batch
     statistics over all replicas (`synchronized=True`) or per replica.
@@ -210,15 +228,9 @@ class ConvBNReLU(keras.layers.Layer):
         `s = gamma / sqrt(moving_variance + epsilon)` and
         `t = beta - moving_mean * s`, which skips a pass over the feature
         map (and, under mixed precision, its casts to float32 and back)."""
-        bn = self.bn
         # Batch-norm variables are not autocast: s and t are in float32
         # (float64 for float64 models).
-        scale = ops.rsqrt(bn.moving_variance + bn.epsilon)
-        if bn.scale:
-            scale = scale * bn.gamma
-        shift = -bn.moving_mean * scale
-        if bn.center:
-            shift = shift + bn.beta
+        scale, shift = inference_scale_and_shift(self.bn, ops.convert_to_tensor)
         kernel = ops.cast(ops.cast(self.conv.kernel, scale.dtype) * scale, self.compute_dtype)
         return self.conv.convolution_op(x, kernel) + ops.cast(shift, self.compute_dtype)
 

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_ann.layers.conv_bn import inference_scale_and_shift
+
 
 def fold_batch_norm(model):
     """An inference copy of `model` with each batch normalisation of its
@@ -136,8 +138,7 @@ def _foldable_pairs(model):
         history = getattr(node.input_tensors[0], "_keras_history", None)
         conv = history.operation if history is not None else None
         if (
-            isinstance(conv, keras.layers.Conv2D)
-            and type(conv) is keras.layers.Conv2D
+            type(conv) is keras.layers.Conv2D
             and conv.data_format == "channels_last"
             and layer.axis in (-1, len(conv.output.shape) - 1)
             and conv.activation in (None, keras.activations.linear)
@@ -151,13 +152,7 @@ def _foldable_pairs(model):
 def _folded_weights(conv, batch_norm):
     """The kernel and bias (float64) of `conv` followed by `batch_norm` in
     inference."""
-    variance = np.asarray(batch_norm.moving_variance, np.float64)
-    scale = 1.0 / np.sqrt(variance + batch_norm.epsilon)
-    if batch_norm.scale:
-        scale = scale * np.asarray(batch_norm.gamma, np.float64)
-    shift = -np.asarray(batch_norm.moving_mean, np.float64) * scale
-    if batch_norm.center:
-        shift = shift + np.asarray(batch_norm.beta, np.float64)
+    scale, shift = inference_scale_and_shift(batch_norm, lambda v: np.asarray(v, np.float64))
     kernel = np.asarray(conv.kernel, np.float64) * scale
     if conv.use_bias:
         shift = shift + np.asarray(conv.bias, np.float64) * scale
