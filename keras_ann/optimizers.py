@@ -117,6 +117,11 @@ class TorchSGD(keras.optimizers.Optimizer):
             self.assign_sub(variable, ops.multiply(learning_rate, gradient))
             return
         buf = self.momentums[self._get_variable_index(variable)]
+        if self.dampening == 0.0 and not self.nesterov and keras.backend.backend() == "tensorflow":
+            # One fused kernel (buf = momentum * buf + g; p -= lr * buf), the
+            # same products and sums, instead of five elementwise ops.
+            _tf_apply_momentum(variable, buf, learning_rate, gradient, self.momentum)
+            return
         momentum = constant(self.momentum)
         new_buf = ops.multiply(momentum, buf)
         if self.dampening == 0.0:
@@ -148,3 +153,28 @@ class TorchSGD(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def _tf_apply_momentum(variable, buf, learning_rate, gradient, momentum):
+    """PyTorch's undamped momentum update in TensorFlow's fused kernel.
+
+    `ResourceApplyMomentum` computes `accum = accum * momentum + grad;
+    var -= lr * accum`: the rule of `torch.optim.SGD` (dampening 0, no
+    Nesterov) with the same roundings, in one pass over the variable
+    instead of five elementwise ops and two assignments. Under a
+    `tf.distribute` update, the handles are those of the replica's copies.
+    """
+    import tensorflow as tf
+
+    def handle(v):
+        return (v.value if isinstance(v, keras.Variable) else v).handle
+
+    tf.raw_ops.ResourceApplyMomentum(
+        var=handle(variable),
+        accum=handle(buf),
+        lr=learning_rate,
+        grad=gradient,
+        momentum=tf.constant(momentum, dtype=gradient.dtype),
+        use_locking=False,
+        use_nesterov=False,
+    )

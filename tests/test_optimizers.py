@@ -439,3 +439,100 @@ if __name__ == "__main__":
         for i, w in enumerate(_train_dense(loss_scale)[3]):
             arrays[f"{prefix}{i}"] = w
     np.savez(sys.argv[1], **arrays)
+
+
+# ------------------------------------------- the fused TensorFlow kernel
+
+_MIRRORED_CHECK = r"""
+import json
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from keras_ann.optimizers import TorchSGD
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 3)).astype("float32")
+start = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")]
+
+def fitted(strategy):
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        model.set_weights(start)
+        model.compile(optimizer=TorchSGD(0.1, momentum=0.9, weight_decay=0.05), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    return model
+
+single = fitted(tf.distribute.get_strategy())
+mirrored = fitted(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+print(json.dumps({
+    "single": [w.tolist() for w in single.get_weights()],
+    "replicas": [[np.asarray(c).tolist() for c in v.value.values] for v in mirrored.weights],
+    "momentum_replicas": [[np.asarray(c).tolist() for c in v.value.values] for v in mirrored.optimizer.momentums],
+    "single_momentum": [np.asarray(v).tolist() for v in single.optimizer.momentums],
+}))
+"""
+
+
+def _numpy_sgd(value, gradients, lr, momentum, weight_decay, dtype):
+    """PyTorch's SGD rule (dampening 0) in NumPy, one rounding per product
+    and sum, in `dtype`."""
+    value = np.asarray(value, dtype)
+    buf = np.zeros_like(value)
+    lr, momentum, weight_decay = (np.asarray(x, dtype) for x in (lr, momentum, weight_decay))
+    for g in gradients:
+        g = np.asarray(g, dtype) + weight_decay * value
+        buf = momentum * buf + g
+        value = value - lr * buf
+    return value, buf
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_tensorflow_update_is_one_fused_kernel_with_the_same_roundings(dtype):
+    """On TensorFlow the undamped, non-Nesterov update runs
+    `ResourceApplyMomentum` and equals the rule's NumPy arithmetic bit for
+    bit; Nesterov and dampening keep the elementwise ops."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(64,)).astype(dtype)
+    gradients = [rng.normal(size=(64,)).astype(dtype) for _ in range(5)]
+    variable = keras.Variable(start, dtype=dtype)
+    optimizer = TorchSGD(2.0**-5, momentum=0.9, weight_decay=5e-4)
+    for g in gradients:
+        optimizer.apply([g], [variable])
+    want_value, want_buf = _numpy_sgd(start, gradients, 2.0**-5, 0.9, 5e-4, dtype)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), want_value)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(optimizer.momentums[0]), want_buf)
+
+    def traced_ops(**kwargs):
+        v = keras.Variable(start, dtype=dtype)
+        opt = TorchSGD(0.01, **kwargs)
+        opt.build([v])
+        graph = tf.function(lambda g: opt.apply([g], [v])).get_concrete_function(tf.constant(gradients[0])).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "ResourceApplyMomentum" in traced_ops()
+    assert "ResourceApplyMomentum" not in traced_ops(nesterov=True)
+    assert "ResourceApplyMomentum" not in traced_ops(dampening=0.1)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute is TensorFlow's")
+def test_the_fused_update_moves_every_replica_of_a_mirrored_variable(tmp_path):
+    """`fit()` under `MirroredStrategy` (two logical CPUs): both copies of
+    each weight and of its momentum take the steps of a single-device
+    `fit()`."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_CHECK], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    for copies, want in zip(report["replicas"], report["single"]):
+        assert len(copies) == 2
+        for copy_ in copies:
+            np.testing.assert_allclose(copy_, want, rtol=1e-5, atol=1e-6)
+    for copies, want in zip(report["momentum_replicas"], report["single_momentum"]):
+        assert np.abs(np.asarray(want)).max() > 0
+        for copy_ in copies:
+            np.testing.assert_allclose(copy_, want, rtol=1e-5, atol=1e-6)
