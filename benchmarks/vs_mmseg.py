@@ -40,11 +40,16 @@ counts as three forward passes at its size (forward, and the two products
 of the backward pass), the usual estimate. The CPU model and flags go with
 the results.
 
+`--profile N` then runs N more steps of each task under each framework's
+profiler and prints the seconds per step by kind of operation, ours beside
+theirs (`benchmarks/op_profile.py`): where a gap comes from.
+
 Usage:
 
     PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --threads 2 --runs 3
     PYTHONPATH=. KERAS_BACKEND=jax .venv/bin/python benchmarks/vs_mmseg.py --tasks fp32
     PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --tasks bf16_autocast,train_bf16_autocast
+    PYTHONPATH=. .venv/bin/python benchmarks/vs_mmseg.py --tasks fp32,train --profile 2
 
 Needs the test harness's packages (`tests/reference/REQUIREMENTS.txt`).
 """
@@ -175,6 +180,11 @@ class _MMSegWorker:
 
         return autocast_run
 
+    def profile(self, step, runs):
+        import op_profile
+
+        return op_profile.profile_torch(step, runs)
+
     def matmul_peaks(self):
         torch = self.torch
         peaks = {}
@@ -269,6 +279,13 @@ class _OursWorker:
         self.keras.config.set_dtype_policy(precision)
         return lambda: model.predict_on_batch(images)
 
+    def profile(self, step, runs):
+        if self.keras.backend.backend() != "tensorflow":
+            return None
+        import op_profile
+
+        return op_profile.profile_tensorflow(step, runs)
+
     def matmul_peaks(self):
         if self.keras.backend.backend() != "tensorflow":
             return {}
@@ -328,6 +345,8 @@ def worker_main(args):
             reply = worker.matmul_peaks()
         elif command["op"] == "gflops":
             reply = {"gflops": worker.gflops(command["size"])}
+        elif command["op"] == "profile":
+            reply = worker.profile(step, command["runs"])
         elif command["op"] == "prepare":
             _reset_peak_rss()
             step = worker.prepare(command["task"])
@@ -431,6 +450,12 @@ def compare(args, worker_argv):
                 "load_max": max(loads),
             }
             results["tasks"][task].update(_peak_fractions(results, task, args, ours_median, theirs_median))
+            if args.profile:
+                results["tasks"][task]["profile"] = {
+                    "ours": ours.call(op="profile", runs=args.profile),
+                    "mmseg": theirs.call(op="profile", runs=args.profile),
+                }
+                print(format_profile(task, results["tasks"][task]["profile"]), flush=True)
     finally:
         ours.close()
         theirs.close()
@@ -487,6 +512,34 @@ def format_table(results, args):
     return "\n".join(lines)
 
 
+def format_profile(task, profile):
+    """The per-category seconds of one task's profiles, ours beside theirs."""
+    import op_profile
+
+    ours, theirs = profile["ours"], profile["mmseg"]
+    if ours is None:
+        return f"{task}: no profile of ours (the TensorFlow backend only)"
+    lines = [
+        f"\n{task}: seconds per step by kind of operation (sums of op times; benchmarks/op_profile.py)",
+        "",
+        "| operations | ours (s) | mmseg (s) | ours - mmseg (s) | ours/mmseg |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for category in op_profile.CATEGORIES:
+        a, b = ours["categories"][category], theirs["categories"][category]
+        if a < 5e-4 and b < 5e-4:
+            continue
+        ratio = f"{a / b:.2f}" if b > 0 else "-"
+        lines.append(f"| {category} | {a:.3f} | {b:.3f} | {a - b:+.3f} | {ratio} |")
+    for key, label in (("op_sum_s", "sum of the op times"), ("wall_s", "wall time under the profiler")):
+        a, b = ours[key], theirs[key]
+        lines.append(f"| {label} | {a:.3f} | {b:.3f} | {a - b:+.3f} | {a / b:.2f} |")
+    for side, result in (("ours", ours), ("mmseg", theirs)):
+        top = ", ".join(f"{k} {v:.3f}" for k, v in list(result["top_ops"].items())[:10])
+        lines.append(f"\ntop ops, {side}: {top}")
+    return "\n".join(lines)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default=",".join(TASKS), type=lambda s: [t for t in s.split(",") if t])
@@ -502,6 +555,11 @@ def build_parser():
         "--fold", action=argparse.BooleanOptionalAction, default=True,
         help="ours: the forward pass with batch norm folded into the convolutions, as keras-ann predict, "
         "evaluate and export run it (default: on)",
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N",
+        help="after each task's timed runs, run N more steps under each framework's profiler and print "
+        "where the time goes, by kind of operation (benchmarks/op_profile.py; ours: TensorFlow backend)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write all timings to this file")
