@@ -111,6 +111,12 @@ def export_model(
             same logits up to round-off, fewer operations). Defaults to
             `True`.
 
+    A model that computes in bfloat16 (trained under `mixed_bfloat16`)
+    is written in float32 to ONNX and TFLite, which have no bfloat16
+    kernels for it (tf2onnx cannot even write its constants): a copy is
+    built under the float32 policy with the same (float32) weights.
+    SavedModel keeps the model's precision.
+
     Returns:
         An `ExportedModel` with the path, size and input/output signature.
 
@@ -138,6 +144,8 @@ def export_model(
         raise ValueError(
             f"`model` must be a functional keras.Model such as an ANNSegmenter, got {type(model).__name__}."
         )
+    if format in ("onnx", "tflite"):
+        model = _without_bfloat16(model)
     dtype = model.inputs[0].dtype
     if fold_batch_norm:
         from keras_ann.models.ann_segmenter import ANNSegmenter
@@ -229,6 +237,34 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
         _require("tf2onnx", "format='onnx'")
         _require("onnx", "format='onnx'")
     return input_size, batch_size, path
+
+
+_BFLOAT16_POLICIES = ("bfloat16", "mixed_bfloat16")
+
+
+def _without_bfloat16(model):
+    """`model`, or where any of its layers computes in bfloat16 a copy in
+    which those layers compute in float32, with the same weights."""
+    import keras
+
+    if not any(
+        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name in _BFLOAT16_POLICIES
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+    ):
+        return model
+
+    def float32(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy" and config.get("config", {}).get("name") in _BFLOAT16_POLICIES:
+                return dict(config, config=dict(config["config"], name="float32"))
+            return {key: float32(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [float32(value) for value in config]
+        return "float32" if config in _BFLOAT16_POLICIES else config
+
+    copy = keras.saving.deserialize_keras_object(float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _write_tflite(archive, path):

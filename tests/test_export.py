@@ -26,16 +26,20 @@ RTOL = 1e-4  # of the largest logit, see the module docstring
 NUM_CLASSES = 4
 
 
+def _tiny_ann():
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=16, base_channels=16)
+    return keras_ann.ANNSegmenter(
+        backbone, num_classes=NUM_CLASSES, head_channels=32, project_channels=16, auxiliary_channels=16
+    )
+
+
 @pytest.fixture(scope="module")
 def model():
     """A tiny ANN (ResNet-18-D8 at quarter width, AFNB + APNB) whose batch
     normalisation statistics are far from 0 / 1, so that a graph
     normalising with batch statistics would not match."""
     keras.utils.set_random_seed(3)
-    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=16, base_channels=16)
-    model = keras_ann.ANNSegmenter(
-        backbone, num_classes=NUM_CLASSES, head_channels=32, project_channels=16, auxiliary_channels=16
-    )
+    model = _tiny_ann()
     rng = np.random.default_rng(3)
     for layer in model._flatten_layers():
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -128,6 +132,39 @@ def test_onnx_any_batch(model, images, logits, tmp_path):
     assert_logits_match(actual, logits)
     (single,) = session.run(None, {"images": images[:1]})
     assert_logits_match(single, logits[:1])
+
+
+@pytest.mark.parametrize("format", ["onnx", "tflite"])
+def test_a_bfloat16_trained_model_exports_in_float32(model, images, logits, format, tmp_path):
+    """A model built under `mixed_bfloat16` (as `keras-ann train --precision
+    mixed_bfloat16` saves it) exports to ONNX and TFLite, whose writers
+    have no bfloat16: in float32, with the same weights; the model itself
+    keeps its policy. (Before, tf2onnx raised "unsupported numpy dtype
+    'bfloat16'" and the TFLite converter "Could not translate MLIR".)"""
+    tf = require("tensorflow")
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = _tiny_ann()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(model.get_weights())
+    assert mixed.compute_dtype == "bfloat16"
+    if format == "onnx":
+        ort = require("onnxruntime")
+        require("tf2onnx")
+        result = export_model(mixed, tmp_path / "ann.onnx", format="onnx", input_size=(64, 64))
+        session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+        (actual,) = session.run(None, {"images": images})
+    else:
+        result = export_model(mixed, tmp_path / "ann.tflite", format="tflite", input_size=(64, 64), batch_size=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            interpreter = tf.lite.Interpreter(model_path=result.path)
+        actual = interpreter.get_signature_runner()(images=images)["logits"]
+    assert result.inputs["images"][1] == "float32" and result.outputs["logits"][1] == "float32"
+    assert_logits_match(actual, logits)  # the float32 model's logits
+    assert mixed.compute_dtype == "bfloat16"
+    assert {layer.dtype_policy.name for layer in mixed.backbone.layers} == {"mixed_bfloat16"}
 
 
 def test_cli_exports_label_maps(model, images, logits, tmp_path, capsys):
