@@ -73,10 +73,14 @@ def main(argv=None):
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras_ann
     from keras_ann import data
-    from keras_ann.export import export_model
+    from keras_ann.export import export_model, float32_model
     from keras_ann.quantize import quantize_onnx
 
-    model = keras_ann.ANNSegmenter.from_preset(args.model)
+    trained = keras_ann.ANNSegmenter.from_preset(args.model)
+    # The float32 baseline as `keras-ann predict` runs it (batch norm
+    # folded), in float32 even for a model trained under mixed_bfloat16;
+    # that model's own bfloat16 forward pass is scored beside it.
+    model = keras_ann.fold_batch_norm(float32_model(trained))
     h, w = args.test_size
     scale = (max(h, w), min(h, w))
     val = data.camvid(args.data_root, "val", test_scale=scale)
@@ -105,8 +109,14 @@ def main(argv=None):
     def onnx_predict(name):
         return lambda image: sessions[name].run(None, {"images": image.astype("float32")})[0]
 
+    bf16 = keras_ann.fold_batch_norm(trained) if trained.compute_dtype == "bfloat16" else None
     predictors = {
         "keras_fp32": lambda image: model.predict_on_batch(image.astype("float32")),
+        **(
+            {"keras_bf16": lambda image: bf16.predict_on_batch(image.astype("float32"))}
+            if trained.compute_dtype == "bfloat16"
+            else {}
+        ),
         "onnx_fp32": onnx_predict("onnx_fp32"),
         "onnx_int8": onnx_predict("onnx_int8"),
     }

@@ -145,7 +145,7 @@ def export_model(
             f"`model` must be a functional keras.Model such as an ANNSegmenter, got {type(model).__name__}."
         )
     if format in ("onnx", "tflite"):
-        model = _without_bfloat16(model)
+        model = float32_model(model)
     dtype = model.inputs[0].dtype
     if fold_batch_norm:
         from keras_ann.models.ann_segmenter import ANNSegmenter
@@ -242,9 +242,20 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
 _BFLOAT16_POLICIES = ("bfloat16", "mixed_bfloat16")
 
 
-def _without_bfloat16(model):
-    """`model`, or where any of its layers computes in bfloat16 a copy in
-    which those layers compute in float32, with the same weights."""
+def float32_model(model):
+    """`model`, or, where any of its layers computes in bfloat16 (built
+    under `mixed_bfloat16`), a copy in which those layers compute in
+    float32, with the same weights (float32 under that policy too).
+
+    Example:
+
+    >>> import keras, keras_ann
+    >>> keras.config.set_dtype_policy("mixed_bfloat16")
+    >>> mixed = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=3)
+    >>> keras.config.set_dtype_policy("float32")
+    >>> mixed.compute_dtype, float32_model(mixed).compute_dtype
+    ('bfloat16', 'float32')
+    """
     import keras
 
     if not any(
