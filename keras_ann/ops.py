@@ -26,6 +26,7 @@ __all__ = [
     "adaptive_pooling_matrix",
     "bilinear_interpolation_matrix",
     "bilinear_resize",
+    "separable_product",
 ]
 
 
@@ -155,10 +156,39 @@ def adaptive_pooling_matrix(in_size, out_size, dtype="float32"):
     return ops.cast(weights, dtype)
 
 
-def _apply_separable(x, rows, cols):
-    """`out[b, i, j, c] = sum_hw rows[i, h] * x[b, h, w, c] * cols[j, w]`."""
-    x = ops.einsum("ih,bhwc->biwc", rows, x)
-    return ops.einsum("jw,biwc->bijc", cols, x)
+def separable_product(x, rows, cols):
+    """`out[b, i, j, c] = sum_hw rows[i, h] * x[b, h, w, c] * cols[j, w]`.
+
+    Two matrix products with broadcast batch dimensions, no transposes:
+    `rows @ x` over `(b, h, w * c)`, then `cols @ y` over `(b, i, w, c)`,
+    in this order whatever the sizes, so that a model traced with static
+    and with dynamic shapes rounds alike (columns first would take fewer
+    multiply-adds when upsampling: 21 against 31 ms for 19x64x128 ->
+    512x1024 on a CPU, 0.2 % of the forward pass). TensorFlow's einsum
+    for the same contractions moved the large input around first and took
+    3-9x longer on a CPU.
+
+    Args:
+        x: `(batch, H, W, channels)` tensor.
+        rows: `(I, H)` matrix, applied along the height.
+        cols: `(J, W)` matrix, applied along the width.
+
+    Returns:
+        The `(batch, I, J, channels)` tensor.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(8, dtype="float32").reshape(1, 2, 4, 1)
+    >>> rows = np.array([[0.5, 0.5]], "float32")  # the mean of the two rows
+    >>> cols = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], "float32")  # sums of pairs
+    >>> [float(v) for v in np.asarray(separable_product(x, rows, cols)).ravel()]
+    [5.0, 9.0]
+    """
+    batch, height, width, channels = (ops.shape(x)[k] for k in range(4))
+    y = ops.matmul(rows, ops.reshape(x, (batch, height, width * channels)))
+    y = ops.reshape(y, (batch, ops.shape(rows)[0], width, channels))
+    return ops.matmul(cols, y)
 
 
 def bilinear_resize(images, size, align_corners=False):
@@ -190,7 +220,7 @@ def bilinear_resize(images, size, align_corners=False):
     dtype = images.dtype
     rows = bilinear_interpolation_matrix(in_h, out_h, align_corners, dtype)
     cols = bilinear_interpolation_matrix(in_w, out_w, align_corners, dtype)
-    return _apply_separable(images, rows, cols)
+    return separable_product(images, rows, cols)
 
 
 def adaptive_avg_pool2d(inputs, output_size):
@@ -210,7 +240,7 @@ def adaptive_avg_pool2d(inputs, output_size):
     dtype = inputs.dtype
     rows = adaptive_pooling_matrix(in_h, out_h, dtype)
     cols = adaptive_pooling_matrix(in_w, out_w, dtype)
-    return _apply_separable(inputs, rows, cols)
+    return separable_product(inputs, rows, cols)
 
 
 def has_64bit():

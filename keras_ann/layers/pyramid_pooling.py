@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_ann.ops import adaptive_avg_pool2d
+from keras_ann.ops import adaptive_pooling_matrix, separable_product
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
@@ -50,11 +50,19 @@ class PyramidPooling(keras.layers.Layer):
         return sum(s * s for s in self.pool_scales)
 
     def call(self, inputs):
-        batch, channels = ops.shape(inputs)[0], ops.shape(inputs)[-1]
-        pooled = [
-            ops.reshape(adaptive_avg_pool2d(inputs, s), (batch, s * s, channels))
-            for s in self.pool_scales
-        ]
+        # All scales in one pass over the input: the pooling matrices of
+        # every scale stacked, `(sum s, H)` and `(sum s, W)`; scale `s`'s
+        # grid is then the diagonal block of its rows and columns.
+        batch, height, width, channels = (ops.shape(inputs)[k] for k in range(4))
+        dtype = inputs.dtype
+        rows = ops.concatenate([adaptive_pooling_matrix(height, s, dtype) for s in self.pool_scales], axis=0)
+        cols = ops.concatenate([adaptive_pooling_matrix(width, s, dtype) for s in self.pool_scales], axis=0)
+        grid = separable_product(inputs, rows, cols)
+        pooled, start = [], 0
+        for s in self.pool_scales:
+            block = grid[:, start : start + s, start : start + s, :]
+            pooled.append(ops.reshape(block, (batch, s * s, channels)))
+            start += s
         return ops.concatenate(pooled, axis=1)
 
     def compute_output_shape(self, input_shape):
