@@ -109,14 +109,11 @@ def main(argv=None):
     def onnx_predict(name):
         return lambda image: sessions[name].run(None, {"images": image.astype("float32")})[0]
 
-    bf16 = keras_ann.fold_batch_norm(trained) if trained.compute_dtype == "bfloat16" else None
+    keras_models = {"keras_fp32": model}
+    if trained.compute_dtype == "bfloat16":
+        keras_models["keras_bf16"] = keras_ann.fold_batch_norm(trained)
     predictors = {
-        "keras_fp32": lambda image: model.predict_on_batch(image.astype("float32")),
-        **(
-            {"keras_bf16": lambda image: bf16.predict_on_batch(image.astype("float32"))}
-            if trained.compute_dtype == "bfloat16"
-            else {}
-        ),
+        **{name: (lambda image, m=m: m.predict_on_batch(image.astype("float32"))) for name, m in keras_models.items()},
         "onnx_fp32": onnx_predict("onnx_fp32"),
         "onnx_int8": onnx_predict("onnx_int8"),
     }

@@ -11,7 +11,8 @@ side by side (`vs_mmseg.py --profile`).
 The sums are of op durations, not of wall time: ops that overlap on
 TensorFlow's inter-op threads count twice, Python and framework overhead
 between ops not at all; each result also gives the step's wall time under
-the profiler.
+the profiler and each category's share of it (`wall_shares`), the figure
+to compare across the two frameworks.
 """
 
 import collections
@@ -97,8 +98,14 @@ def torch_category(name):
 
 
 def _summary(totals, runs, wall):
+    """Per step: each category's op time (`categories`), their sum, the wall
+    time, and each category charged its share of the wall time
+    (`wall_shares`: TensorFlow runs up to two ops at once, so its op times
+    add up to more than the wall time)."""
     per_step = {c: totals.get(c, 0.0) / runs for c in CATEGORIES}
-    return {"categories": per_step, "op_sum_s": sum(per_step.values()), "wall_s": wall / runs}
+    op_sum, wall = sum(per_step.values()), wall / runs
+    shares = {c: v * wall / op_sum if op_sum else 0.0 for c, v in per_step.items()}
+    return {"categories": per_step, "op_sum_s": op_sum, "wall_s": wall, "wall_shares": shares}
 
 
 def profile_tensorflow(step, runs=2, top=15):

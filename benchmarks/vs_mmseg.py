@@ -520,18 +520,20 @@ def format_profile(task, profile):
     if ours is None:
         return f"{task}: no profile of ours (the TensorFlow backend only)"
     lines = [
-        f"\n{task}: seconds per step by kind of operation (sums of op times; benchmarks/op_profile.py)",
+        f"\n{task}: seconds per step by kind of operation, each kind charged its share of the step's wall "
+        "time under the profiler (benchmarks/op_profile.py; raw op-time sums in brackets)",
         "",
         "| operations | ours (s) | mmseg (s) | ours - mmseg (s) | ours/mmseg |",
         "|---|---:|---:|---:|---:|",
     ]
     for category in op_profile.CATEGORIES:
-        a, b = ours["categories"][category], theirs["categories"][category]
+        a, b = ours["wall_shares"][category], theirs["wall_shares"][category]
         if a < 5e-4 and b < 5e-4:
             continue
         ratio = f"{a / b:.2f}" if b > 0 else "-"
-        lines.append(f"| {category} | {a:.3f} | {b:.3f} | {a - b:+.3f} | {ratio} |")
-    for key, label in (("op_sum_s", "sum of the op times"), ("wall_s", "wall time under the profiler")):
+        raw = f"[{ours['categories'][category]:.3f}]", f"[{theirs['categories'][category]:.3f}]"
+        lines.append(f"| {category} | {a:.3f} {raw[0]} | {b:.3f} {raw[1]} | {a - b:+.3f} | {ratio} |")
+    for key, label in (("wall_s", "wall time under the profiler"), ("op_sum_s", "sum of the op times")):
         a, b = ours[key], theirs[key]
         lines.append(f"| {label} | {a:.3f} | {b:.3f} | {a - b:+.3f} | {a / b:.2f} |")
     for side, result in (("ours", ours), ("mmseg", theirs)):

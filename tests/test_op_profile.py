@@ -64,6 +64,7 @@ def test_a_tensorflow_training_step_is_profiled_by_category():
     assert result["categories"]["convolution backward"] > 0
     assert result["op_sum_s"] == pytest.approx(sum(result["categories"].values()))
     assert result["wall_s"] > 0 and result["top_ops"]
+    assert sum(result["wall_shares"].values()) == pytest.approx(result["wall_s"])
 
 
 def test_a_torch_training_step_is_profiled_by_category():
@@ -84,3 +85,4 @@ def test_a_torch_training_step_is_profiled_by_category():
     for category in ("convolution forward", "convolution backward", "batch norm", "optimizer update"):
         assert categories[category] > 0, (category, result["top_ops"])
     assert result["op_sum_s"] == pytest.approx(sum(categories.values()))
+    assert sum(result["wall_shares"].values()) == pytest.approx(result["wall_s"])
