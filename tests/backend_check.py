@@ -4,7 +4,10 @@ Usage: python backend_check.py WEIGHTS.weights.h5 IMAGES.npy OUT_DIR
 
 Loads the weights saved by the TensorFlow test into a fresh resnet18_d8
 ANNSegmenter, writes its logits and the outputs of AFNB/APNB on fixed
-inputs, then trains two steps with fit() and writes the losses.
+inputs, then trains two steps with fit() and writes the losses, and
+trains one step with and one without recomputation (`remat=True`) from the
+same weights and writes the largest difference of their weights and
+moving statistics after it.
 """
 
 import os
@@ -38,7 +41,25 @@ def main(weights, images_path, out_dir):
     model.compile()
     history = model.fit(images, labels, epochs=2, batch_size=2, verbose=0)
     np.save(os.path.join(out_dir, "losses.npy"), np.asarray(history.history["loss"]))
+    np.save(os.path.join(out_dir, "remat.npy"), _remat_difference(weights, images, labels))
     print("backend", keras.backend.backend(), "ok")
+
+
+def _remat_difference(weights, images, labels):
+    """`[largest |difference|, largest |value|]` over the weights and moving
+    statistics of two models after one training step from `weights`, the
+    second recomputing its backbone's activations."""
+    trained = []
+    for remat in (False, True):
+        backbone = keras_ann.ResNetBackbone.from_name("resnet18_d8", remat=remat)
+        # No dropout: the two models' dropout generators would differ.
+        model = keras_ann.ANNSegmenter(backbone=backbone, num_classes=4, align_corners=True, dropout=0.0)
+        model.load_weights(weights)
+        model.compile(optimizer=keras_ann.optimizers.TorchSGD(0.01, momentum=0.9))
+        model.train_on_batch(images, labels)
+        trained.append([keras.ops.convert_to_numpy(w) for w in model.weights])
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(*trained))
+    return np.array([difference, max(float(np.abs(a).max()) for a in trained[0])])
 
 
 if __name__ == "__main__":

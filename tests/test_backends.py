@@ -64,3 +64,8 @@ def test_backend_matches_tensorflow(tf_reference, backend, module):
         assert np.abs(got - want).max() <= 1e-4 * scale + 1e-5, name
     losses = np.load(out_dir / "losses.npy")
     assert np.isfinite(losses).all() and losses.shape == (2,)
+    # Recomputation trains as without it (JAX's `jax.checkpoint` and
+    # PyTorch's `checkpoint` recompute differently from TensorFlow's).
+    for run_dir in (out_dir, ref_dir):
+        difference, scale = np.load(run_dir / "remat.npy")
+        assert difference <= 1e-5 * scale, run_dir.name

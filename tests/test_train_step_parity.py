@@ -229,10 +229,15 @@ def _ours_train_steps(model, images, labels, align_corners, steps=2):
     ]
 
 
-@pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize(
+    "depth,align_corners,remat",
+    [(18, False, False), (18, True, False), (50, False, False), (50, True, False),
+     # Recomputation trains the same (as the reference without `with_cp`;
+     # see the next test).
+     (50, False, True)],
+)
 def test_two_sgd_steps_equal_the_reference(
-    mmseg_ann, tmp_path, float64_floatx, depth, align_corners
+    mmseg_ann, tmp_path, float64_floatx, depth, align_corners, remat
 ):
     reference = mmseg_ann.build_reference_ann(
         depth=depth, num_classes=NUM_CLASSES, align_corners=align_corners, seed=depth
@@ -242,6 +247,7 @@ def test_two_sgd_steps_equal_the_reference(
     ours = keras_ann.ANNSegmenter.from_preset(
         path, align_corners=align_corners, dtype="float64", dropout=0.0
     )
+    ours.backbone.remat = remat
     images, labels, new_image = _batch(depth + align_corners)
 
     want_losses = mmseg_ann.reference_train_steps(reference, images, labels, steps=2, **HYPER)
@@ -252,8 +258,31 @@ def test_two_sgd_steps_equal_the_reference(
     assert got.dtype == np.float64 and got.shape == want.shape == (1, *SIZE, NUM_CLASSES)
     loss_diff = np.abs(np.subtract(got_losses, want_losses)) / np.abs(want_losses)
     logit_diff = float(np.abs(got - want).max() / np.abs(want).max())
-    print(f"R-{depth} align_corners={align_corners}: losses {want_losses}, "
+    print(f"R-{depth} align_corners={align_corners} remat={remat}: losses {want_losses}, "
           f"relative loss differences {loss_diff}, max|logit| {np.abs(want).max():.3g}, "
           f"relative logit difference {logit_diff:.3g}")
     np.testing.assert_allclose(got_losses, want_losses, rtol=1e-12)
     assert logit_diff <= 1e-9
+
+
+def test_the_references_recomputation_updates_batch_norm_twice(mmseg_ann):
+    """Why `remat=True` is compared with the reference's training without
+    `with_cp` (a deliberate difference, README): mmcv's checkpoint runs a
+    residual block's forward pass again in the backward pass, batch norm
+    included, so the block's running statistics move twice per step; our
+    recomputation moves them once."""
+    images, labels, _ = _batch(5)
+    runs = {}
+    for with_cp in (False, True):
+        reference = mmseg_ann.build_reference_ann(depth=18, num_classes=NUM_CLASSES, seed=5)
+        for module in reference.backbone.modules():
+            if hasattr(module, "with_cp"):
+                module.with_cp = with_cp
+        losses = mmseg_ann.reference_train_steps(reference, images, labels, steps=2, **HYPER)
+        runs[with_cp] = (losses, reference.backbone.layer1[0].bn1, reference.backbone.stem[1])
+    (plain_losses, plain_bn, plain_stem), (cp_losses, cp_bn, cp_stem) = runs[False], runs[True]
+    np.testing.assert_allclose(cp_losses, plain_losses, rtol=1e-12)  # the same forward passes
+    assert int(plain_bn.num_batches_tracked) == 2 and int(cp_bn.num_batches_tracked) == 4
+    assert not np.allclose(cp_bn.running_mean.numpy(), plain_bn.running_mean.numpy(), rtol=1e-3)
+    # The stem is not checkpointed there.
+    np.testing.assert_array_equal(cp_stem.running_mean.numpy(), plain_stem.running_mean.numpy())

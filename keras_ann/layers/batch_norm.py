@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_ann.layers import recomputation
+
 
 @keras.saving.register_keras_serializable(package="keras_ann")
 class TorchBatchNormalization(keras.layers.BatchNormalization):
@@ -132,8 +134,10 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         for _ in range(statistics_updates):
             moving_mean = moving_mean * momentum + mean * (1.0 - momentum)
             moving_variance = moving_variance * momentum + unbiased * (1.0 - momentum)
-        self.moving_mean.assign(ops.cast(moving_mean, self.moving_mean.dtype))
-        self.moving_variance.assign(ops.cast(moving_variance, self.moving_variance.dtype))
+        # Inside a recomputed segment (`ResNetBackbone(remat=True)`) the
+        # segment's caller assigns them, once.
+        recomputation.assign(self.moving_mean, ops.cast(moving_mean, self.moving_mean.dtype))
+        recomputation.assign(self.moving_variance, ops.cast(moving_variance, self.moving_variance.dtype))
 
     def _count(self, inputs, mask):
         """Values per channel in the batch, as a scalar of the inputs' dtype

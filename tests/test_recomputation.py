@@ -1,0 +1,118 @@
+"""Recomputation in training (`ResNetBackbone(remat=True)`): the backward
+pass recomputes each segment's activations, the training is the same, the
+moving statistics are updated once, and the weights are the plain model's.
+The reference comparison is in test_train_step_parity; JAX and PyTorch in
+test_backends."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+import keras_ann
+from keras_ann.backbones import ResNetBackbone
+from keras_ann.layers.recomputation import assign, recomputed
+
+
+def _segmenter(remat, dtype="float64", seed=3):
+    keras.utils.set_random_seed(seed)
+    backbone = ResNetBackbone.from_name("resnet18_d8", remat=remat, dtype=dtype)
+    return keras_ann.ANNSegmenter(backbone=backbone, num_classes=5, dropout=0.0, dtype=dtype)
+
+
+def _batch(dtype="float64"):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, 40, 56, 3)).astype(dtype)
+    labels = rng.integers(0, 5, (2, 40, 56)).astype("int32")
+    return images, labels
+
+
+def test_a_recomputed_function_runs_again_in_the_backward_pass_and_assigns_once():
+    calls = []
+    count = keras.Variable(0.0, trainable=False)
+    weight = keras.Variable(3.0)
+
+    def fn(x):
+        calls.append(1)
+        assign(count, count + 1.0)
+        return keras.ops.sin(x * weight)
+
+    x = tf.constant(0.5)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = recomputed(fn)(x)
+    grads = tape.gradient(y, [x, weight.value])
+    assert len(calls) == 2  # the forward pass, then the recomputation
+    assert float(count) == 1.0
+    np.testing.assert_allclose([float(g) for g in grads], [3 * np.cos(1.5), 0.5 * np.cos(1.5)], rtol=1e-6)
+
+
+def test_training_with_recomputation_equals_training_without_it():
+    images, labels = _batch()
+    models = [_segmenter(remat) for remat in (False, True)]
+    for model in models:
+        model.compile(optimizer=keras_ann.optimizers.TorchSGD(0.01, momentum=0.9, weight_decay=5e-4))
+        for _ in range(2):
+            model.train_on_batch(images, labels)
+    plain, remat = models
+    assert [w.path for w in plain.weights] == [w.path for w in remat.weights]
+    moving = [i for i, w in enumerate(plain.weights) if w.path.endswith(("moving_mean", "moving_variance"))]
+    assert len(moving) == 2 * (3 + 8 * 2 + 3) + 2 * 6 + 2 * 1  # backbone, ANN head, auxiliary head
+    for i, (a, b) in enumerate(zip(plain.weights, remat.weights)):
+        a, b = np.asarray(a), np.asarray(b)
+        # A moving statistic updated twice would be off by ~10 % of the
+        # batch statistic, not by round-off.
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13 * np.abs(a).max(), err_msg=plain.weights[i].path)
+    np.testing.assert_allclose(
+        np.asarray(remat.predict(images, verbose=0)), np.asarray(plain.predict(images, verbose=0)), rtol=1e-10
+    )
+
+
+def _count_convolutions(model, images, labels):
+    @tf.function
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        return tape.gradient(loss, model.trainable_weights)
+
+    graph = gradients.get_concrete_function(images, labels).graph
+
+    def count(g):
+        ops = [op for op in g.get_operations()]
+        nested = sum(count(f.graph) for f in getattr(g, "_functions", {}).values() if hasattr(f, "graph"))
+        return sum(op.type == "Conv2D" for op in ops) + nested
+
+    return count(graph)
+
+
+def test_the_backward_pass_recomputes_the_backbone():
+    images, labels = _batch("float32")
+    plain = _count_convolutions(_segmenter(False, "float32"), images, labels)
+    remat = _count_convolutions(_segmenter(True, "float32"), images, labels)
+    backbone_convolutions = 3 + 8 * 2 + 3  # stem, 8 basic blocks, 3 downsample shortcuts
+    assert remat == plain + backbone_convolutions
+
+
+def test_recomputation_changes_neither_the_weights_nor_inference(tmp_path):
+    images, _ = _batch("float32")
+    remat = _segmenter(True, "float32")
+    plain = _segmenter(False, "float32", seed=4)
+    path = str(tmp_path / "remat.weights.h5")
+    remat.save_weights(path)
+    plain.load_weights(path)
+    np.testing.assert_array_equal(np.asarray(plain.predict(images, verbose=0)), np.asarray(remat.predict(images, verbose=0)))
+    config = remat.backbone.get_config()
+    assert config["remat"] is True
+    assert ResNetBackbone.from_config(config).remat is True
+
+
+def test_train_refuses_remat_for_a_backbone_without_it():
+    from keras_ann.training import _set_remat
+
+    images = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, name="conv")(images)
+    backbone = keras.Model(images, {"low": features, "high": features}, name="tiny")
+    _set_remat(backbone, False)  # nothing to turn off
+    with pytest.raises(ValueError, match=r"`remat=True` needs a keras-ann `ResNetBackbone`.*Functional \(tiny\)"):
+        _set_remat(backbone, True)
