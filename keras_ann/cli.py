@@ -433,6 +433,7 @@ def _train(args):
             args.data_root,
             args.work_dir,
             precision=args.precision,
+            remat=args.remat,
             checkpoint_interval=args.checkpoint_interval,
             keep_snapshots=args.keep_snapshots,
             # The recipe holds the choice; "none" only to say so in the log.
@@ -797,6 +798,11 @@ def build_parser():
         help="print the fully resolved recipe (after the other flags) as JSON and exit; reads no data",
     )
     train.add_argument("--precision", default="float32", choices=PRECISIONS)
+    train.add_argument(
+        "--remat", action="store_true",
+        help="recompute each residual block's activations in the backward pass (mmseg's with_cp): "
+        "much less memory, a slower step",
+    )
     train.add_argument("--iterations", type=positive_int)
     train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
     train.add_argument("--eval-interval", type=positive_int)

@@ -114,6 +114,7 @@ def train(
     work_dir,
     *,
     precision="float32",
+    remat=False,
     iterations=None,
     batch_size=None,
     eval_interval=None,
@@ -152,6 +153,12 @@ def train(
             per checkpoint interval: losses, learning rate, per-class IoU
             after each evaluation) go (see `keras_ann.work_dir`).
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        remat: recompute each residual block's activations in the backward
+            pass instead of keeping them (the reference's `with_cp=True`):
+            the same training up to round-off, with much less memory and a
+            slower step (BENCHMARKS.md). Needs a `ResNetBackbone`; a
+            run-time choice, not part of the recipe (a run may resume with
+            it on or off).
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
         imagenet_checkpoint: the backbone's ImageNet initialisation:
@@ -211,6 +218,7 @@ def train(
         with strategy.scope():
             model = _build_model(recipe, replicas, imagenet_path)
             backbone = model.backbone
+            _set_remat(backbone, remat)
             if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded
                 recipe = recipe.replace(backbone=f"resnet{backbone.depth}_d{backbone.output_stride}")
             compile_for_recipe(model, recipe, precision)
@@ -347,6 +355,20 @@ def _build_model(recipe, replicas, imagenet_path):
     if imagenet_path:
         load_imagenet_backbone(model, imagenet_path)
     return model
+
+
+def _set_remat(backbone, remat):
+    """Turns recomputation on or off (`remat`) for the backbone's training
+    calls; only a `ResNetBackbone` has it."""
+    if isinstance(backbone, ResNetBackbone):
+        backbone.remat = bool(remat)
+        if remat:
+            print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes its activations in the backward pass")
+    elif remat:
+        raise ValueError(
+            f"`remat=True` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
+            f"{type(backbone).__name__} ({backbone.name}). Train without `remat` (`--remat`)."
+        )
 
 
 def _work_dir_layout(work_dir, strategy):
