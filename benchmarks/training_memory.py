@@ -18,11 +18,13 @@ reports, from `/proc/self/status`:
   PyTorch, the `.grad` tensors kept between steps);
 - `step_gb = peak_gb - before_gb`: what the training step itself adds.
 
-The two sides alternate, `--repeats` times each.
+The two sides alternate, `--repeats` times each. `--remat` trains ours
+with recomputation (`ResNetBackbone(remat=True)`), `--with-cp` the
+reference with its own (`with_cp=True` in every residual block).
 
 Usage:
 
-    PYTHONPATH=. .venv/bin/python benchmarks/training_memory.py --repeats 2 [--precision bfloat16]
+    PYTHONPATH=. .venv/bin/python benchmarks/training_memory.py --repeats 2 [--precision bfloat16] [--remat] [--with-cp]
 """
 
 import argparse
@@ -38,14 +40,15 @@ import vs_mmseg  # benchmarks/ is this script's own directory
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _measure(side, precision, steps, threads):
+def _measure(side, precision, steps, threads, remat=False, with_cp=False):
     """In this (fresh) process: build one side's model, run its steps."""
     import tempfile
 
     argv = ["--threads", str(threads), "--checkpoint", os.path.join(tempfile.mkdtemp(), "unused.pth")]
+    argv += ["--remat"] * remat + ["--with-cp"] * with_cp
     args = vs_mmseg.build_parser().parse_args(argv)
     if side == "mmseg":
-        worker = vs_mmseg._MMSegWorker(args)
+        worker = vs_mmseg._MMSegWorker(args)  # with_cp set there
         step = worker.prepare({"float32": "train", "bfloat16": "train_bf16_autocast"}[precision])
     else:
         import keras
@@ -56,12 +59,14 @@ def _measure(side, precision, steps, threads):
         worker = vs_mmseg._OursWorker(args)  # sets the thread counts
         policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
         keras.config.set_dtype_policy(policy)
-        model = keras_ann.ANNSegmenter(backbone="resnet50_d8", num_classes=19)
+        backbone = keras_ann.backbones.ResNetBackbone.from_name("resnet50_d8", remat=args.remat)
+        model = keras_ann.ANNSegmenter(backbone=backbone, num_classes=19)
         compile_for_recipe(model, _recipe(), policy)
         images, labels = vs_mmseg._inputs(args, "train")
         step = lambda: model.train_on_batch(images, labels)  # noqa: E731
     vs_mmseg._reset_peak_rss()
-    result = {"side": side, "precision": precision, "before_gb": vs_mmseg._peak_rss_gb(), "seconds": []}
+    result = {"side": side, "precision": precision, "remat": side == "ours" and remat,
+              "with_cp": side == "mmseg" and with_cp, "before_gb": vs_mmseg._peak_rss_gb(), "seconds": []}
     for i in range(steps):
         begin = time.perf_counter()
         step()
@@ -87,13 +92,17 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3, help="training steps per process (>= 2)")
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per side")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--remat", action="store_true",
+                        help="ours: ResNetBackbone(remat=True), each residual block recomputed in the backward pass")
+    parser.add_argument("--with-cp", action="store_true",
+                        help="mmseg: the backbone's with_cp=True, its blocks checkpointed")
     parser.add_argument("--json", help="write the measurements to this file")
     parser.add_argument("--side", choices=("ours", "mmseg"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 2 or args.repeats < 1:
         parser.error("--steps must be >= 2 and --repeats >= 1")
     if args.side:
-        print(json.dumps(_measure(args.side, args.precision, args.steps, args.threads)))
+        print(json.dumps(_measure(args.side, args.precision, args.steps, args.threads, args.remat, args.with_cp)))
         return None
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -102,6 +111,7 @@ def main(argv=None):
         for side in ("ours", "mmseg"):
             command = [sys.executable, os.path.abspath(__file__), "--side", side, "--precision", args.precision,
                        "--steps", str(args.steps), "--threads", str(args.threads)]
+            command += ["--remat"] * args.remat + ["--with-cp"] * args.with_cp
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
             runs[side].append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(runs[side][-1]), flush=True)

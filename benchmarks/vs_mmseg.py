@@ -30,6 +30,9 @@ Tasks (`--tasks`; the default runs all six):
 - `train_bf16`, `train_bf16_autocast`: that step with ours under
   `mixed_bfloat16`, against theirs in float32 and under autocast.
 
+`--remat` trains ours with recomputation (`ResNetBackbone(remat=True)`),
+`--with-cp` the reference with its own (`with_cp=True`).
+
 Each figure is also given as a fraction of the machine's matrix-multiply
 peak in its precision: both workers time a 2048x2048 matrix product in
 float32 and bfloat16 with their own framework and thread count, and the
@@ -161,6 +164,10 @@ class _MMSegWorker:
         self.args = args
         self.model = mmseg_ann.build_reference_ann(depth=50, num_classes=19, seed=args.seed)
         mmseg_ann.save_state_dict(self.model, args.checkpoint)
+        if args.with_cp:  # the reference's recomputation: every residual block checkpointed
+            for module in self.model.backbone.modules():
+                if hasattr(module, "with_cp"):
+                    module.with_cp = True
         self.optimizer = None
 
     def prepare(self, task):
@@ -251,6 +258,7 @@ class _OursWorker:
             # step is traced under it.
             self.keras.config.set_dtype_policy(precision)
             model = keras_ann.ANNSegmenter.from_preset(self.args.checkpoint)
+            model.backbone.remat = self.args.remat
             jit = {None: "auto", "true": True, "false": False}[self.args.jit_compile]
             compile_for_recipe(model, RECIPES[RECIPE], precision, jit_compile=jit)
             self.models[precision] = model
@@ -562,6 +570,15 @@ def build_parser():
         "--profile", type=int, default=0, metavar="N",
         help="after each task's timed runs, run N more steps under each framework's profiler and print "
         "where the time goes, by kind of operation (benchmarks/op_profile.py; ours: TensorFlow backend)",
+    )
+    parser.add_argument(
+        "--remat", action="store_true",
+        help="ours: train with recomputation (ResNetBackbone(remat=True): each residual block's activations "
+        "computed again in the backward pass)",
+    )
+    parser.add_argument(
+        "--with-cp", action="store_true",
+        help="mmseg: train with its recomputation (with_cp=True in every residual block)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write all timings to this file")
