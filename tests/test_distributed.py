@@ -26,7 +26,7 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["replicas"] == 2 and report["synchronized"]
+    assert report["replicas"] == 2 and report["synchronized"] and report["remat"]
     assert report["iterations"] == 4
     assert np.isfinite(report["loss"]).all()
 
