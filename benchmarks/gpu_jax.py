@@ -78,6 +78,8 @@ def run_ours(size, args, precision):
         ]
         if args.train_size:
             command += ["--train-size", *map(str, args.train_size)]
+        if args.remat:
+            command.append("--remat")
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.setdefault("KERAS_BACKEND", "jax")
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -231,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--train-batch", type=int, default=2, help="images per training step (reference: 2 per GPU)")
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--device", default="cuda", help="mmseg's torch device")
+    parser.add_argument("--remat", action="store_true",
+                        help="ours: train with recomputation (keras-ann benchmark --remat; JAX's jax.checkpoint)")
     parser.add_argument("--skip-mmseg", action="store_true")
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument("--json", help="write all results to this file")

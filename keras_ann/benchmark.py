@@ -83,6 +83,7 @@ class BenchmarkSpec:
         fold_batch_norm: time inference on the model with its batch norm
             folded into the convolutions (`keras_ann.fold_batch_norm`), as
             `keras-ann predict`, `evaluate` and `export` run it.
+        remat: train with recomputation (`ResNetBackbone(remat=True)`).
         reference_memory_gb: the reference's training memory (V100), or
             `None`.
         reference_fps: the reference's inference speed (V100), or `None`.
@@ -101,6 +102,7 @@ class BenchmarkSpec:
     train_batch_size: int = 2
     jit_compile: bool = None
     fold_batch_norm: bool = True
+    remat: bool = False
     reference_memory_gb: float = None
     reference_fps: float = None
 
@@ -123,6 +125,7 @@ def resolve_spec(
     train_batch_size=None,
     jit_compile=None,
     fold_batch_norm=True,
+    remat=False,
 ):
     """A `BenchmarkSpec` from user arguments, with a preset's defaults.
 
@@ -147,6 +150,8 @@ def resolve_spec(
         jit_compile: `None` for Keras's default, or a bool.
         fold_batch_norm: bool, time inference with the batch norm folded
             into the convolutions. Defaults to `True`.
+        remat: bool, time training with recomputation (less memory, a
+            slower step). Defaults to `False`.
 
     Returns:
         A `BenchmarkSpec`.
@@ -226,6 +231,7 @@ def resolve_spec(
         train_batch_size=train_batch_size,
         jit_compile=jit_compile,
         fold_batch_norm=bool(fold_batch_norm),
+        remat=bool(remat),
         reference_memory_gb=reference[0],
         reference_fps=reference[1],
     )
@@ -372,6 +378,7 @@ def build_model(spec):
     compiled with its recipe's loss and optimiser."""
     import keras
 
+    from keras_ann.backbones.resnet import set_remat
     from keras_ann.models.ann_segmenter import ANNSegmenter
     from keras_ann.training import compile_for_recipe
 
@@ -379,6 +386,7 @@ def build_model(spec):
     keras.config.set_dtype_policy(spec.precision)
     try:
         model = ANNSegmenter(**spec.model_config)
+        set_remat(model.backbone, spec.remat)
         jit = "auto" if spec.jit_compile is None else spec.jit_compile
         compile_for_recipe(model, spec.recipe, spec.precision, jit_compile=jit)
     finally:
@@ -441,6 +449,7 @@ def _run_benchmark(spec, seed, verbose):
         "precision": spec.precision,
         "jit_compile": "auto" if spec.jit_compile is None else bool(spec.jit_compile),
         "fold_batch_norm": spec.fold_batch_norm,
+        "remat": spec.remat,
         "input": f"{h}x{w}",
         "batch": spec.batch_size,
         "params": params,

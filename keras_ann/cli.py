@@ -569,6 +569,7 @@ def _benchmark(args):
             train_batch_size=args.train_batch_size,
             jit_compile=args.jit_compile,
             fold_batch_norm=args.fold_batch_norm,
+            remat=args.remat,
         )
     except ValueError as error:
         raise SystemExit(f"keras-ann benchmark: error: {error}")
@@ -577,7 +578,7 @@ def _benchmark(args):
         line = f"{spec.model}: {spec.model_config}, inference {spec.batch_size}x{h}x{w} {spec.precision}"
         if spec.train:
             th, tw = spec.train_size
-            line += f", training {spec.train_batch_size}x{th}x{tw}"
+            line += f", training {spec.train_batch_size}x{th}x{tw}" + (" with remat" if spec.remat else "")
         print(line)
         return
     result = run_benchmark(spec, verbose=True)
@@ -931,6 +932,10 @@ def build_parser():
         "--fold-batch-norm", action=argparse.BooleanOptionalAction, default=True,
         help="time inference with the batch norm folded into the convolutions, as predict/evaluate/export run it "
         "(default: on)",
+    )
+    benchmark.add_argument(
+        "--remat", action="store_true",
+        help="time training with recomputation, as `train --remat` (less memory, a slower step)",
     )
     benchmark.add_argument("--json", type=output_file, help="also write the full results to this JSON file")
     benchmark.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan only")

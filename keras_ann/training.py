@@ -31,7 +31,7 @@ from keras_ann.checks import PRECISIONS, check_positive_int, check_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
-from keras_ann.backbones.resnet import ResNetBackbone
+from keras_ann.backbones.resnet import ResNetBackbone, set_remat
 from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
 from keras_ann.recipes import get_recipe
@@ -218,7 +218,10 @@ def train(
         with strategy.scope():
             model = _build_model(recipe, replicas, imagenet_path)
             backbone = model.backbone
-            _set_remat(backbone, remat)
+            set_remat(backbone, remat)
+            if remat:
+                print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes its "
+                      "activations in the backward pass")
             if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded
                 recipe = recipe.replace(backbone=f"resnet{backbone.depth}_d{backbone.output_stride}")
             compile_for_recipe(model, recipe, precision)
@@ -355,20 +358,6 @@ def _build_model(recipe, replicas, imagenet_path):
     if imagenet_path:
         load_imagenet_backbone(model, imagenet_path)
     return model
-
-
-def _set_remat(backbone, remat):
-    """Turns recomputation on or off (`remat`) for the backbone's training
-    calls; only a `ResNetBackbone` has it."""
-    if isinstance(backbone, ResNetBackbone):
-        backbone.remat = bool(remat)
-        if remat:
-            print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes its activations in the backward pass")
-    elif remat:
-        raise ValueError(
-            f"`remat=True` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
-            f"{type(backbone).__name__} ({backbone.name}). Train without `remat` (`--remat`)."
-        )
 
 
 def _work_dir_layout(work_dir, strategy):

@@ -38,6 +38,16 @@ def test_cli_with_training_end_to_end(capsys, tmp_path):
     assert "Mem (GB)" in out and "Inf time (fps)" in out
 
 
+def test_cli_times_training_with_remat(capsys, tmp_path):
+    path = tmp_path / "result.json"
+    cli.main(["benchmark", *TINY, "--train-size", "32", "40", "--remat", "--dry-run"])
+    assert capsys.readouterr().out.strip().endswith("training 2x32x40 with remat")
+    cli.main(["benchmark", *TINY, "--train-size", "32", "40", "--remat", "--json", str(path)])
+    row, _ = _row(capsys)
+    assert float(row["train step (s)"]) > 0
+    assert json.loads(path.read_text())["remat"] is True
+
+
 def test_cli_without_training(capsys):
     cli.main(["benchmark", *TINY, "--no-train", "--batch-size", "2", "--precision", "mixed_bfloat16"])
     row, _ = _row(capsys)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras
 import keras_ann
-from keras_ann.backbones import ResNetBackbone
+from keras_ann.backbones import ResNetBackbone, set_remat
 from keras_ann.layers.recomputation import assign, recomputed
 
 
@@ -107,12 +107,10 @@ def test_recomputation_changes_neither_the_weights_nor_inference(tmp_path):
     assert ResNetBackbone.from_config(config).remat is True
 
 
-def test_train_refuses_remat_for_a_backbone_without_it():
-    from keras_ann.training import _set_remat
-
+def test_remat_is_refused_for_a_backbone_without_it():
     images = keras.Input((None, None, 3))
     features = keras.layers.Conv2D(4, 3, name="conv")(images)
     backbone = keras.Model(images, {"low": features, "high": features}, name="tiny")
-    _set_remat(backbone, False)  # nothing to turn off
+    set_remat(backbone, False)  # nothing to turn off
     with pytest.raises(ValueError, match=r"`remat=True` needs a keras-ann `ResNetBackbone`.*Functional \(tiny\)"):
-        _set_remat(backbone, True)
+        set_remat(backbone, True)

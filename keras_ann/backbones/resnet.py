@@ -245,6 +245,34 @@ class ResNetBackbone(keras.Model):
         return cls(**config)
 
 
+def set_remat(backbone, remat):
+    """Turn recomputation in training (`ResNetBackbone(remat=...)`) on or
+    off for a model's backbone, e.g. one loaded from a file.
+
+    Args:
+        backbone: the backbone (`model.backbone`).
+        remat: bool.
+
+    Raises:
+        ValueError: `remat=True` for a backbone other than a
+            `ResNetBackbone` (only it has recomputation).
+
+    Example:
+
+    >>> backbone = ResNetBackbone(depth=18)
+    >>> set_remat(backbone, True)
+    >>> backbone.remat
+    True
+    """
+    if isinstance(backbone, ResNetBackbone):
+        backbone.remat = bool(remat)
+    elif remat:
+        raise ValueError(
+            f"`remat=True` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
+            f"{type(backbone).__name__} ({backbone.name}). Train without `remat` (`--remat`)."
+        )
+
+
 class _LayerBuilder:
     """Creates the backbone's named layers with the reference's settings;
     each method returns a function of `(x, training=None)` over the layers
