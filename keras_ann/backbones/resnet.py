@@ -78,9 +78,11 @@ class ResNetBackbone(keras.Model):
             gradients and moving statistics up to round-off; on ANN
             R-50-D8 at 2x512x512 on a CPU the peak memory of a float32
             training step falls from 4.9-5.5 to 3.4 GB (mmsegmentation's:
-            4.6 GB) and the step takes about 1.16x the time (BENCHMARKS.md). Inference is unchanged, and so are the
+            4.6 GB) and the step takes about 1.2x the time
+            (BENCHMARKS.md). Inference is unchanged, and so are the
             weights and their names: a model trains and loads the same
-            either way. Defaults to `False`.
+            either way (`set_remat` turns it on for a loaded model).
+            Defaults to `False`.
         input_shape: tuple, the image shape. Defaults to
             `(None, None, 3)`.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
