@@ -164,10 +164,7 @@ class _MMSegWorker:
         self.args = args
         self.model = mmseg_ann.build_reference_ann(depth=50, num_classes=19, seed=args.seed)
         mmseg_ann.save_state_dict(self.model, args.checkpoint)
-        if args.with_cp:  # the reference's recomputation: every residual block checkpointed
-            for module in self.model.backbone.modules():
-                if hasattr(module, "with_cp"):
-                    module.with_cp = True
+        mmseg_ann.set_with_cp(self.model, args.with_cp)
         self.optimizer = None
 
     def prepare(self, task):
@@ -258,7 +255,7 @@ class _OursWorker:
             # step is traced under it.
             self.keras.config.set_dtype_policy(precision)
             model = keras_ann.ANNSegmenter.from_preset(self.args.checkpoint)
-            model.backbone.remat = self.args.remat
+            keras_ann.backbones.set_remat(model.backbone, self.args.remat)
             jit = {None: "auto", "true": True, "false": False}[self.args.jit_compile]
             compile_for_recipe(model, RECIPES[RECIPE], precision, jit_compile=jit)
             self.models[precision] = model

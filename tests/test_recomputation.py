@@ -78,10 +78,9 @@ def _count_convolutions(model, images, labels):
 
     graph = gradients.get_concrete_function(images, labels).graph
 
-    def count(g):
-        ops = [op for op in g.get_operations()]
+    def count(g):  # the graph's own and its nested functions' (the recomputed blocks)
         nested = sum(count(f.graph) for f in getattr(g, "_functions", {}).values() if hasattr(f, "graph"))
-        return sum(op.type == "Conv2D" for op in ops) + nested
+        return sum(op.type == "Conv2D" for op in g.get_operations()) + nested
 
     return count(graph)
 

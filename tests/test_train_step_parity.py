@@ -275,9 +275,7 @@ def test_the_references_recomputation_updates_batch_norm_twice(mmseg_ann):
     runs = {}
     for with_cp in (False, True):
         reference = mmseg_ann.build_reference_ann(depth=18, num_classes=NUM_CLASSES, seed=5)
-        for module in reference.backbone.modules():
-            if hasattr(module, "with_cp"):
-                module.with_cp = with_cp
+        mmseg_ann.set_with_cp(reference, with_cp)
         losses = mmseg_ann.reference_train_steps(reference, images, labels, steps=2, **HYPER)
         runs[with_cp] = (losses, reference.backbone.layer1[0].bn1, reference.backbone.stem[1])
     (plain_losses, plain_bn, plain_stem), (cp_losses, cp_bn, cp_stem) = runs[False], runs[True]

@@ -201,7 +201,7 @@ class ResNetBackbone(keras.Model):
         # Training with recomputation: each segment keeps only its input
         # for the backward pass, which computes its activations again.
         stem, stages = self._segments
-        x = recomputed(lambda images: stem(images, training=True))(inputs)
+        x = recomputed(functools.partial(stem, training=True))(inputs)
         outputs = {}
         for stage, blocks in enumerate(stages):
             for block in blocks:

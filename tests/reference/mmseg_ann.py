@@ -375,6 +375,15 @@ def _parent(model, name):
 # ---------------------------------------------------------------------------
 
 
+def set_with_cp(model, with_cp: bool = True) -> None:
+    """Turn the reference's recomputation on or off: ``with_cp`` of every
+    residual block of the backbone (mmcv's ``checkpoint`` of the block's
+    forward pass in training)."""
+    for module in model.backbone.modules():
+        if hasattr(module, "with_cp"):
+            module.with_cp = with_cp
+
+
 def reference_logits(model, images, return_aux: bool = False):
     """Whole-image mmseg inference; returns decode-head logits, NHWC float32.
 
