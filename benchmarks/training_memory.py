@@ -18,13 +18,14 @@ reports, from `/proc/self/status`:
   PyTorch, the `.grad` tensors kept between steps);
 - `step_gb = peak_gb - before_gb`: what the training step itself adds.
 
-The two sides alternate, `--repeats` times each. `--remat` trains ours
-with recomputation (`ResNetBackbone(remat=True)`), `--with-cp` the
+The two sides alternate, `--repeats` times each. `--remat [PARTS]` trains
+ours with recomputation (`ResNetBackbone(remat=...)`: all of the backbone,
+or the parts named, e.g. `--remat=stem,stage1`), `--with-cp` the
 reference with its own (`with_cp=True` in every residual block).
 
 Usage:
 
-    PYTHONPATH=. .venv/bin/python benchmarks/training_memory.py --repeats 2 [--precision bfloat16] [--remat] [--with-cp]
+    PYTHONPATH=. .venv/bin/python benchmarks/training_memory.py --repeats 2 [--precision bfloat16] [--remat[=PARTS]] [--with-cp]
 """
 
 import argparse
@@ -45,7 +46,7 @@ def _measure(side, precision, steps, threads, remat=False, with_cp=False):
     import tempfile
 
     argv = ["--threads", str(threads), "--checkpoint", os.path.join(tempfile.mkdtemp(), "unused.pth")]
-    argv += ["--remat"] * remat + ["--with-cp"] * with_cp
+    argv += _flags(remat, with_cp)
     args = vs_mmseg.build_parser().parse_args(argv)
     if side == "mmseg":
         worker = vs_mmseg._MMSegWorker(args)  # with_cp set there
@@ -79,6 +80,13 @@ def _measure(side, precision, steps, threads, remat=False, with_cp=False):
     return result
 
 
+def _flags(remat, with_cp):
+    """The command-line flags of `remat` (`True`, `False` or the parts as
+    "stem,stage1") and `with_cp`."""
+    flags = [] if not remat else ["--remat"] if remat is True else [f"--remat={remat}"]
+    return flags + ["--with-cp"] * with_cp
+
+
 def _recipe():
     from keras_ann.recipes import RECIPES
 
@@ -92,8 +100,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3, help="training steps per process (>= 2)")
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per side")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--remat", action="store_true",
-                        help="ours: ResNetBackbone(remat=True), each residual block recomputed in the backward pass")
+    parser.add_argument("--remat", nargs="?", const=True, default=False, metavar="PARTS",
+                        help="ours: ResNetBackbone(remat=...), each residual block recomputed in the backward pass; "
+                        "PARTS, e.g. stem,stage1, limits it to those (default all)")
     parser.add_argument("--with-cp", action="store_true",
                         help="mmseg: the backbone's with_cp=True, its blocks checkpointed")
     parser.add_argument("--json", help="write the measurements to this file")
@@ -111,7 +120,7 @@ def main(argv=None):
         for side in ("ours", "mmseg"):
             command = [sys.executable, os.path.abspath(__file__), "--side", side, "--precision", args.precision,
                        "--steps", str(args.steps), "--threads", str(args.threads)]
-            command += ["--remat"] * args.remat + ["--with-cp"] * args.with_cp
+            command += _flags(args.remat, args.with_cp)
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
             runs[side].append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(runs[side][-1]), flush=True)

@@ -30,7 +30,8 @@ Tasks (`--tasks`; the default runs all six):
 - `train_bf16`, `train_bf16_autocast`: that step with ours under
   `mixed_bfloat16`, against theirs in float32 and under autocast.
 
-`--remat` trains ours with recomputation (`ResNetBackbone(remat=True)`),
+`--remat [PARTS]` trains ours with recomputation (`ResNetBackbone(remat=...)`,
+of all the backbone or of the parts named, e.g. `--remat=stem,stage1`),
 `--with-cp` the reference with its own (`with_cp=True`).
 
 Each figure is also given as a fraction of the machine's matrix-multiply
@@ -569,9 +570,9 @@ def build_parser():
         "where the time goes, by kind of operation (benchmarks/op_profile.py; ours: TensorFlow backend)",
     )
     parser.add_argument(
-        "--remat", action="store_true",
-        help="ours: train with recomputation (ResNetBackbone(remat=True): each residual block's activations "
-        "computed again in the backward pass)",
+        "--remat", nargs="?", const=True, default=False, metavar="PARTS",
+        help="ours: train with recomputation (ResNetBackbone(remat=...): each residual block's activations "
+        "computed again in the backward pass); PARTS, e.g. stem,stage1, limits it to those (default all)",
     )
     parser.add_argument(
         "--with-cp", action="store_true",

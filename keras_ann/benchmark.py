@@ -83,7 +83,8 @@ class BenchmarkSpec:
         fold_batch_norm: time inference on the model with its batch norm
             folded into the convolutions (`keras_ann.fold_batch_norm`), as
             `keras-ann predict`, `evaluate` and `export` run it.
-        remat: train with recomputation (`ResNetBackbone(remat=True)`).
+        remat: what training recomputes (`ResNetBackbone(remat=...)`):
+            `True`, `False` or a tuple of the backbone's parts.
         reference_memory_gb: the reference's training memory (V100), or
             `None`.
         reference_fps: the reference's inference speed (V100), or `None`.
@@ -102,7 +103,7 @@ class BenchmarkSpec:
     train_batch_size: int = 2
     jit_compile: bool = None
     fold_batch_norm: bool = True
-    remat: bool = False
+    remat: object = False
     reference_memory_gb: float = None
     reference_fps: float = None
 
@@ -150,8 +151,9 @@ def resolve_spec(
         jit_compile: `None` for Keras's default, or a bool.
         fold_batch_norm: bool, time inference with the batch norm folded
             into the convolutions. Defaults to `True`.
-        remat: bool, time training with recomputation (less memory, a
-            slower step). Defaults to `False`.
+        remat: bool, or the backbone's parts to recompute (`"stem,stage1"`,
+            see `ResNetBackbone`): time training with recomputation (less
+            memory, a slower step). Defaults to `False`.
 
     Returns:
         A `BenchmarkSpec`.
@@ -159,7 +161,7 @@ def resolve_spec(
     Raises:
         ValueError: naming the offending argument.
     """
-    from keras_ann.backbones.resnet import BACKBONE_NAMES
+    from keras_ann.backbones.resnet import BACKBONE_NAMES, remat_setting
 
     check_precision(precision)
     if jit_compile not in (None, True, False):
@@ -231,7 +233,7 @@ def resolve_spec(
         train_batch_size=train_batch_size,
         jit_compile=jit_compile,
         fold_batch_norm=bool(fold_batch_norm),
-        remat=bool(remat),
+        remat=remat_setting(remat),
         reference_memory_gb=reference[0],
         reference_fps=reference[1],
     )

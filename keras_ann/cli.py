@@ -42,6 +42,20 @@ def positive_int(text):
     return _checked(lambda t: check_positive_int(_int(t), "value"), text)
 
 
+def remat_parts(text):
+    """`type=` for `--remat PARTS`: the backbone's parts to recompute,
+    comma-separated (`keras_ann.backbones.resnet.remat_setting`)."""
+    from keras_ann.backbones.resnet import SEGMENTS, remat_setting
+
+    try:
+        return remat_setting(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes the parts of the backbone to recompute, comma-separated, from {', '.join(SEGMENTS)}; "
+            f"got {text!r}. Write --remat alone (all of them) or --remat=stem,stage1"
+        ) from None
+
+
 def non_negative_int(text):
     """`type=` for an integer >= 0 (seeds, warm-up runs)."""
     from keras_ann.checks import check_positive_int
@@ -132,7 +146,7 @@ class _Parser(argparse.ArgumentParser):
     `--flag must be ..., got ...` (argparse says `argument --flag: ...`)."""
 
     def error(self, message):
-        message = re.sub(r"^argument ([^\s:]+)(?:/[^\s:]+)?: (must|cannot) ", r"\1 \2 ", message)
+        message = re.sub(r"^argument ([^\s:]+)(?:/[^\s:]+)?: (must|cannot|takes) ", r"\1 \2 ", message)
         super().error(message)
 
 
@@ -578,7 +592,9 @@ def _benchmark(args):
         line = f"{spec.model}: {spec.model_config}, inference {spec.batch_size}x{h}x{w} {spec.precision}"
         if spec.train:
             th, tw = spec.train_size
-            line += f", training {spec.train_batch_size}x{th}x{tw}" + (" with remat" if spec.remat else "")
+            line += f", training {spec.train_batch_size}x{th}x{tw}"
+            if spec.remat:
+                line += " with remat" + ("" if spec.remat is True else " of " + ",".join(spec.remat))
         print(line)
         return
     result = run_benchmark(spec, verbose=True)
@@ -800,9 +816,10 @@ def build_parser():
     )
     train.add_argument("--precision", default="float32", choices=PRECISIONS)
     train.add_argument(
-        "--remat", action="store_true",
-        help="recompute each residual block's activations in the backward pass (mmseg's with_cp): "
-        "much less memory, a slower step",
+        "--remat", nargs="?", const=True, default=False, type=remat_parts, metavar="PARTS",
+        help="recompute the backbone's activations in the backward pass (mmseg's with_cp): much less memory, "
+        "a slower step; PARTS (comma-separated, from stem, stage1..stage4; default all) picks where, e.g. "
+        "--remat=stem,stage1 for the large, cheap high-resolution ones",
     )
     train.add_argument("--iterations", type=positive_int)
     train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
@@ -934,8 +951,8 @@ def build_parser():
         "(default: on)",
     )
     benchmark.add_argument(
-        "--remat", action="store_true",
-        help="time training with recomputation, as `train --remat` (less memory, a slower step)",
+        "--remat", nargs="?", const=True, default=False, type=remat_parts, metavar="PARTS",
+        help="time training with recomputation, as `train --remat [PARTS]` (less memory, a slower step)",
     )
     benchmark.add_argument("--json", type=output_file, help="also write the full results to this JSON file")
     benchmark.add_argument("--dry-run", action="store_true", help="check the arguments and print the plan only")

@@ -153,12 +153,13 @@ def train(
             per checkpoint interval: losses, learning rate, per-class IoU
             after each evaluation) go (see `keras_ann.work_dir`).
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
-        remat: recompute each residual block's activations in the backward
-            pass instead of keeping them (the reference's `with_cp=True`):
-            the same training up to round-off, with much less memory and a
-            slower step (BENCHMARKS.md). Needs a `ResNetBackbone`; a
-            run-time choice, not part of the recipe (a run may resume with
-            it on or off).
+        remat: recompute the backbone's activations in the backward pass
+            instead of keeping them (the reference's `with_cp=True`): the
+            same training up to round-off, with less memory and a slower
+            step (BENCHMARKS.md). `True` for all of it, or the parts to
+            recompute (`"stem,stage1"`: see `ResNetBackbone`). Needs a
+            `ResNetBackbone`; a run-time choice, not part of the recipe (a
+            run may resume with it on or off).
         iterations, batch_size, eval_interval, crop_size, scale, backbone:
             override the recipe's.
         imagenet_checkpoint: the backbone's ImageNet initialisation:
@@ -219,9 +220,10 @@ def train(
             model = _build_model(recipe, replicas, imagenet_path)
             backbone = model.backbone
             set_remat(backbone, remat)
-            if remat:
-                print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes its "
-                      "activations in the backward pass")
+            if backbone.remat:
+                parts = "its activations" if backbone.remat is True else "the activations of " + ", ".join(backbone.remat)
+                print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes {parts} "
+                      "in the backward pass")
             if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded
                 recipe = recipe.replace(backbone=f"resnet{backbone.depth}_d{backbone.output_stride}")
             compile_for_recipe(model, recipe, precision)

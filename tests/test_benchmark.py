@@ -46,6 +46,8 @@ def test_cli_times_training_with_remat(capsys, tmp_path):
     row, _ = _row(capsys)
     assert float(row["train step (s)"]) > 0
     assert json.loads(path.read_text())["remat"] is True
+    cli.main(["benchmark", *TINY, "--train-size", "32", "40", "--remat=stage1,stem", "--dry-run"])
+    assert capsys.readouterr().out.strip().endswith("training 2x32x40 with remat of stem,stage1")
 
 
 def test_cli_without_training(capsys):

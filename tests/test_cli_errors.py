@@ -56,6 +56,8 @@ _EVALUATE = ["evaluate", "m.keras", "--dataset", "camvid", "--data-root", "data"
         (["--eval-interval", "0"], "--eval-interval must be a positive integer, got 0"),
         (["--checkpoint-interval", "-1"], "--checkpoint-interval must be a positive integer, got -1"),
         (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--remat", "stem,stage5"], "--remat takes the parts of the backbone to recompute, comma-separated, from "
+         "stem, stage1, stage2, stage3, stage4; got 'stem,stage5'. Write --remat alone (all of them) or --remat=stem,stage1"),
     ],
 )
 def test_train_refuses_bad_numbers_in_the_parser(tmp_path, capsys, argv, message):
@@ -85,6 +87,10 @@ def test_train_refuses_bad_numbers_in_the_parser(tmp_path, capsys, argv, message
         (["export", "m.keras", "out", "--input-size", "64", "-64"], "keras-ann export: error: --input-size must be a positive integer, got -64"),
         (["export", "m.keras", "out", "--opset", "0"], "keras-ann export: error: --opset must be a positive integer, got 0"),
         (["convert", "m.pth", "m.keras", "--num-classes", "0"], "keras-ann convert: error: --num-classes must be a positive integer, got 0"),
+        # --remat before the recipe would take the recipe for its PARTS: the message says what to write.
+        (["train", "--remat", "ann_r18_d8_camvid_cpu", "--data-root", "data"], "keras-ann train: error: --remat takes the parts "
+         "of the backbone to recompute, comma-separated, from stem, stage1, stage2, stage3, stage4; got "
+         "'ann_r18_d8_camvid_cpu'. Write --remat alone (all of them) or --remat=stem,stage1"),
     ],
 )
 def test_every_command_refuses_bad_numbers_in_the_parser(capsys, argv, message):

@@ -168,16 +168,16 @@ def test_from_preset_fine_tunes_with_another_class_count(trained, camvid3, tmp_p
     status, out = _run([
         "train", "--dataset", "folder", "--data-root", camvid3, "--num-classes", "2", "--label-map", "2:1",
         "--from-preset", str(work / "latest.keras"), *QUICK, "--iterations", "1", "--eval-interval", "1",
-        "--eval-steps", "1", "--work-dir", str(new), "--remat",
+        "--eval-steps", "1", "--work-dir", str(new), "--remat=stem,stage1",
     ])  # fmt: skip
     assert status == 0
     assert f"fine-tuning from {work / 'latest.keras'}" in out and "2 classes" in out
-    assert "remat: resnet18_d8 recomputes its activations in the backward pass" in out
+    assert "remat: resnet18_d8 recomputes the activations of stem, stage1 in the backward pass" in out
     recipe = json.loads((new / "recipe.json").read_text())
     assert recipe["load_from"] == str(work / "latest.keras") and recipe["label_map"] == [[2, 1]]
     assert recipe["backbone"] == "resnet18_d8" and recipe["backbone_init"] is None
     tuned = keras_ann.ANNSegmenter.from_preset(str(new / "latest.keras"))
-    assert tuned.num_classes == 2 and tuned.backbone.remat
+    assert tuned.num_classes == 2 and tuned.backbone.remat == ("stem", "stage1")
 
 
 def test_from_preset_keeps_all_but_the_classifiers_of_a_keras_file(trained):

@@ -1,8 +1,11 @@
-"""Recomputation in training (`ResNetBackbone(remat=True)`): the backward
-pass recomputes each segment's activations, the training is the same, the
-moving statistics are updated once, and the weights are the plain model's.
+"""Recomputation in training (`ResNetBackbone(remat=True)`, or of some of
+its parts): the backward pass recomputes each segment's activations, the
+training is the same, the moving statistics are updated once, and the
+weights are the plain model's.
 The reference comparison is in test_train_step_parity; JAX and PyTorch in
 test_backends."""
+
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import tensorflow as tf
 import keras
 import keras_ann
 from keras_ann.backbones import ResNetBackbone, set_remat
+from keras_ann.backbones.resnet import SEGMENTS, remat_segments
 from keras_ann.layers.recomputation import assign, recomputed
 
 
@@ -47,9 +51,10 @@ def test_a_recomputed_function_runs_again_in_the_backward_pass_and_assigns_once(
     np.testing.assert_allclose([float(g) for g in grads], [3 * np.cos(1.5), 0.5 * np.cos(1.5)], rtol=1e-6)
 
 
-def test_training_with_recomputation_equals_training_without_it():
+@pytest.mark.parametrize("remat", [True, "stem,stage1"])
+def test_training_with_recomputation_equals_training_without_it(remat):
     images, labels = _batch()
-    models = [_segmenter(remat) for remat in (False, True)]
+    models = [_segmenter(setting) for setting in (False, remat)]
     for model in models:
         model.compile(optimizer=keras_ann.optimizers.TorchSGD(0.01, momentum=0.9, weight_decay=5e-4))
         for _ in range(2):
@@ -85,12 +90,19 @@ def _count_convolutions(model, images, labels):
     return count(graph)
 
 
-def test_the_backward_pass_recomputes_the_backbone():
+@pytest.mark.parametrize(
+    "remat, recomputed_convolutions",
+    [
+        (True, 3 + 8 * 2 + 3),  # stem, 8 basic blocks, 3 downsample shortcuts
+        ("stem,stage1", 3 + 2 * 2),  # stem, stage 1's 2 basic blocks (no shortcut)
+        (("stage4",), 2 * 2 + 1),  # stage 4's 2 blocks and its shortcut
+    ],
+)
+def test_the_backward_pass_recomputes_the_parts_asked_for(remat, recomputed_convolutions):
     images, labels = _batch("float32")
     plain = _count_convolutions(_segmenter(False, "float32"), images, labels)
-    remat = _count_convolutions(_segmenter(True, "float32"), images, labels)
-    backbone_convolutions = 3 + 8 * 2 + 3  # stem, 8 basic blocks, 3 downsample shortcuts
-    assert remat == plain + backbone_convolutions
+    remat = _count_convolutions(_segmenter(remat, "float32"), images, labels)
+    assert remat == plain + recomputed_convolutions
 
 
 def test_recomputation_changes_neither_the_weights_nor_inference(tmp_path):
@@ -104,6 +116,30 @@ def test_recomputation_changes_neither_the_weights_nor_inference(tmp_path):
     config = remat.backbone.get_config()
     assert config["remat"] is True
     assert ResNetBackbone.from_config(config).remat is True
+    set_remat(remat.backbone, "stage1,stem")
+    config = json.loads(json.dumps(remat.backbone.get_config()))  # as a .keras file stores it
+    assert config["remat"] == ["stem", "stage1"]
+    assert ResNetBackbone.from_config(config).remat == ("stem", "stage1")
+
+
+@pytest.mark.parametrize(
+    "remat, segments",
+    [(True, SEGMENTS), (False, ()), (None, ()), ("stage2, stem", ("stem", "stage2")),
+     (["stage4", "stage4"], ("stage4",)), (SEGMENTS, SEGMENTS), ([], ())],
+)
+def test_remat_names_the_parts_to_recompute(remat, segments):
+    assert remat_segments(remat) == segments
+
+
+@pytest.mark.parametrize(
+    "remat, message",
+    [("stem,layer1", r"got 'stem,layer1', where 'layer1' is not one of them"), ("", r"got ''\."),
+     (" , ", r"got ' , '\."), ("all", "'all' is not one of them"), (["stem", 1], "1 is not one of them")],
+)
+def test_remat_refuses_a_part_that_does_not_exist(remat, message):
+    with pytest.raises(ValueError, match=r"`remat` takes True, False or the backbone's parts to recompute, from "
+                       r"stem, stage1, stage2, stage3, stage4 .*" + message):
+        ResNetBackbone(depth=18, remat=remat)
 
 
 def test_remat_is_refused_for_a_backbone_without_it():

@@ -30,6 +30,9 @@ OUTPUT_STRIDES = {
     32: ((1, 2, 2, 2), (1, 1, 1, 1)),
 }
 
+# The parts of a backbone that `ResNetBackbone(remat=...)` can recompute.
+SEGMENTS = ("stem", "stage1", "stage2", "stage3", "stage4")
+
 # Names accepted by `ResNetBackbone.from_name` and `ANNSegmenter(backbone=)`.
 BACKBONE_NAMES = {
     f"resnet{depth}_d{stride}": {"depth": depth, "output_stride": stride}
@@ -71,17 +74,23 @@ class ResNetBackbone(keras.Model):
         base_channels: int, width of the first stage. Defaults to 64.
         contract_dilation: bool. Defaults to `True`.
         zero_init_residual: bool. Defaults to `True`.
-        remat: bool, recomputation in training: a training call keeps only
-            the input of the stem and of each residual block for the
-            backward pass, which computes their activations again (the
-            reference's `with_cp=True`, and its stem too). The same
+        remat: bool, or the parts to recompute (names from `SEGMENTS`:
+            `"stem"`, `"stage1"` ... `"stage4"`, as a sequence or one
+            comma-separated string). Recomputation in training: a training
+            call keeps only the input of the stem and of each residual
+            block of those parts for the backward pass, which computes
+            their activations again (the reference's `with_cp=True`, and
+            its stem too). `True` recomputes all of them. The same
             gradients and moving statistics up to round-off; on ANN
             R-50-D8 at 2x512x512 on a CPU the peak memory of a float32
-            training step falls from 4.9-5.5 to 3.4 GB (mmsegmentation's:
-            4.6 GB) and the step takes about 1.2x the time
-            (BENCHMARKS.md). Inference is unchanged, and so are the
-            weights and their names: a model trains and loads the same
-            either way (`set_remat` turns it on for a loaded model).
+            training step falls from 4.9-5.5 to 3.4 GB with `True`
+            (mmsegmentation's: 4.6 GB) and the step takes about 1.2x the
+            time; `"stem,stage1,stage2"`, the parts whose activations are
+            large for the arithmetic they cost, gives 4.3-4.5 GB for
+            1.00-1.06x the time (BENCHMARKS.md). Inference is unchanged,
+            and so are the weights and their names: a model trains and
+            loads the same either way (`set_remat` turns it on for a
+            loaded model).
             Defaults to `False`.
         input_shape: tuple, the image shape. Defaults to
             `(None, None, 3)`.
@@ -180,7 +189,7 @@ class ResNetBackbone(keras.Model):
         self.base_channels = base_channels
         self.contract_dilation = contract_dilation
         self.zero_init_residual = zero_init_residual
-        self.remat = bool(remat)
+        self.remat = remat
         self._segments = (stem, tuple(tuple(blocks) for blocks in stages))
         self.image_shape = tuple(input_shape)
         self.block_type = block_type
@@ -195,18 +204,35 @@ class ResNetBackbone(keras.Model):
                 ):
                     layer.gamma.assign(keras.ops.zeros(layer.gamma.shape))
 
+    @property
+    def remat(self):
+        """What a training call recomputes: `True` (all of `SEGMENTS`),
+        `False` (nothing) or a tuple of their names."""
+        return remat_setting(self._remat_segments)
+
+    @remat.setter
+    def remat(self, remat):
+        self._remat_segments = remat_segments(remat)
+
     def call(self, inputs, training=None, mask=None):
-        if not (self.remat and training):
+        if not (self._remat_segments and training):
             return super().call(inputs, training=training, mask=mask)
-        # Training with recomputation: each segment keeps only its input
-        # for the backward pass, which computes its activations again.
+        # Training with recomputation: each segment (the stem, each
+        # residual block) of the chosen parts keeps only its input for the
+        # backward pass, which computes its activations again.
+
+        def run(part, segment):
+            segment = functools.partial(segment, training=True)
+            return recomputed(segment) if part in self._remat_segments else segment
+
         stem, stages = self._segments
-        x = recomputed(functools.partial(stem, training=True))(inputs)
+        x = run("stem", stem)(inputs)
         outputs = {}
         for stage, blocks in enumerate(stages):
+            part = f"stage{stage + 1}"
             for block in blocks:
-                x = recomputed(functools.partial(block, training=True))(x)
-            outputs[f"stage{stage + 1}"] = x
+                x = run(part, block)(x)
+            outputs[part] = x
         return outputs
 
     @classmethod
@@ -247,17 +273,70 @@ class ResNetBackbone(keras.Model):
         return cls(**config)
 
 
+def remat_segments(remat):
+    """The parts of a `ResNetBackbone` that `remat` recomputes, in order.
+
+    Args:
+        remat: bool, or names from `SEGMENTS` as a sequence or one
+            comma-separated string (`"stem,stage1"`).
+
+    Returns:
+        A tuple of names from `SEGMENTS`: all of them for `True`, none for
+        `False`, `None` or an empty sequence.
+
+    Raises:
+        ValueError: a name that is not one of `SEGMENTS`, or a string
+            that names none.
+
+    Example:
+
+    >>> remat_segments("stage1, stem")
+    ('stem', 'stage1')
+    >>> remat_segments(True) == SEGMENTS
+    True
+    """
+    if remat is None or isinstance(remat, bool):
+        return SEGMENTS if remat else ()
+    names = remat.split(",") if isinstance(remat, str) else list(remat)
+    names = [name.strip() if isinstance(name, str) else name for name in names]
+    names = [name for name in names if name != ""]
+    unknown = [name for name in names if name not in SEGMENTS]
+    if unknown or (isinstance(remat, str) and not names):
+        raise ValueError(
+            f"`remat` takes True, False or the backbone's parts to recompute, from "
+            f"{', '.join(SEGMENTS)} (e.g. \"stem,stage1\"); got {remat!r}"
+            + (f", where {', '.join(map(repr, unknown))} is not one of them." if unknown else ".")
+        )
+    return tuple(name for name in SEGMENTS if name in names)
+
+
+def remat_setting(remat):
+    """`remat` in the form `ResNetBackbone.remat` gives it: `True` for all
+    of `SEGMENTS`, `False` for none, else a tuple of names in order.
+
+    Example:
+
+    >>> remat_setting(["stage1", "stem"]), remat_setting(SEGMENTS), remat_setting(None)
+    (('stem', 'stage1'), True, False)
+    """
+    segments = remat_segments(remat)
+    if segments == SEGMENTS:
+        return True
+    return segments or False
+
+
 def set_remat(backbone, remat):
     """Turn recomputation in training (`ResNetBackbone(remat=...)`) on or
     off for a model's backbone, e.g. one loaded from a file.
 
     Args:
         backbone: the backbone (`model.backbone`).
-        remat: bool.
+        remat: bool, or the parts to recompute (see `remat_segments`).
 
     Raises:
-        ValueError: `remat=True` for a backbone other than a
-            `ResNetBackbone` (only it has recomputation).
+        ValueError: `remat` names a part that does not exist, or asks for
+            recomputation in a backbone other than a `ResNetBackbone`
+            (only it has recomputation).
 
     Example:
 
@@ -265,10 +344,13 @@ def set_remat(backbone, remat):
     >>> set_remat(backbone, True)
     >>> backbone.remat
     True
+    >>> set_remat(backbone, "stem,stage1")
+    >>> backbone.remat
+    ('stem', 'stage1')
     """
     if isinstance(backbone, ResNetBackbone):
-        backbone.remat = bool(remat)
-    elif remat:
+        backbone.remat = remat
+    elif remat_segments(remat):
         raise ValueError(
             f"`remat=True` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
             f"{type(backbone).__name__} ({backbone.name}). Train without `remat` (`--remat`)."
