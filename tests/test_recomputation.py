@@ -51,26 +51,29 @@ def test_a_recomputed_function_runs_again_in_the_backward_pass_and_assigns_once(
     np.testing.assert_allclose([float(g) for g in grads], [3 * np.cos(1.5), 0.5 * np.cos(1.5)], rtol=1e-6)
 
 
-@pytest.mark.parametrize("remat", [True, "stem,stage1"])
-def test_training_with_recomputation_equals_training_without_it(remat):
+def test_training_with_recomputation_equals_training_without_it():
     images, labels = _batch()
-    models = [_segmenter(setting) for setting in (False, remat)]
+    # All of the backbone recomputed, and only its stem and stage 1 (the
+    # other stages running as they are, in the same training call).
+    models = [_segmenter(setting) for setting in (False, True, "stem,stage1")]
     for model in models:
         model.compile(optimizer=keras_ann.optimizers.TorchSGD(0.01, momentum=0.9, weight_decay=5e-4))
         for _ in range(2):
             model.train_on_batch(images, labels)
-    plain, remat = models
-    assert [w.path for w in plain.weights] == [w.path for w in remat.weights]
+    plain = models[0]
     moving = [i for i, w in enumerate(plain.weights) if w.path.endswith(("moving_mean", "moving_variance"))]
     assert len(moving) == 2 * (3 + 8 * 2 + 3) + 2 * 6 + 2 * 1  # backbone, ANN head, auxiliary head
-    for i, (a, b) in enumerate(zip(plain.weights, remat.weights)):
-        a, b = np.asarray(a), np.asarray(b)
-        # A moving statistic updated twice would be off by ~10 % of the
-        # batch statistic, not by round-off.
-        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13 * np.abs(a).max(), err_msg=plain.weights[i].path)
-    np.testing.assert_allclose(
-        np.asarray(remat.predict(images, verbose=0)), np.asarray(plain.predict(images, verbose=0)), rtol=1e-10
-    )
+    for remat in models[1:]:
+        assert [w.path for w in plain.weights] == [w.path for w in remat.weights]
+        for i, (a, b) in enumerate(zip(plain.weights, remat.weights)):
+            a, b = np.asarray(a), np.asarray(b)
+            # A moving statistic updated twice would be off by ~10 % of the
+            # batch statistic, not by round-off.
+            message = f"remat={remat.backbone.remat}: {plain.weights[i].path}"
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13 * np.abs(a).max(), err_msg=message)
+        np.testing.assert_allclose(
+            np.asarray(remat.predict(images, verbose=0)), np.asarray(plain.predict(images, verbose=0)), rtol=1e-10
+        )
 
 
 def _count_convolutions(model, images, labels):
