@@ -314,6 +314,12 @@ def remat_setting(remat):
     """`remat` in the form `ResNetBackbone.remat` gives it: `True` for all
     of `SEGMENTS`, `False` for none, else a tuple of names in order.
 
+    Args:
+        remat: as `remat_segments` takes it.
+
+    Raises:
+        ValueError: as `remat_segments`.
+
     Example:
 
     >>> remat_setting(["stage1", "stem"]), remat_setting(SEGMENTS), remat_setting(None)
