@@ -221,7 +221,8 @@ def train(
             backbone = model.backbone
             set_remat(backbone, remat)
             if backbone.remat:
-                parts = "its activations" if backbone.remat is True else "the activations of " + ", ".join(backbone.remat)
+                setting = backbone.remat
+                parts = "its activations" if setting is True else "the activations of " + ", ".join(setting)
                 print(f"remat: resnet{backbone.depth}_d{backbone.output_stride} recomputes {parts} "
                       "in the backward pass")
             if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded

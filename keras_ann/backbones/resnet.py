@@ -358,7 +358,7 @@ def set_remat(backbone, remat):
         backbone.remat = remat
     elif remat_segments(remat):
         raise ValueError(
-            f"`remat=True` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
+            f"`remat={remat!r}` needs a keras-ann `ResNetBackbone`; this model's backbone is a "
             f"{type(backbone).__name__} ({backbone.name}). Train without `remat` (`--remat`)."
         )
 
