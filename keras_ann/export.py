@@ -36,6 +36,7 @@ lowering the einsums of the resize and pooling matrices, and the interpreter
 then refuses to load the file.
 """
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -155,6 +156,8 @@ def export_model(
 
     import tensorflow as tf
 
+    from keras_ann.layers.conv_bn import plain_convolutions
+
     spec = tf.TensorSpec((batch_size,) + (input_size or (None, None)) + (3,), dtype, name="images")
 
     def serve(images):
@@ -169,16 +172,20 @@ def export_model(
         return {"logits": logits}
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if format == "onnx":
-        _write_onnx(tf.function(serve, input_signature=[spec]), spec, path, opset)
-    else:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", serve, input_signature=[spec])
-        if format == "saved_model":
-            archive.write_out(path, verbose=False)
+    # A SavedModel runs on TensorFlow, where a wide folded convolution is
+    # faster as a matrix product (`ConvBNReLU`); ONNX Runtime and TFLite
+    # get the convolution, which they run (and quantise) as one.
+    with contextlib.nullcontext() if format == "saved_model" else plain_convolutions():
+        if format == "onnx":
+            _write_onnx(tf.function(serve, input_signature=[spec]), spec, path, opset)
         else:
-            _write_tflite(archive, path)
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serve", serve, input_signature=[spec])
+            if format == "saved_model":
+                archive.write_out(path, verbose=False)
+            else:
+                _write_tflite(archive, path)
 
     if output == "labels":
         outputs = {"labels": (tuple(spec.shape[:3]), "int32")}

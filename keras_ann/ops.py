@@ -26,6 +26,7 @@ __all__ = [
     "adaptive_pooling_matrix",
     "bilinear_interpolation_matrix",
     "bilinear_resize",
+    "conv2d_as_matmul",
     "separable_product",
 ]
 
@@ -241,6 +242,59 @@ def adaptive_avg_pool2d(inputs, output_size):
     rows = adaptive_pooling_matrix(in_h, out_h, dtype)
     cols = adaptive_pooling_matrix(in_w, out_w, dtype)
     return separable_product(inputs, rows, cols)
+
+
+def conv2d_as_matmul(x, kernel, dilation_rate=1, padding="valid"):
+    """A stride-1 2-D convolution (channels last) as one matrix product and
+    a sum of shifted slices: `y = x @ K`, with `K` the `(C_in, kh * kw *
+    C_out)` matrix of every tap's kernel, then the output is the sum over
+    the taps `(i, j)` of `y`'s tap-`(i, j)` columns shifted by
+    `(i * dilation, j * dilation)`.
+
+    The same arithmetic as the convolution, in a different order, so equal
+    to it up to round-off. On a CPU it runs at the matrix-multiply rate: for
+    the decode head's 3x3 convolution of 2048 channels at 64x128 it took
+    0.52 s where TensorFlow's float32 convolution took 1.06 s on an Intel
+    Xeon with 2 threads (`benchmarks/conv_as_matmul.py`); with few input
+    channels, or in bfloat16, the convolution is the faster.
+
+    Args:
+        x: `(batch, H, W, C_in)` tensor.
+        kernel: `(kh, kw, C_in, C_out)` tensor, Keras's `Conv2D` layout.
+        dilation_rate: int, the same along height and width. Defaults to 1.
+        padding: `"valid"` or `"same"` (Keras's: the `dilation * (k - 1)`
+            rows and columns of zeros split with the extra one at the
+            bottom and right). Defaults to `"valid"`.
+
+    Returns:
+        The `(batch, H', W', C_out)` convolution, in the dtype of `x`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    >>> kernel = np.ones((3, 3, 1, 1), "float32")  # sums of 3x3 windows
+    >>> np.asarray(conv2d_as_matmul(x, kernel))[0, :, :, 0].tolist()
+    [[45.0, 54.0], [81.0, 90.0]]
+    """
+    kh, kw, c_in, c_out = (int(v) for v in kernel.shape)
+    if padding not in ("valid", "same"):
+        raise ValueError(f"`padding` must be 'valid' or 'same', got {padding!r}.")
+    d = int(dilation_rate)
+    if padding == "same":
+        rows, cols = d * (kh - 1), d * (kw - 1)
+        x = ops.pad(x, [[0, 0], [rows // 2, rows - rows // 2], [cols // 2, cols - cols // 2], [0, 0]])
+    batch, height, width = (ops.shape(x)[k] for k in range(3))
+    out_h, out_w = height - d * (kh - 1), width - d * (kw - 1)
+    taps = ops.reshape(ops.transpose(kernel, (2, 0, 1, 3)), (c_in, kh * kw * c_out))
+    y = ops.matmul(ops.reshape(x, (-1, c_in)), taps)
+    y = ops.reshape(y, (batch, height, width, kh * kw, c_out))
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = ops.slice(y, (0, i * d, j * d, i * kw + j, 0), (batch, out_h, out_w, 1, c_out))
+            out = tap if out is None else out + tap
+    return ops.squeeze(out, axis=3)
 
 
 def has_64bit():

@@ -146,3 +146,39 @@ def test_the_cli_folds_the_model_it_predicts_and_evaluates_with(tmp_path):
     np.testing.assert_allclose(
         for_inference.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-4, atol=1e-4
     )
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_a_wide_folded_convolution_runs_as_one_matrix_product(dilation):
+    # From MATMUL_MIN_CHANNELS input channels, in float32, the folded
+    # convolution is `conv2d_as_matmul` on TensorFlow (faster there): the
+    # same values as the convolution, and no convolution op in the graph.
+    from keras_ann.layers.conv_bn import MATMUL_MIN_CHANNELS
+
+    x = np.random.default_rng(0).normal(size=(2, 6, 7, MATMUL_MIN_CHANNELS)).astype("float32")
+    layer = ConvBNReLU(8, kernel_size=3, dilation_rate=dilation, dtype="float32")
+    layer(x)
+    random_statistics(layer)
+    unfolded = np.maximum(np.asarray(layer.bn(layer.conv(layer.pad(x) if layer.pad else x), training=False)), 0)
+    got = np.asarray(layer(x, training=False))
+    np.testing.assert_allclose(got, unfolded, rtol=1e-5, atol=1e-5 * np.abs(unfolded).max())
+    if keras.backend.backend() != "tensorflow":
+        assert not layer._convolves_as_matmul(x)
+        return
+    import tensorflow as tf
+
+    def op_types(conv_layer, inputs):
+        conv_layer(inputs)
+        graph = tf.function(lambda t: conv_layer(t, training=False)).get_concrete_function(inputs).graph
+        return {op.type for op in graph.get_operations()}
+
+    wide = op_types(layer, x)
+    assert "Conv2D" not in wide and "MatMul" in wide
+    # One channel fewer, a stride, a 1x1 kernel or bfloat16: the convolution.
+    for narrow, inputs in (
+        (ConvBNReLU(8, kernel_size=3, dilation_rate=dilation, dtype="float32"), x[..., 1:]),
+        (ConvBNReLU(8, kernel_size=3, strides=2, dtype="float32"), x),
+        (ConvBNReLU(8, kernel_size=1, dtype="float32"), x),
+        (ConvBNReLU(8, kernel_size=3, dtype="mixed_bfloat16"), x),
+    ):
+        assert "Conv2D" in op_types(narrow, inputs)

@@ -213,3 +213,24 @@ def test_cli_rejects_bad_arguments_before_loading(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", missing, str(tmp_path / "out"), "--format", "torchscript"])
     assert "invalid choice: 'torchscript'" in capsys.readouterr().err
+
+
+def test_onnx_gets_convolutions_where_tensorflow_runs_matrix_products(tmp_path):
+    # A wide folded convolution (MATMUL_MIN_CHANNELS input channels) is a
+    # matrix product on TensorFlow (`ConvBNReLU`); ONNX Runtime gets a
+    # convolution, which it runs, and quantises, as one.
+    ort = require("onnxruntime")
+    onnx = require("onnx")
+    require("tf2onnx")
+    from keras_ann.layers.conv_bn import MATMUL_MIN_CHANNELS, ConvBNReLU
+
+    inputs = keras.Input((None, None, 3))
+    wide = keras.layers.Conv2D(MATMUL_MIN_CHANNELS, 1, name="widen")(inputs)
+    model = keras.Model(inputs, ConvBNReLU(4, kernel_size=3, name="wide")(wide))
+    images = np.random.default_rng(0).uniform(0, 1, (1, 6, 7, 3)).astype("float32")
+    expected = np.asarray(model(images, training=False))
+    result = export_model(model, tmp_path / "wide.onnx", format="onnx", input_size=(6, 7))
+    nodes = [node.op_type for node in onnx.load(result.path).graph.node]
+    assert nodes.count("Conv") == 2 and "MatMul" not in nodes
+    (actual,) = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    assert_logits_match(actual, expected)

@@ -92,3 +92,24 @@ def test_dynamic_shape_matrices_equal_static_ones():
         np.testing.assert_allclose(
             pool(in_size).numpy(), np.asarray(ann_ops.adaptive_pooling_matrix(in_size, 8)), rtol=1e-7
         )
+
+
+@pytest.mark.parametrize(
+    "kernel_size,dilation,padding,shape",
+    [(3, 1, "same", (2, 7, 9, 5)), (3, 2, "valid", (1, 11, 8, 4)), (3, 4, "same", (1, 13, 10, 2)),
+     (1, 1, "valid", (2, 5, 6, 3)), (5, 1, "same", (1, 8, 8, 3)), (2, 1, "same", (1, 6, 7, 2))],
+)
+def test_conv2d_as_matmul_equals_the_convolution_in_float64(rng, kernel_size, dilation, padding, shape):
+    import keras
+
+    x = rng.normal(size=shape)
+    kernel = rng.normal(size=(kernel_size, kernel_size, shape[-1], 6))
+    want = np.asarray(keras.ops.conv(x, kernel, padding=padding, dilation_rate=dilation))
+    got = np.asarray(ann_ops.conv2d_as_matmul(x, kernel, dilation, padding))
+    assert got.shape == want.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_conv2d_as_matmul_names_a_bad_padding(rng):
+    with pytest.raises(ValueError, match="`padding` must be 'valid' or 'same', got 'causal'"):
+        ann_ops.conv2d_as_matmul(np.zeros((1, 4, 4, 2)), np.zeros((3, 3, 2, 1)), padding="causal")

@@ -1,10 +1,42 @@
 """Convolution + batch normalisation + optional ReLU, as mmcv's `ConvModule`."""
 
+import contextlib
+
 import keras
 from keras import ops
 
 from keras_ann.layers import initializers
 from keras_ann.layers.batch_norm import TorchBatchNormalization
+from keras_ann.ops import conv2d_as_matmul
+
+# From this many input channels a float32 inference convolution with a
+# kernel larger than 1x1 runs as one matrix product on the TensorFlow
+# backend (`conv2d_as_matmul`): its oneDNN convolution reached 150-190
+# GFLOP/s there against the matrix product's 280-300 (1024 and 2048
+# channels at 64x128, Intel Xeon, 2 threads; `benchmarks/conv_as_matmul.py`).
+MATMUL_MIN_CHANNELS = 1024
+_convolutions_as_matmul = [True]
+
+
+@contextlib.contextmanager
+def plain_convolutions():
+    """Within this block, folded convolutions are traced as convolutions
+    whatever their width (no `conv2d_as_matmul`): for graphs that run
+    outside TensorFlow, such as ONNX and TFLite exports, whose runtimes have
+    their own convolution kernels (and whose int8 quantisers quantise
+    convolutions).
+
+    Example:
+
+    >>> with plain_convolutions():
+    ...     pass
+    """
+    previous = _convolutions_as_matmul[0]
+    _convolutions_as_matmul[0] = False
+    try:
+        yield
+    finally:
+        _convolutions_as_matmul[0] = previous
 
 
 def batch_norm(name=None, dtype=None):
@@ -232,7 +264,28 @@ class ConvBNReLU(keras.layers.Layer):
         # (float64 for float64 models).
         scale, shift = inference_scale_and_shift(self.bn, ops.convert_to_tensor)
         kernel = ops.cast(ops.cast(self.conv.kernel, scale.dtype) * scale, self.compute_dtype)
-        return self.conv.convolution_op(x, kernel) + ops.cast(shift, self.compute_dtype)
+        if self._convolves_as_matmul(x):
+            x = conv2d_as_matmul(x, kernel, self.dilation_rate, self.conv.padding)
+        else:
+            x = self.conv.convolution_op(x, kernel)
+        return x + ops.cast(shift, self.compute_dtype)
+
+    def _convolves_as_matmul(self, x):
+        """Whether the folded convolution runs as one matrix product
+        (`conv2d_as_matmul`): on the TensorFlow backend, in float32, for a
+        stride-1 kernel larger than 1x1 with at least
+        `MATMUL_MIN_CHANNELS` input channels, where it measured faster than
+        TensorFlow's convolution, and outside `plain_convolutions()`. The
+        result is the same up to round-off."""
+        return (
+            _convolutions_as_matmul[0]
+            and keras.backend.backend() == "tensorflow"
+            and self.compute_dtype == "float32"
+            and self.strides == 1
+            and self.kernel_size > 1
+            and x.shape[-1] is not None
+            and x.shape[-1] >= MATMUL_MIN_CHANNELS
+        )
 
     def compute_output_shape(self, input_shape):
         shape = input_shape
