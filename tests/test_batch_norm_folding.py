@@ -174,6 +174,10 @@ def test_a_wide_folded_convolution_runs_as_one_matrix_product(dilation):
 
     wide = op_types(layer, x)
     assert "Conv2D" not in wide and "MatMul" in wide
+    # Traced for any batch and size (a SavedModel's signature): the same.
+    spec = tf.TensorSpec((None, None, None, MATMUL_MIN_CHANNELS), "float32")
+    dynamic = tf.function(lambda t: layer(t, training=False), input_signature=[spec])
+    np.testing.assert_array_equal(dynamic(x).numpy(), got)
     # One channel fewer, a stride, a 1x1 kernel or bfloat16: the convolution.
     for narrow, inputs in (
         (ConvBNReLU(8, kernel_size=3, dilation_rate=dilation, dtype="float32"), x[..., 1:]),
