@@ -17,7 +17,6 @@ Usage:
     PYTHONPATH=. .venv/bin/python benchmarks/conv_as_matmul.py --runs 7 [--precision mixed_bfloat16] [--json conv.json]
 """
 
-import argparse
 import contextlib
 import json
 import statistics
@@ -108,12 +107,9 @@ def whole_model(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="resnet50_d8")
-    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
-    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
+    from pooling_products import folded_model_parser  # benchmarks/ is this script's own directory
+
+    parser = folded_model_parser(__doc__)
     parser.add_argument("--skip-shapes", action="store_true", help="only the whole-model comparison")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)

@@ -39,14 +39,20 @@ def _per_scale_call(self, inputs):
     return ops.concatenate(pooled, axis=1)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def folded_model_parser(doc):
+    """The arguments of a script that times one folded model traced two
+    ways, alternating (this one, `conv_as_matmul.py`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--backbone", default="resnet50_d8")
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = folded_model_parser(__doc__).parse_args(argv)
     import numpy as np
     import tensorflow as tf
 
