@@ -18,9 +18,9 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alternating import alternate  # noqa: E402
 from vs_mmseg import cpu_info  # noqa: E402
 
 
@@ -53,12 +53,10 @@ def measure(args, precision):
     images = np.random.default_rng(args.seed).uniform(0, 255, (1, h, w, 3)).astype("float32")
     a = np.asarray(model.predict_on_batch(images), np.float32)
     b = np.asarray(folded.predict_on_batch(images), np.float32)
-    times = {"unfolded": [], "folded": []}
-    for _ in range(args.runs):
-        for name, m in (("unfolded", model), ("folded", folded)):
-            start = time.perf_counter()
-            m.predict_on_batch(images)
-            times[name].append(time.perf_counter() - start)
+    times = alternate(
+        {"unfolded": lambda: model.predict_on_batch(images), "folded": lambda: folded.predict_on_batch(images)},
+        args.runs,
+    )
     pairs = [f / u for u, f in zip(times["unfolded"], times["folded"])]
     return {
         "precision": precision,

@@ -21,7 +21,8 @@ import contextlib
 import json
 import statistics
 import sys
-import time
+
+from alternating import alternate, folded_model_parser  # benchmarks/ is this script's own directory
 
 SHAPES = (  # (H, W, input channels, output channels)
     (64, 128, 2048, 512),  # ANNHead's bottleneck at 512x1024 (output stride 8)
@@ -31,20 +32,6 @@ SHAPES = (  # (H, W, input channels, output channels)
     (64, 128, 512, 512),
     (128, 256, 512, 256),
 )
-
-
-def _alternating(functions, runs):
-    """Median seconds of each of `functions` (a dict), called alternating
-    after one untimed call each."""
-    for f in functions.values():
-        f()
-    times = {name: [] for name in functions}
-    for _ in range(runs):
-        for name, f in functions.items():
-            begin = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - begin)
-    return times
 
 
 def per_shape(runs, dtypes=("float32", "bfloat16")):
@@ -61,7 +48,10 @@ def per_shape(runs, dtypes=("float32", "bfloat16")):
             bias = tf.Variable(tf.zeros(c_out, dtype))
             conv = tf.function(lambda: tf.nn.relu(keras.ops.conv(x, kernel, padding="same") + bias))
             matmul = tf.function(lambda: tf.nn.relu(conv2d_as_matmul(x, kernel, 1, "same") + bias))
-            times = _alternating({"conv": lambda: conv().numpy(), "matmul": lambda: matmul().numpy()}, runs)
+            functions = {"conv": lambda: conv().numpy(), "matmul": lambda: matmul().numpy()}
+            for f in functions.values():
+                f()  # traced, and warm
+            times = alternate(functions, runs)
             gflops = 2 * 9 * height * width * c_in * c_out / 1e9
             medians = {name: statistics.median(t) for name, t in times.items()}
             rows.append({
@@ -91,7 +81,7 @@ def whole_model(args):
             model.predict_on_batch(images)  # traced with this variant
         models[name] = model
     logits = {name: np.asarray(m.predict_on_batch(images), np.float32) for name, m in models.items()}
-    times = _alternating({name: (lambda m=m: m.predict_on_batch(images)) for name, m in models.items()}, args.runs)
+    times = alternate({name: (lambda m=m: m.predict_on_batch(images)) for name, m in models.items()}, args.runs)
     pairs = [a / b for a, b in zip(times["matmul"], times["conv"])]
     return {
         "precision": args.precision,
@@ -107,8 +97,6 @@ def whole_model(args):
 
 
 def main(argv=None):
-    from pooling_products import folded_model_parser  # benchmarks/ is this script's own directory
-
     parser = folded_model_parser(__doc__)
     parser.add_argument("--skip-shapes", action="store_true", help="only the whole-model comparison")
     parser.add_argument("--json", help="write the results to this file")

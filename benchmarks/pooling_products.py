@@ -13,11 +13,11 @@ Usage:
     PYTHONPATH=. .venv/bin/python benchmarks/pooling_products.py --runs 7 [--precision mixed_bfloat16]
 """
 
-import argparse
 import json
 import statistics
 import sys
-import time
+
+from alternating import alternate, folded_model_parser  # benchmarks/ is this script's own directory
 
 
 def _einsum_product(x, rows, cols):
@@ -37,18 +37,6 @@ def _per_scale_call(self, inputs):
     batch, channels = ops.shape(inputs)[0], ops.shape(inputs)[-1]
     pooled = [ops.reshape(adaptive_avg_pool2d(inputs, s), (batch, s * s, channels)) for s in self.pool_scales]
     return ops.concatenate(pooled, axis=1)
-
-
-def folded_model_parser(doc):
-    """The arguments of a script that times one folded model traced two
-    ways, alternating (this one, `conv_as_matmul.py`)."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--backbone", default="resnet50_d8")
-    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
-    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    return parser
 
 
 def main(argv=None):
@@ -78,12 +66,7 @@ def main(argv=None):
     finally:
         ann_ops.separable_product, pyramid_pooling.PyramidPooling.call = current
     logits = {name: np.asarray(m.predict_on_batch(images), np.float32) for name, m in models.items()}
-    times = {name: [] for name in models}
-    for _ in range(args.runs):
-        for name, model in models.items():
-            begin = time.perf_counter()
-            model.predict_on_batch(images)
-            times[name].append(time.perf_counter() - begin)
+    times = alternate({name: (lambda m=m: m.predict_on_batch(images)) for name, m in models.items()}, args.runs)
     pairs = [a / b for a, b in zip(times["matmul"], times["einsum"])]
     result = {
         "cpu": cpu_info(),

@@ -254,9 +254,10 @@ def conv2d_as_matmul(x, kernel, dilation_rate=1, padding="valid"):
     The same arithmetic as the convolution, in a different order, so equal
     to it up to round-off. On a CPU it runs at the matrix-multiply rate: for
     the decode head's 3x3 convolution of 2048 channels at 64x128 it took
-    0.52 s where TensorFlow's float32 convolution took 1.06 s on an Intel
-    Xeon with 2 threads (`benchmarks/conv_as_matmul.py`); with few input
-    channels, or in bfloat16, the convolution is the faster.
+    0.53 s where TensorFlow's float32 convolution took 0.95 s on an Intel
+    Xeon with 2 threads; with few input channels, or in bfloat16, the
+    convolution is the faster (`benchmarks/conv_as_matmul.py`, figures in
+    BENCHMARKS.md).
 
     Args:
         x: `(batch, H, W, C_in)` tensor.

@@ -11,9 +11,8 @@ from keras_ann.ops import conv2d_as_matmul
 
 # From this many input channels a float32 inference convolution with a
 # kernel larger than 1x1 runs as one matrix product on the TensorFlow
-# backend (`conv2d_as_matmul`): its oneDNN convolution reached 150-190
-# GFLOP/s there against the matrix product's 280-300 (1024 and 2048
-# channels at 64x128, Intel Xeon, 2 threads; `benchmarks/conv_as_matmul.py`).
+# backend (`conv2d_as_matmul`), where that measured faster than TensorFlow's
+# oneDNN convolution (`benchmarks/conv_as_matmul.py`, BENCHMARKS.md).
 MATMUL_MIN_CHANNELS = 1024
 _convolutions_as_matmul = [True]
 
