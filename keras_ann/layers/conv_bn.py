@@ -1,6 +1,7 @@
 """Convolution + batch normalisation + optional ReLU, as mmcv's `ConvModule`."""
 
 import contextlib
+import threading
 
 import keras
 from keras import ops
@@ -14,7 +15,8 @@ from keras_ann.ops import conv2d_as_matmul
 # backend (`conv2d_as_matmul`), where that measured faster than TensorFlow's
 # oneDNN convolution (`benchmarks/conv_as_matmul.py`, BENCHMARKS.md).
 MATMUL_MIN_CHANNELS = 1024
-_convolutions_as_matmul = [True]
+# `plain_convolutions()`'s setting, per thread (as Keras keeps its scopes).
+_plain = threading.local()
 
 
 @contextlib.contextmanager
@@ -30,12 +32,12 @@ def plain_convolutions():
     >>> with plain_convolutions():
     ...     pass
     """
-    previous = _convolutions_as_matmul[0]
-    _convolutions_as_matmul[0] = False
+    previous = getattr(_plain, "active", False)
+    _plain.active = True
     try:
         yield
     finally:
-        _convolutions_as_matmul[0] = previous
+        _plain.active = previous
 
 
 def batch_norm(name=None, dtype=None):
@@ -277,7 +279,7 @@ class ConvBNReLU(keras.layers.Layer):
         TensorFlow's convolution, and outside `plain_convolutions()`. The
         result is the same up to round-off."""
         return (
-            _convolutions_as_matmul[0]
+            not getattr(_plain, "active", False)
             and keras.backend.backend() == "tensorflow"
             and self.compute_dtype == "float32"
             and self.strides == 1
