@@ -166,7 +166,7 @@ def _demo(args):
     from keras_ann.metrics import format_table
     from keras_ann.optimizers import TorchSGD
     from keras_ann.schedules import PolyDecay
-    from keras_ann.visualization import plot_segmentation
+    from keras_ann.visualization import segmentation_figure
 
     keras.utils.set_random_seed(args.seed)
     size = args.size
@@ -214,9 +214,9 @@ def _demo(args):
     shown = min(4, len(val_x))
     labels = model.predict_labels(val_x[:shown])
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    plot_segmentation(
-        val_x[:shown], labels, val_y[:shown], SYNTHETIC_PALETTE, SYNTHETIC_CLASSES, output=args.output, panel_width=2.4
-    )
+    zoom = max(1, 192 // size)  # panels of about 192 pixels
+    figure = segmentation_figure(val_x[:shown], labels, val_y[:shown], SYNTHETIC_PALETTE, SYNTHETIC_CLASSES, zoom=zoom)
+    figure.save(args.output)
     print(f"wrote {args.output}")
 
 
@@ -325,7 +325,6 @@ def _calibration_files(args):
 
 def _calibration_image(path, size):
     import numpy as np
-    from PIL import Image
 
     from keras_ann.data.io import read_image
 
@@ -673,11 +672,10 @@ def _predict_labels(model, image, protocol):
 
 def _predict(args):
     import numpy as np
-    from PIL import Image
 
     from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
-    from keras_ann.visualization import dataset_palette, default_palette, overlay, side_by_side
+    from keras_ann.visualization import dataset_palette, default_palette, overlay_figure, save_label_map
 
     paths = _image_paths(args.images)  # before loading the model
     names = _output_names(paths)
@@ -705,9 +703,8 @@ def _predict(args):
         labels = _predict_labels(model, image, protocol)
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        Image.fromarray(labels.astype(np.uint8)).save(f"{out}_labels.png")
-        blended = overlay(image, labels, palette, alpha=0.5)
-        side_by_side([image.astype(np.uint8), blended]).save(f"{out}_overlay.png")
+        save_label_map(labels, f"{out}_labels.png", palette)
+        overlay_figure(image, labels, palette, protocol["class_names"]).save(f"{out}_overlay.png")
         print(f"{path}: wrote {out}_labels.png and {out}_overlay.png")
 
 

@@ -1,8 +1,11 @@
 """Pictures of segmentations: coloured label maps, overlays, image / ground
 truth / prediction figures, confusion matrices and training curves.
 
-`default_palette`, `dataset_palette`, `colorize`, `overlay` and
-`side_by_side` need only NumPy and Pillow; the `plot_*` functions draw with
+`default_palette`, `dataset_palette`, `colorize`, `overlay`,
+`side_by_side`, `legend`, `segmentation_figure`, `overlay_figure` and
+`save_label_map` need
+only NumPy and Pillow (dependencies of keras-ann: `keras-ann demo` and
+`keras-ann predict` draw with them); the `plot_*` functions draw with
 matplotlib (the optional `plot` extra: `pip install keras-ann[plot]`), which
 is imported only when they are called, with the non-interactive Agg backend
 unless pyplot is already loaded (e.g. in a notebook).
@@ -80,6 +83,219 @@ def side_by_side(panels, titles=None, gap=4):
             draw.text((x + 2, 1), titles[i], fill=(0, 0, 0))
         x += panel.shape[1] + gap
     return canvas
+
+
+def legend(class_names, palette, width, swatch=12, pad=4):
+    """A legend strip: a colour swatch and the name of each class, wrapped
+    into rows `width` pixels wide (Pillow only).
+
+    Args:
+        class_names: the names, one per class.
+        palette: `(num_classes, 3)` RGB colours (at least one per name).
+        width: the strip's width in pixels.
+        swatch: the side of each colour square in pixels.
+        pad: pixels between entries and around the strip.
+
+    Returns:
+        A Pillow RGB image `width` pixels wide.
+
+    Example:
+
+    >>> strip = legend(["sky", "road"], [[128, 128, 128], [128, 64, 128]], width=200)
+    >>> strip.size[0], strip.getpixel((6, 8))
+    (200, (128, 128, 128))
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    palette = np.asarray(palette, np.uint8)
+    if len(palette) < len(class_names):
+        raise ValueError(f"`palette` has {len(palette)} colours for {len(class_names)} class names.")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = [swatch + 3 + int(measure.textlength(str(name), font=font)) + 2 * pad for name in class_names]
+    rows, x = [[]], pad
+    for index, entry in enumerate(entries):
+        if rows[-1] and x + entry > width:
+            rows.append([])
+            x = pad
+        rows[-1].append((index, x))
+        x += entry
+    row_height = swatch + pad
+    canvas = Image.new("RGB", (width, len(rows) * row_height + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        y = pad + r * row_height
+        for index, x in row:
+            draw.rectangle((x, y, x + swatch - 1, y + swatch - 1), fill=tuple(int(c) for c in palette[index]),
+                           outline=(64, 64, 64))  # fmt: skip
+            draw.text((x + swatch + 3, y), str(class_names[index]), fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def _checked_panels(images, predictions, labels, palette, ignore_index):
+    """The figure functions' inputs as lists of arrays of matching sizes,
+    and the palette (default: over the largest label)."""
+    images = [np.asarray(i) for i in images]
+    predictions = [np.asarray(p) for p in predictions]
+    if len(images) != len(predictions) or not images:
+        raise ValueError(
+            f"`images` and `predictions` must be non-empty and of equal length, "
+            f"got {len(images)} and {len(predictions)}."
+        )
+    if labels is not None:
+        labels = [np.asarray(label) for label in labels]
+        if len(labels) != len(images):
+            raise ValueError(f"`labels` has {len(labels)} maps for {len(images)} images.")
+    for n, (image, prediction) in enumerate(zip(images, predictions)):
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"`images[{n}]` must have shape (H, W, 3), got {image.shape}.")
+        shapes = [prediction.shape] + ([labels[n].shape] if labels is not None else [])
+        if any(shape != image.shape[:2] for shape in shapes):
+            raise ValueError(
+                f"Image {n} is {image.shape[:2]} but its label maps are {shapes}: they must match."
+            )
+    if palette is None:
+        largest = max(int(np.max(p)) for p in predictions)
+        if labels is not None:
+            largest = max([largest] + [int(np.max(np.where(l == ignore_index, 0, l))) for l in labels])
+        palette = default_palette(largest + 1)
+    palette = np.asarray(palette, np.uint8)
+    return images, predictions, labels, palette
+
+
+def segmentation_figure(
+    images,
+    predictions,
+    labels=None,
+    palette=None,
+    class_names=None,
+    ignore_index=255,
+    titles=("image", "ground truth", "prediction"),
+    zoom=1,
+):
+    """Image / ground truth / prediction, one row per image, with a legend
+    of the classes' colours, as one Pillow image (no matplotlib needed).
+
+    Args:
+        images: `(N, H, W, 3)` RGB images in [0, 255] (or a list of them).
+        predictions: `(N, H, W)` predicted label maps.
+        labels: optional `(N, H, W)` ground truth (`ignore_index` in black);
+            without it the figure has two columns.
+        palette: `(num_classes, 3)` RGB colours; defaults to
+            `default_palette` over the largest label.
+        class_names: optional names for the legend.
+        ignore_index: label value drawn in black.
+        titles: column titles.
+        zoom: positive int, each pixel drawn as a `zoom` x `zoom` square
+            (for small images).
+
+    Returns:
+        A Pillow RGB image (`.save("figure.png")` writes it).
+
+    Example:
+
+    >>> images = np.zeros((2, 20, 30, 3), np.uint8)
+    >>> figure = segmentation_figure(images, np.zeros((2, 20, 30), int), np.ones((2, 20, 30), int),
+    ...                              class_names=["a", "b"])
+    >>> figure.size[0] > 3 * 30 and figure.size[1] > 2 * 20
+    True
+    """
+    images, predictions, labels, palette = _checked_panels(images, predictions, labels, palette, ignore_index)
+    if int(zoom) != zoom or zoom < 1:
+        raise ValueError(f"`zoom` must be a positive integer, got {zoom!r}.")
+    zoom = int(zoom)
+    rows = []
+    for n, image in enumerate(images):
+        panels = [image.astype(np.uint8)]
+        if labels is not None:
+            panels.append(colorize(labels[n], palette, ignore_index))
+        panels.append(colorize(predictions[n], palette, ignore_index))
+        panels = [panel.repeat(zoom, axis=0).repeat(zoom, axis=1) for panel in panels]
+        column_titles = titles if labels is not None else (titles[0], titles[-1])
+        rows.append(side_by_side(panels, column_titles if n == 0 else None))
+    width = max(row.size[0] for row in rows)
+    parts = rows + ([legend(class_names, palette, width)] if class_names is not None else [])
+    return _stack(parts)
+
+
+def overlay_figure(image, labels, palette, class_names=None, alpha=0.5, ignore_index=255):
+    """The image beside its label map blended over it, with a legend of the
+    classes in the picture (what `keras-ann predict` writes as
+    `*_overlay.png`).
+
+    Args:
+        image: `(H, W, 3)` RGB image, values in [0, 255].
+        labels: `(H, W)` integer label map.
+        palette: `(num_classes, 3)` RGB colours.
+        class_names: names of the classes (default: their numbers).
+        alpha: the weight of the colours in the overlay.
+        ignore_index: label value left uncoloured.
+
+    Returns:
+        A Pillow RGB image.
+
+    Example:
+
+    >>> figure = overlay_figure(np.zeros((40, 60, 3)), np.ones((40, 60), int), [[0, 0, 0], [255, 0, 0]], ["bg", "car"])
+    >>> figure.size[0] > 2 * 60 and figure.size[1] > 40
+    True
+    """
+    image = np.asarray(image)
+    blended = side_by_side([image.astype(np.uint8), overlay(image, labels, palette, alpha, ignore_index)])
+    present = [int(c) for c in np.unique(labels) if c != ignore_index]
+    names = [str(c) for c in range(len(palette))] if class_names is None else list(class_names)
+    strip = legend([names[c] for c in present], np.asarray(palette, np.uint8)[present], blended.size[0])
+    return _stack([blended, strip])
+
+
+def _stack(parts, gap=4):
+    """Pillow images stacked vertically on white."""
+    from PIL import Image
+
+    width = max(p.size[0] for p in parts)
+    canvas = Image.new("RGB", (width, sum(p.size[1] for p in parts) + gap * (len(parts) - 1)), (255, 255, 255))
+    y = 0
+    for part in parts:
+        canvas.paste(part, (0, y))
+        y += part.size[1] + gap
+    return canvas
+
+
+def save_label_map(labels, path, palette=None):
+    """Write a label map as a palette PNG: the pixel values are the class
+    ids (as mmseg's and Cityscapes' label files), and the PNG's palette
+    shows each class in its colour, so image viewers draw it in colour
+    rather than near-black greys.
+
+    Args:
+        labels: `(H, W)` integer label map with values in 0..255.
+        path: the `.png` path.
+        palette: `(num_classes, 3)` RGB colours; defaults to
+            `default_palette` over the largest label.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.png")
+    >>> save_label_map(np.array([[0, 1], [1, 2]]), path, [[0, 0, 0], [255, 0, 0], [0, 0, 255]])
+    >>> with Image.open(path) as image:
+    ...     image.mode, np.asarray(image).tolist(), image.getpalette()[3:6]
+    ('P', [[0, 1], [1, 2]], [255, 0, 0])
+    """
+    from PIL import Image
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"`labels` must be an (H, W) map of values in 0..255, got shape {labels.shape}.")
+    if palette is None:
+        palette = default_palette(int(labels.max()) + 1 if labels.size else 1)
+    colours = np.zeros((256, 3), np.uint8)
+    palette = np.asarray(palette, np.uint8)[:256]
+    colours[: len(palette)] = palette
+    image = Image.fromarray(labels.astype(np.uint8))  # mode L: the values are kept
+    image.putpalette(colours.reshape(-1).tolist())  # and L becomes P
+    image.save(path)
 
 
 def overlay(image, labels, palette, alpha=0.5, ignore_index=255):
@@ -321,31 +537,7 @@ def plot_segmentation(
                       CAMVID_CLASSES, output="predictions.png")
     ```
     """
-    images = [np.asarray(i) for i in images]
-    predictions = [np.asarray(p) for p in predictions]
-    if len(images) != len(predictions) or not images:
-        raise ValueError(
-            f"`images` and `predictions` must be non-empty and of equal length, "
-            f"got {len(images)} and {len(predictions)}."
-        )
-    if labels is not None:
-        labels = [np.asarray(label) for label in labels]
-        if len(labels) != len(images):
-            raise ValueError(f"`labels` has {len(labels)} maps for {len(images)} images.")
-    for n, (image, prediction) in enumerate(zip(images, predictions)):
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"`images[{n}]` must have shape (H, W, 3), got {image.shape}.")
-        shapes = [prediction.shape] + ([labels[n].shape] if labels is not None else [])
-        if any(shape != image.shape[:2] for shape in shapes):
-            raise ValueError(
-                f"Image {n} is {image.shape[:2]} but its label maps are {shapes}: they must match."
-            )
-    if palette is None:
-        largest = max(int(np.max(p)) for p in predictions)
-        if labels is not None:
-            largest = max([largest] + [int(np.max(np.where(l == ignore_index, 0, l))) for l in labels])
-        palette = default_palette(largest + 1)
-    palette = np.asarray(palette, np.uint8)
+    images, predictions, labels, palette = _checked_panels(images, predictions, labels, palette, ignore_index)
     columns = 3 if labels is not None else 2
     plt = _pyplot("plot_segmentation")
     height, width = images[0].shape[:2]

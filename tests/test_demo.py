@@ -14,11 +14,17 @@ from keras_ann.data.synthetic import SYNTHETIC_CLASSES, make_scene, make_scenes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _demo(tmp_path, *flags):
+def _demo(tmp_path, *flags, without_matplotlib=False):
     # No time budget unless `flags` set one (the last --seconds counts): a
     # loaded machine must not change what the test sees.
     out = tmp_path / "sub" / "demo.png"
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = [ROOT]
+    if without_matplotlib:  # as after `pip install keras-ann` without the plot extra
+        blocker = tmp_path / "blocked" / "matplotlib"
+        blocker.mkdir(parents=True)
+        (blocker / "__init__.py").write_text("raise ImportError('matplotlib is not installed')\n")
+        path.insert(0, str(blocker.parent))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path + [os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
         [sys.executable, "-m", "keras_ann.cli", "demo", "--size", "32", "--train-images", "16",
          "--val-images", "4", "--output", str(out), "--seconds", "100000", *flags],
@@ -39,6 +45,13 @@ def test_demo_trains_scores_and_writes_the_figure(tmp_path):
         width, height = figure.size
         assert figure.mode in ("RGB", "RGBA")
     assert height > width > 300
+
+
+def test_demo_draws_its_figure_without_matplotlib(tmp_path):
+    stdout, out = _demo(tmp_path, "--iterations", "2", without_matplotlib=True)
+    assert "trained 2 of 2 iterations" in stdout
+    with Image.open(out) as figure:
+        assert figure.size[1] > figure.size[0] > 300
 
 
 def test_demo_stops_at_its_time_budget(tmp_path):

@@ -147,8 +147,16 @@ def test_cli_predict_writes_labels_and_an_overlay_in_the_dataset_colours(tmp_pat
 
     labels = _read_png(tmp_path / "out" / "street_labels.png")
     np.testing.assert_array_equal(labels, model.predict_labels(image[None].astype("float32"))[0])
+    with Image.open(tmp_path / "out" / "street_labels.png") as png:  # class ids, shown in the class colours
+        assert png.mode == "P"
+        colours = np.asarray(png.getpalette()[: 3 * 11]).reshape(11, 3)
+    np.testing.assert_array_equal(colours, vis.dataset_palette(expected)[:11])
     panels = _read_png(tmp_path / "out" / "street_overlay.png")
     want = vis.overlay(image, labels, vis.dataset_palette(expected), alpha=0.5)
-    right = panels[:, -image.shape[1] :]
+    right = panels[: image.shape[0], -image.shape[1] :]
     assert right.shape == want.shape
     np.testing.assert_array_equal(right, want)
+    # Below the pictures, a legend: a swatch of the first predicted class's colour.
+    legend = panels[image.shape[0] :].reshape(-1, 3)
+    first = vis.dataset_palette(expected)[np.unique(labels)[0]]
+    assert (legend == first).all(axis=1).sum() >= 100
