@@ -166,6 +166,7 @@ def _demo(args):
     from keras_ann.metrics import format_table
     from keras_ann.optimizers import TorchSGD
     from keras_ann.schedules import PolyDecay
+    from keras_ann.test_protocol import TestProtocol
     from keras_ann.visualization import segmentation_figure
 
     keras.utils.set_random_seed(args.seed)
@@ -176,7 +177,8 @@ def _demo(args):
     val_x, val_y = make_scenes(args.val_images, size, size, seed=_DEMO_VAL_SEED)
     backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=32, base_channels=32)
     model = keras_ann.ANNSegmenter(
-        backbone, num_classes=len(SYNTHETIC_CLASSES), head_channels=128, project_channels=64, auxiliary_channels=64
+        backbone, num_classes=len(SYNTHETIC_CLASSES), head_channels=128, project_channels=64, auxiliary_channels=64,
+        test_protocol=TestProtocol(class_names=SYNTHETIC_CLASSES, palette=SYNTHETIC_PALETTE),
     )
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     print(f"ANN (ResNet-18-D8, half width, AFNB + APNB), {params:,} trainable parameters")
@@ -203,12 +205,7 @@ def _demo(args):
         verbose=2,
     )
     print(f"trained {budget.iterations} of {args.iterations} iterations in {budget.elapsed:.0f} s")
-    results = evaluate_dataset(
-        model,
-        ((val_x[i : i + 8], val_y[i : i + 8]) for i in range(0, len(val_x), 8)),
-        class_names=SYNTHETIC_CLASSES,
-        verbose=0,
-    )
+    results = evaluate_dataset(model, [(val_x[i : i + 8], val_y[i : i + 8]) for i in range(0, len(val_x), 8)], verbose=0)
     print(f"validation: {len(val_x)} scenes")
     print(format_table(results, SYNTHETIC_CLASSES))
     shown = min(4, len(val_x))
@@ -343,6 +340,35 @@ def _rgb(text):
     return colour
 
 
+def _colour_or_dataset(text):
+    """`type=` for `--palette`: a colour `R,G,B`, or the name of a dataset
+    whose palette to use (`camvid`, `cityscapes`, ...)."""
+    from keras_ann.data.metainfo import METAINFO
+
+    if text in METAINFO:
+        return text
+    try:
+        return _rgb(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be colours R,G,B (one per class) or a dataset name ({', '.join(sorted(METAINFO))}), got {text}"
+        ) from None
+
+
+def _palette(values):
+    """The colours of `--palette` values: R,G,B triples, or one dataset name."""
+    if values is None:
+        return None
+    names = [v for v in values if isinstance(v, str)]
+    if not names:
+        return values
+    if len(values) > 1:
+        raise SystemExit(f"keras-ann: error: --palette takes R,G,B colours or one dataset name, got {' '.join(map(str, values))}")
+    from keras_ann.visualization import dataset_palette
+
+    return [tuple(int(c) for c in colour) for colour in dataset_palette(names[0])]
+
+
 def _label_pair(text):
     """`type=` for `RAW:NEW` label values (0..255), several comma-separated."""
     pairs = []
@@ -375,7 +401,7 @@ def _dataset_changes(args, with_classes=True):
         ann_suffix=args.ann_suffix,
         split_file=args.split_file,
         class_names=args.classes,
-        palette=args.class_palette,
+        palette=_palette(args.class_palette),
         reduce_zero_label=True if args.reduce_zero_label else None,
         ignore_index=args.ignore_index,
         label_map=[pair for pairs in args.label_map for pair in pairs] if args.label_map else None,
@@ -462,105 +488,77 @@ def _train(args):
 
 
 def _test_protocol(model, args):
-    """How to test `model`: the flags, else the model's own test
-    configuration (presets and `train()` store the reference's), else
-    whole-image inference at the data's test scale.
+    """The model's `TestProtocol` with the fields the flags give replaced:
+    the test flags (`--mode`, `--crop`, `--stride`, `--test-scale`,
+    `--ms-flip`) and the data flags (`--dataset`, `--classes`, `--palette`,
+    `--label-map`, `--reduce-zero-label`, `--ignore-index`,
+    `--label-palette`)."""
+    from keras_ann.inference import TTA_RATIOS
 
-    Returns:
-        dict with `mode`, `crop_size`, `stride`, `test_scale`, `data`,
-        `class_names` and `palette` (`None` where unknown).
-    """
-    saved = dict(getattr(model, "test_config", None) or {})
-    mode = args.mode or saved.get("mode") or "whole"
-    own_window = mode == saved.get("mode")  # the model's window belongs to its mode
-
-    def pair(flag, key, use_saved=True):
-        if flag:
-            return tuple(flag)
-        value = saved.get(key) if use_saved else None
-        return tuple(value) if value else None
-
-    names = saved.get("class_names")
-    palette = saved.get("palette")
-    fits = names is not None and len(names) == model.num_classes
-    return {
-        "mode": mode,
-        "crop_size": pair(args.crop, "crop_size", own_window),
-        "stride": pair(args.stride, "stride", own_window),
-        "test_scale": pair(args.test_scale, "test_scale"),
-        "data": getattr(args, "dataset", None) or saved.get("data"),
-        "class_names": tuple(names) if fits else None,
-        "palette": [tuple(c) for c in palette] if fits and palette else None,
-    }
+    data = _dataset_changes(args, with_classes=False)
+    if isinstance((args.class_palette or [None])[0], str):  # a dataset's colours: the first num_classes
+        data["palette"] = data["palette"][: model.num_classes]
+    try:
+        protocol = model.test_protocol.replace(
+            mode=args.mode, crop=args.crop, stride=args.stride, scale=args.test_scale,
+            ratios=TTA_RATIOS if getattr(args, "ms_flip", False) else None,
+            flip=True if getattr(args, "ms_flip", False) else None,
+            data=data.get("data"), class_names=data.get("class_names"), palette=data.get("palette"),
+            label_map=data.get("label_map"), reduce_zero_label=data.get("reduce_zero_label"),
+            ignore_index=data.get("ignore_index"), label_palette=data.get("label_palette"),
+        )  # fmt: skip
+    except ValueError as error:
+        raise SystemExit(f"keras-ann {args.command}: error: {error}")
+    if protocol.class_names is not None and len(protocol.class_names) != model.num_classes:
+        raise SystemExit(
+            f"keras-ann {args.command}: error: --classes names {len(protocol.class_names)} classes but "
+            f"{args.model} predicts {model.num_classes}"
+        )
+    return protocol
 
 
 def _evaluate(args):
     from keras_ann.data.configs import build_dataset, get_data_config
+    from keras_ann.data.label_scan import check_dataset_labels
     from keras_ann.evaluation import evaluate_dataset
 
     model = _load_model(args.model, inference=True)
     protocol = _test_protocol(model, args)
-    if protocol["data"] is None:
+    if protocol.data is None:
         raise SystemExit(
-            f"keras-ann evaluate: error: --dataset is required: {args.model} carries no test configuration "
+            f"keras-ann evaluate: error: --dataset is required: {args.model} carries no test protocol "
             "naming its data."
         )
-    config = get_data_config(protocol["data"])
-    data = _dataset_changes(args, with_classes=False)
-    data.pop("data", None)
-    folder_only = [k for k in data if k not in ("reduce_zero_label", "ignore_index")]
-    if config.classes is not None and folder_only:
-        raise SystemExit(
-            f"keras-ann evaluate: error: {', '.join('--' + k.replace('_', '-') for k in folder_only)} only apply to "
-            f"--dataset folder (the data is {config.name})"
-        )
-    names = tuple(data["class_names"]) if "class_names" in data else protocol["class_names"]
-    if names is not None and len(names) != model.num_classes:
-        raise SystemExit(
-            f"keras-ann evaluate: error: --classes names {len(names)} classes but {args.model} predicts "
-            f"{model.num_classes}"
-        )
-    options = {}
-    if config.classes is None:  # folder: the model's classes, the layout of the flags
-        options = {"num_classes": model.num_classes, "class_names": names}
-        keys = {"img_dir": "img_dir", "ann_dir": "ann_dir", "img_suffix": "image_suffix",
-                "ann_suffix": "label_suffix", "split_file": "split_file", "palette": "palette"}  # fmt: skip
-        options.update({keys[k]: v for k, v in data.items() if k in keys})
-        if "label_map" in data:
-            options["label_map"] = dict(data["label_map"])
-        if "label_palette" in data:
-            options["label_palette"] = [list(c) for c in data["label_palette"]]
-    elif config.num_classes != model.num_classes:
-        raise SystemExit(
-            f"keras-ann evaluate: error: {args.model} predicts {model.num_classes} classes but {config.name} has "
-            f"{config.num_classes}; evaluate it on the data it was trained for (--dataset folder with its layout)"
-        )
-    for key in ("reduce_zero_label", "ignore_index"):
-        if key in data:
-            options[key] = data[key]
+    config = get_data_config(protocol.data)
+    layout = {"img_dir": args.img_dir, "ann_dir": args.ann_dir, "image_suffix": args.img_suffix,
+              "label_suffix": args.ann_suffix, "split_file": args.split_file}  # fmt: skip
+    layout = {key: value for key, value in layout.items() if value is not None}
+    options = protocol.data_options()
+    if config.classes is None:  # folder: the model's classes and label encoding, the flags' layout
+        options.update(layout, num_classes=model.num_classes)
+    else:
+        folder_only = [key for key in _dataset_changes(args, with_classes=False)
+                       if key not in ("data", "reduce_zero_label", "ignore_index")]  # fmt: skip
+        if folder_only:
+            flags = ", ".join("--" + key.replace("_", "-") for key in folder_only)
+            raise SystemExit(f"keras-ann evaluate: error: {flags} only apply to --dataset folder (the data is {config.name})")
+        if config.num_classes != model.num_classes:
+            raise SystemExit(
+                f"keras-ann evaluate: error: {args.model} predicts {model.num_classes} classes but {config.name} "
+                f"has {config.num_classes}; evaluate it on the data it was trained for (--dataset folder with its layout)"
+            )
+        options = {key: options[key] for key in ("reduce_zero_label", "ignore_index") if key in options}
     dataset = build_dataset(config, args.data_root, args.split, **options)
-    if names is None:
-        names = dataset.class_names if len(dataset.class_names) == model.num_classes else None
-    # Multi-scale testing rescales the original image (as the reference's
-    # TTA pipeline); single-scale testing uses the test resize.
-    pairs = dataset.raw_dataset().batch(1) if args.ms_flip else dataset.eval_dataset(scale=protocol["test_scale"])
-    print(
-        f"testing {protocol['mode']}"
-        + (f" {protocol['crop_size']} / {protocol['stride']}" if protocol["mode"] == "slide" else "")
-        + f" at scale {protocol['test_scale'] or dataset.test_scale} on {config.name} {args.split}"
-    )
-    evaluate_dataset(
-        model,
-        pairs,
-        image_resize="cv2" if args.ms_flip else "bilinear",
-        mode=protocol["mode"],
-        crop_size=protocol["crop_size"],
-        stride=protocol["stride"],
-        multiscale=args.ms_flip,
-        class_names=names,
-        steps=args.steps,
-        verbose=2,
-    )
+    check_dataset_labels(dataset)  # the label scan of `train`: mistakes are refused before scoring
+    if protocol.class_names is None and len(dataset.class_names) == model.num_classes:
+        protocol = protocol.replace(class_names=dataset.class_names)
+    window = f" {protocol.crop} / {protocol.stride}" if protocol.mode == "slide" else ""
+    scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
+    print(f"testing {protocol.mode}{window} {scales} on {config.name} {args.split}")
+    pairs = dataset.raw_dataset().batch(1)
+    if args.steps:
+        pairs = pairs.take(args.steps)
+    evaluate_dataset(model, pairs, protocol, verbose=2)
 
 
 def _benchmark(args):
@@ -651,30 +649,12 @@ def _output_names(paths):
         stem if counts[stem] == 1 else os.path.relpath(p, root).replace(".", "_")
         for stem, p in zip(stems, absolute)
     ]
-def _predict_labels(model, image, protocol):
-    """The reference's test of one image: keep-ratio resize to the test
-    scale, whole or sliding-window logits, resized back, argmax."""
-    import numpy as np
-
-    from keras_ann import inference
-    from keras_ann.data.transforms import test_transform
-    from keras_ann.ops import bilinear_resize
-
-    height, width = image.shape[:2]
-    resized = np.asarray(test_transform(image.astype(np.uint8), protocol["test_scale"]))
-    scores = inference.predict_logits(
-        model, resized[None], mode=protocol["mode"], crop_size=protocol["crop_size"], stride=protocol["stride"]
-    )
-    if tuple(scores.shape[1:3]) != (height, width):
-        scores = bilinear_resize(scores, (height, width), getattr(model, "align_corners", False))
-    return np.asarray(scores).argmax(-1)[0]
-
-
 def _predict(args):
     import numpy as np
 
     from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
+    from keras_ann.inference import segment
     from keras_ann.visualization import dataset_palette, default_palette, overlay_figure, save_label_map
 
     paths = _image_paths(args.images)  # before loading the model
@@ -682,29 +662,24 @@ def _predict(args):
     model = _load_model(args.model, inference=True)
     protocol = _test_protocol(model, args)
     os.makedirs(args.output_dir, exist_ok=True)
-    dataset = args.palette
-    palette = protocol["palette"] if dataset is None else None
-    if dataset is None and palette is None:  # the dataset whose class count the model has, if unique
+    palette = protocol.palette  # --palette, else the model's
+    if palette is None:  # the dataset whose class count the model has, if unique, else generated
         matches = [name for name, info in METAINFO.items() if len(info["classes"]) == model.num_classes]
-        dataset = matches[0] if len(matches) == 1 else None
-    if dataset is not None:
-        palette = dataset_palette(dataset)
-        if len(palette) < model.num_classes:
-            raise SystemExit(
-                f"keras-ann predict: error: the {dataset} palette has {len(palette)} colours "
-                f"but the model predicts {model.num_classes} classes."
-            )
-    elif palette is None:
-        palette = default_palette(model.num_classes)
+        palette = dataset_palette(matches[0]) if len(matches) == 1 else default_palette(model.num_classes)
+    if len(palette) < model.num_classes:
+        raise SystemExit(
+            f"keras-ann predict: error: --palette has {len(palette)} colours but the model predicts "
+            f"{model.num_classes} classes."
+        )
     for path, name in zip(paths, names):
         # As the training loader reads images: EXIF orientation applied,
         # 16-bit images scaled to 8 bits, a clear error for a bad file.
-        image = read_image(path).astype(np.float32)
-        labels = _predict_labels(model, image, protocol)
+        image = read_image(path)
+        labels = segment(model, image[None], protocol)[0]
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         save_label_map(labels, f"{out}_labels.png", palette)
-        overlay_figure(image, labels, palette, protocol["class_names"]).save(f"{out}_overlay.png")
+        overlay_figure(image, labels, palette, protocol.class_names).save(f"{out}_overlay.png")
         print(f"{path}: wrote {out}_labels.png and {out}_overlay.png")
 
 
@@ -774,8 +749,8 @@ def build_parser():
             folder.add_argument("--val-split", help="evaluation split (default val)")
         folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
         folder.add_argument(
-            "--palette", dest="class_palette", type=_rgb, nargs="+", metavar="R,G,B",
-            help="colour of each class (for overlays)",
+            "--palette", dest="class_palette", type=_colour_or_dataset, nargs="+", metavar="R,G,B",
+            help="colour of each class (for overlays), or a dataset name whose colours to use (e.g. camvid)",
         )
         labels = p.add_argument_group("label encoding")
         labels.add_argument(
@@ -906,11 +881,7 @@ def build_parser():
         help="where <name>_labels.png and <name>_overlay.png go; inputs keep their directories "
         "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other",
     )
-    predict.add_argument(
-        "--palette",
-        choices=("cityscapes", "ade20k", "pascal_voc", "camvid"),
-        help="colours of the overlay (default: the dataset with the model's number of classes, else generated)",
-    )
+    add_dataset_args(predict, training=False)
     add_inference_args(predict)
     predict.set_defaults(func=_predict)
 

@@ -16,7 +16,12 @@ window, and multi-scale + flip ("ms+flip") test-time augmentation.
   size (bilinear, the model's `align_corners`, as
   `BaseSegmentor.postprocess_result`), turned into probabilities with a
   softmax over classes, and the probabilities are averaged.
-* `predict_logits` / `predict_labels`: one entry point for all modes.
+* `segment(model, images, protocol)`: **the one way to get labels**: the
+  reference's test of raw images as a `TestProtocol` says (test resize,
+  whole / slide / ms+flip, logits resized back to the image, argmax); used
+  by `ANNSegmenter.predict_labels`, `evaluate_dataset`, the evaluation
+  callback and `keras-ann evaluate` / `predict`.
+* `predict_logits` / `predict_labels`: the modes with keyword arguments.
 
 Everything here uses `keras.ops` and NumPy only, so it runs on every Keras
 backend. Results are NumPy arrays.
@@ -29,9 +34,11 @@ from keras import ops
 from keras_ann.checks import check_images, check_pair, check_positive_int
 from keras_ann.ops import bilinear_resize
 from keras_ann.resizing import rescale_size, resize_linear
+from keras_ann.test_protocol import TestProtocol
 
 __all__ = [
     "TTA_RATIOS",
+    "segment",
     "multiscale_flip_inference",
     "predict_labels",
     "predict_logits",
@@ -440,7 +447,8 @@ def predict_labels(
     image_resize="bilinear",
 ):
     """Label maps: the argmax of `predict_logits`, or of
-    `multiscale_flip_inference` when `ratios` is given or `flip=True`.
+    `multiscale_flip_inference` when `ratios` is given or `flip=True`
+    (`segment` with these settings, without a test resize).
 
     Args:
         model: a Keras model mapping `(n, h, w, 3)` RGB images to logits
@@ -468,22 +476,87 @@ def predict_labels(
     >>> predict_labels(model, images, ratios=TTA_RATIOS, flip=True).shape
     (1, 30, 50)
     """
-    if ratios is None and not flip:
-        if image_resize not in _IMAGE_RESIZES:
-            raise ValueError(
-                f"`image_resize` must be one of {_IMAGE_RESIZES}, got {image_resize!r}."
-            )
-        scores = predict_logits(model, images, mode, crop_size, stride, batch_size)
-    else:
+    crop_size, stride = _check_mode(mode, crop_size, stride)
+    if ratios is not None:
+        ratios = _check_ratios(ratios)
+    if image_resize not in _IMAGE_RESIZES:
+        raise ValueError(f"`image_resize` must be one of {_IMAGE_RESIZES}, got {image_resize!r}.")
+    protocol = TestProtocol(mode, crop_size, stride, ratios=ratios, flip=flip)
+    return _labels(model, _check_images(images), protocol, _check_batch_size(batch_size), image_resize)
+
+
+def segment(model, images, protocol=None, batch_size=None):
+    """Label maps of raw RGB images, tested as the reference tests them.
+
+    The one way keras-ann turns images into labels. As `protocol` says:
+    the test `Resize(scale, keep_ratio=True)` (OpenCV's arithmetic on
+    `uint8` pixels, as the training pipeline), whole-image or sliding-window
+    logits, the logits resized back to the image (bilinear, the model's
+    `align_corners`) and the argmax. With `ratios` or `flip` it is mmseg's
+    multi-scale + flip test on the original image instead (OpenCV's resize
+    for integer pixel values, bilinear for others).
+
+    Args:
+        model: an `ANNSegmenter` (or any Keras model mapping RGB images to
+            logits at the input size).
+        images: `(batch, H, W, 3)` RGB images of one size, pixel values in
+            [0, 255] (`uint8` as read from files, or floats).
+        protocol: a `TestProtocol` (or its config dict). Defaults to the
+            model's `test_protocol`, else whole images at their own size.
+        batch_size: images (`"whole"`) or windows (`"slide"`) per model
+            call. Defaults to all at once.
+
+    Returns:
+        A NumPy array `(batch, H, W)` of int32 labels at the images' size.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_ann import ANNSegmenter
+    >>> from keras_ann.test_protocol import TestProtocol
+    >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=3)
+    >>> images = np.random.default_rng(0).integers(0, 256, (1, 60, 80, 3), dtype=np.uint8)
+    >>> segment(model, images, TestProtocol(scale=(40, 30))).shape  # predicted at 40x30
+    (1, 60, 80)
+    """
+    if protocol is None:
+        protocol = getattr(model, "test_protocol", None)
+    protocol = TestProtocol.of(protocol)
+    images = _check_images(images)
+    integral = _uint8_if_integral(images)
+    if protocol.multiscale:
+        return _labels(model, images if integral is None else integral, protocol, _check_batch_size(batch_size),
+                       "bilinear" if integral is None else "cv2")  # fmt: skip
+    height, width = images.shape[1:3]
+    if protocol.scale is not None:
+        size = rescale_size(height, width, protocol.scale)
+        if integral is not None:
+            images = resize_image_cv2(integral, size)
+        else:
+            images = _resize_for_tta(images, size, "bilinear", _float_dtype(model))
+    return _labels(model, images, protocol, _check_batch_size(batch_size), "bilinear", (height, width))
+
+
+def _uint8_if_integral(images):
+    """The images as `uint8` when every value is an integer in [0, 255]
+    (pixels as read from image files), else `None`."""
+    if images.dtype == np.uint8:
+        return images
+    if np.all((images >= 0) & (images <= 255) & (images == np.round(images))):
+        return images.astype(np.uint8)
+    return None
+
+
+def _labels(model, images, protocol, batch_size, image_resize, size=None):
+    """The argmax of `protocol`'s scores for checked `images`, resized to
+    `size` (default: the images') first."""
+    if protocol.multiscale:
         scores = multiscale_flip_inference(
-            model,
-            images,
-            ratios=(1.0,) if ratios is None else ratios,
-            flip=flip,
-            mode=mode,
-            crop_size=crop_size,
-            stride=stride,
-            batch_size=batch_size,
-            image_resize=image_resize,
-        )
-    return np.argmax(scores, axis=-1).astype(np.int32)
+            model, images, ratios=protocol.ratios or (1.0,), flip=protocol.flip, mode=protocol.mode,
+            crop_size=protocol.crop, stride=protocol.stride, batch_size=batch_size, image_resize=image_resize,
+        )  # fmt: skip
+    else:
+        scores = predict_logits(model, images, protocol.mode, protocol.crop, protocol.stride, batch_size)
+    if size is not None and tuple(scores.shape[1:3]) != tuple(size):
+        scores = bilinear_resize(scores, tuple(size), bool(getattr(model, "align_corners", False)))
+    return np.argmax(np.asarray(ops.convert_to_numpy(scores)), axis=-1).astype(np.int32)

@@ -67,18 +67,13 @@ class Preset:
     def file_name(self):
         return self.url.rsplit("/", 1)[-1]
 
-    @property
-    def class_names(self):
-        return tuple(self.test_config()["class_names"])
+    class_names = property(lambda self: self.test_protocol().class_names)
+    palette = property(lambda self: self.test_protocol().palette)
 
-    @property
-    def palette(self):
-        return tuple(tuple(c) for c in self.test_config()["palette"])
-
-    def test_config(self):
+    def test_protocol(self):
         """The reference's test protocol of this model (see
-        `Recipe.test_config`); `from_preset` stores it on the model."""
-        return self.recipe.test_config()
+        `Recipe.test_protocol`); `from_preset` stores it on the model."""
+        return self.recipe.test_protocol()
 
     def model_config(self):
         """`ANNSegmenter` arguments of this model."""
@@ -283,15 +278,12 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
     if not os.path.exists(pth):
         download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
     config = dict(preset.model_config(), **overrides)
-    if "test_config" not in overrides:
-        test_config = preset.test_config()
-        if config["num_classes"] != preset.num_classes:  # a new classifier: not these classes
-            test_config.update(class_names=None, palette=None)
-        config["test_config"] = test_config
+    if "test_protocol" not in overrides:  # a new classifier: not these classes
+        config["test_protocol"] = preset.test_protocol().for_classes(config["num_classes"])
     weights = os.path.join(directory, f"{preset.name}.weights.h5")
     model = cls(**config)
     same_weights = config["num_classes"] == preset.num_classes and all(
-        key in ("align_corners", "name", "dtype", "dropout", "ignore_index", "test_config") for key in overrides
+        key in ("align_corners", "name", "dtype", "dropout", "ignore_index", "test_protocol") for key in overrides
     )
     if same_weights and os.path.exists(weights):
         model.load_weights(weights)

@@ -348,29 +348,38 @@ class Recipe:
             raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
         return cls(**config)
 
-    def test_config(self, class_names=None, palette=None):
-        """What inference needs to test as the reference does: mode, window,
-        stride, test scale, class names, palette and the data config.
+    def test_protocol(self, class_names=None, palette=None):
+        """The model's `TestProtocol`: this recipe's test mode, window and
+        scale, and its data contract (data config, classes, palette, label
+        map, `reduce_zero_label`, ignore index, label palette).
 
-        `ANNSegmenter(test_config=...)` keeps it with a saved model.
+        `ANNSegmenter(test_protocol=...)` keeps it with a saved model.
 
         Args:
             class_names, palette: the classes of the data actually used
-                (default: the data config's, if it has `num_classes`).
+                (default: the recipe's, else the data config's when it has
+                `num_classes` of them).
         """
+        from keras_ann.test_protocol import TestProtocol
+
         config = get_data_config(self.data)
-        if class_names is not None:
-            config = dataclasses.replace(config, classes=tuple(class_names), palette=palette and tuple(palette))
-        same_classes = config.classes is not None and len(config.classes) == self.num_classes
-        return {
-            "data": config.name,
-            "mode": self.test_mode,
-            "crop_size": list(self.test_crop) if self.test_crop else None,
-            "stride": list(self.test_stride) if self.test_stride else None,
-            "test_scale": list(self.test_scale) if self.test_scale else None,
-            "class_names": list(config.classes) if same_classes else None,
-            "palette": [list(c) for c in config.palette] if same_classes and config.palette else None,
-        }
+        if class_names is None:
+            class_names, palette = self.class_names or config.classes, self.palette or config.palette
+        if class_names is not None and len(class_names) != self.num_classes:
+            class_names = palette = None
+        return TestProtocol(
+            mode=self.test_mode,
+            crop=self.test_crop,
+            stride=self.test_stride,
+            scale=self.test_scale,
+            data=config.name,
+            class_names=class_names,
+            palette=palette,
+            label_map=self.label_map,
+            reduce_zero_label=self.reduce_zero_label,
+            ignore_index=self.ignore_index,
+            label_palette=self.label_palette,
+        )
 
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))

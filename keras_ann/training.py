@@ -240,7 +240,7 @@ def train(
             return build_datasets(recipe, data_root, seed=seed, num_replicas=replicas, start=start * batch)
 
         train_ds, val_ds, val_data = datasets(done)
-        model.test_config = recipe.test_config(val_data.class_names, val_data.palette)  # the data's own classes
+        model.test_protocol = recipe.test_protocol(val_data.class_names, val_data.palette)  # the data's own classes
         if eval_steps:
             val_ds = val_ds.take(eval_steps)
         if distribute.cluster_task(strategy)[1] is not None:
@@ -249,7 +249,7 @@ def train(
             distribute.exit_after_other_workers(strategy)
         run.write_recipe(settings)
         every = eval_interval // checkpoint_interval
-        callbacks = _callbacks(recipe, run, resume, val_ds, val_data, every) + hide_unevaluated(callbacks or [])
+        callbacks = _callbacks(run, resume, val_ds, every) + hide_unevaluated(callbacks or [])
         if keep_snapshots:
             callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
         history = _fit(
@@ -341,7 +341,7 @@ def _build_model(recipe, replicas, imagenet_path):
             recipe.load_from,
             num_classes=recipe.num_classes,
             ignore_index=recipe.ignore_index,
-            test_config=recipe.test_config(),
+            test_protocol=recipe.test_protocol(),
         )
         print(f"fine-tuning from {recipe.load_from} ({model.backbone.name}, {model.num_classes} classes)")
         return model
@@ -352,7 +352,7 @@ def _build_model(recipe, replicas, imagenet_path):
         auxiliary_loss_weight=recipe.aux_loss_weight,
         dropout=recipe.dropout,
         ignore_index=recipe.ignore_index,
-        test_config=recipe.test_config(),
+        test_protocol=recipe.test_protocol(),
     )
     # tf.distribute needs synchronised BN (a run-time setting, not saved);
     # under JAX's DataParallel the statistics are over the global batch.
@@ -378,18 +378,11 @@ def _work_dir_layout(work_dir, strategy):
     return run, resume
 
 
-def _callbacks(recipe, run, resume, val_ds, val_data, every):
+def _callbacks(run, resume, val_ds, every):
     """Evaluation every `every` checkpoint intervals, the best checkpoint,
     the CSV history, then the resume state (which commits the history's row
     count with it), the JSON-lines log and TensorBoard."""
-    evaluation = MeanIoUEvaluation(
-        val_ds,
-        class_names=val_data.class_names,
-        every_n_epochs=every,
-        mode=recipe.test_mode,
-        crop_size=recipe.test_crop,
-        stride=recipe.test_stride,
-    )
+    evaluation = MeanIoUEvaluation(val_ds, every_n_epochs=every)  # the model's test protocol
     return [
         evaluation,
         BestCheckpoint(run.best_model),

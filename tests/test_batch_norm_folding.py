@@ -47,7 +47,7 @@ def test_folded_segmenter_equals_the_original_in_float64():
     assert count_batch_norm(folded.backbone) == 0
     # The original is unchanged and still trains with its batch norm.
     assert count_batch_norm(model.backbone) == 22
-    assert folded.num_classes == 3 and folded.test_config == model.test_config
+    assert folded.num_classes == 3 and folded.test_protocol == model.test_protocol
 
 
 def test_folded_segmenter_under_mixed_bfloat16_stays_close():

@@ -52,7 +52,7 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
         assert line["loss"] == pytest.approx(line["decode_loss"] + line["aux_loss"], rel=1e-5)
         assert line["lr"] > 0
     assert lines[0]["val_mIoU"] is None and "IoU" not in lines[0]
-    assert set(lines[1]["IoU"]) == set(model.test_config["class_names"])
+    assert set(lines[1]["IoU"]) == set(model.test_protocol.class_names)
     assert lines[1]["val_mIoU"] == pytest.approx(recorder.logs[1]["val_mIoU"])
     assert os.path.exists(os.path.join(work, "history.csv"))
     # One snapshot per evaluation (iterations 2 and 4), the newest kept.

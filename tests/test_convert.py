@@ -194,8 +194,8 @@ def test_from_preset_downloads_verifies_caches_and_works_offline(r18_state, tmp_
     assert os.path.exists(os.path.join(cache, "presets", "ann_r18_test.weights.h5"))
     assert model.predict_labels(_images(2)).max() == 18  # bias argmax
     # The preset's test configuration travels with the model.
-    assert model.test_config == presets.PRESETS["ann_r50_d8_cityscapes_512x1024_40k"].test_config()
-    assert model.test_config["test_scale"] == [2048, 1024] and len(model.test_config["class_names"]) == 19
+    assert model.test_protocol == presets.PRESETS["ann_r50_d8_cityscapes_512x1024_40k"].test_protocol()
+    assert model.test_protocol.scale == (2048, 1024) and len(model.test_protocol.class_names) == 19
     # Offline: the server's file is gone, the cache serves.
     os.remove(root / name)
     again = keras_ann.ANNSegmenter.from_preset("ann_r18_test", cache_dir=cache, align_corners=True)

@@ -108,7 +108,7 @@ def test_train_evaluate_predict_a_3_class_folder_dataset_through_the_cli(trained
     assert recipe["iterations"] == 4 and recipe["crop_size"] == [64, 64]
     model = keras_ann.ANNSegmenter.from_preset(str(work / "latest.keras"))
     assert model.num_classes == 3
-    assert model.test_config["class_names"] == list(NAMES) and model.test_config["data"] == "folder"
+    assert model.test_protocol.class_names == tuple(NAMES) and model.test_protocol.data == "folder"
 
     # evaluate: the data config and the classes are the model's own.
     status, out = _run(["evaluate", str(work / "latest.keras"), "--data-root", camvid3])

@@ -27,7 +27,7 @@ def preset_model(tmp_path_factory):
     import keras_ann
 
     preset = presets.get_preset(PRESET)
-    model = keras_ann.ANNSegmenter(**preset.model_config(), test_config=preset.test_config())
+    model = keras_ann.ANNSegmenter(**preset.model_config(), test_protocol=preset.test_protocol())
     path = str(tmp_path_factory.mktemp("preset") / f"{PRESET}.keras")
     model.save(path)
     return path, keras.saving.load_model(path)
@@ -65,18 +65,24 @@ def inference_spy(monkeypatch):
     return calls
 
 
-def test_the_saved_model_carries_the_presets_test_configuration(preset_model):
+def test_the_saved_model_carries_the_presets_test_protocol_and_data_contract(preset_model):
     _, model = preset_model
-    assert model.test_config == {
-        "data": "cityscapes_769x769",
+    assert model.get_config()["test_protocol"] == {
         "mode": "slide",
-        "crop_size": [769, 769],
+        "crop": [769, 769],
         "stride": [513, 513],
-        "test_scale": [2049, 1025],
+        "scale": [2049, 1025],
+        "ratios": None,
+        "flip": False,
+        "data": "cityscapes_769x769",
         "class_names": list(presets.get_preset(PRESET).class_names),
         "palette": [list(c) for c in presets.get_preset(PRESET).palette],
+        "label_map": None,
+        "reduce_zero_label": False,
+        "ignore_index": 255,
+        "label_palette": None,
     }
-    assert model.get_config()["test_config"] == model.test_config
+    assert model.test_protocol == presets.get_preset(PRESET).test_protocol()
 
 
 def test_evaluate_slides_769_513_over_2049x1025_with_no_flags(preset_model, cityscapes_2048, inference_spy, capsys):
@@ -175,7 +181,7 @@ def test_a_model_trained_on_3_classes_is_evaluated_with_its_own_3_classes(tmp_pa
     out = capsys.readouterr().out
     assert "random initialisation, training from scratch (ImageNet initialisation turned off" in out
     assert json.loads((work / "recipe.json").read_text())["backbone_init"] is None
-    assert model.test_config["class_names"] == ["0", "1", "2"] and model.test_config["data"] == "folder"
+    assert model.test_protocol.class_names == ("0", "1", "2") and model.test_protocol.data == "folder"
     # No --dataset: the model names its data config; its own 3 classes.
     cli.main(["evaluate", str(work / "latest.keras"), "--data-root", str(root)])
     out = capsys.readouterr().out

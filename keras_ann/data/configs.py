@@ -289,8 +289,9 @@ def build_datasets(
 
     Returns:
         `(train_ds, val_ds, val_data)`: the endless, augmented, batched
-        training pipeline, the evaluation pipeline (test resize, labels at
-        full size) and the evaluation `SegmentationDataset` (class names).
+        training pipeline, the evaluation pairs (raw images and labels, one
+        per batch: `evaluate_dataset` tests them by the model's protocol)
+        and the evaluation `SegmentationDataset` (class names).
 
     Raises:
         DatasetError: label mistakes in either split, found by a scan of
@@ -324,4 +325,4 @@ def build_datasets(
         photometric=values["photometric_distortion"],
         pad_value=values["pad_value"],
     )
-    return train_ds, val_data.eval_dataset(), val_data
+    return train_ds, val_data.raw_dataset().batch(1), val_data

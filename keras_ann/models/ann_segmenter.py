@@ -16,6 +16,7 @@ from keras_ann.layers.normalize import IMAGENET_MEAN, IMAGENET_STD, ImageNormali
 from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.metrics import PixelAccuracy, SegmentationIoU
+from keras_ann.test_protocol import TestProtocol
 from keras_ann.models.legacy import LEGACY_LAYOUT_MESSAGE, LegacyLayoutError
 
 
@@ -76,11 +77,13 @@ class ANNSegmenter(keras.Model):
             the default `compile()`. Defaults to 255.
         mean: per-channel RGB mean subtracted inside the model.
         std: per-channel RGB standard deviation divided inside the model.
-        test_config: optional dict of how to test the model (keys `mode`,
-            `crop_size`, `stride`, `test_scale`, `class_names`, `palette`,
-            `data`; see `keras_ann.recipes.Recipe.test_config`), kept with
-            the saved model; presets and `train()` set it, and
-            `keras-ann evaluate` / `predict` use it by default.
+        test_protocol: how to test the model and read its data's labels
+            (a `keras_ann.test_protocol.TestProtocol` or its config dict:
+            mode, window, test scale, classes, palette, label encoding),
+            kept with the saved model; presets and `train()` set it, and
+            `predict_labels`, `evaluate_dataset`, the evaluation callback
+            and `keras-ann evaluate` / `predict` use it. Defaults to
+            whole-image inference at the image's size.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -111,7 +114,7 @@ class ANNSegmenter(keras.Model):
         ignore_index=255,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        test_config=None,
+        test_protocol=None,
         **kwargs,
     ):
         dtype = kwargs.get("dtype")
@@ -158,7 +161,8 @@ class ANNSegmenter(keras.Model):
         self.ignore_index = int(ignore_index)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self.test_config = dict(test_config) if test_config else None
+        # Class names of another class count (new classifiers) are dropped.
+        self.test_protocol = TestProtocol.of(test_protocol).for_classes(num_classes)
         self._init_run_state()
 
     def _init_run_state(self):
@@ -411,15 +415,18 @@ class ANNSegmenter(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def predict_labels(self, images, **kwargs):
-        """Label maps `(batch, H, W)` (int32) for raw RGB images.
+    def predict_labels(self, images, protocol=None, batch_size=None):
+        """Label maps `(batch, H, W)` (int32) for raw RGB images, tested as
+        the model's `test_protocol` says (`keras_ann.inference.segment`).
 
         Args:
             images: `(batch, H, W, 3)` RGB pixel values in [0, 255].
-            **kwargs: `predict()` arguments (`batch_size`, `verbose`).
+            protocol: a `TestProtocol` instead of the model's own.
+            batch_size: images or windows per model call.
         """
-        kwargs.setdefault("verbose", 0)
-        return logits_to_labels(self.predict(images, **kwargs))
+        from keras_ann.inference import segment
+
+        return segment(self, images, protocol, batch_size=batch_size)
 
     @classmethod
     def from_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
@@ -479,7 +486,7 @@ class ANNSegmenter(keras.Model):
             "ignore_index": self.ignore_index,
             "mean": self.mean,
             "std": self.std,
-            "test_config": self.test_config,
+            "test_protocol": self.test_protocol.to_config(),
         }
 
     @classmethod

@@ -1,0 +1,229 @@
+"""How a model is tested, and how its data's labels are read: one value.
+
+A `TestProtocol` is the reference's `test_cfg` and test pipeline (mode,
+sliding window, test `Resize` scale, multi-scale + flip) together with the
+*data contract* of the model: the data config it was trained on, its class
+names and palette, and the label encoding its training read (label map,
+`reduce_zero_label`, ignore index, RGB label palette). A model keeps it
+(`ANNSegmenter(test_protocol=...)`, saved in the `.keras` file), so that
+`keras-ann evaluate` and `predict`, `evaluate_dataset` and the evaluation
+callback test the model as it was trained and read its labels the same
+way, with no flag repeated. It is written once here; `Recipe.test_protocol`
+makes one from a recipe, and the command line replaces the fields its flags
+name.
+
+The names are the fields' everywhere: the recipe's flat keys are
+`test_` + the field (`test_mode`, `test_crop`, `test_stride`,
+`test_scale`), the command line's flags `--mode`, `--crop`, `--stride`,
+`--test-scale`, `--label-map`, ...
+
+Example:
+
+>>> protocol = TestProtocol(mode="slide", crop=(769, 769), stride=(513, 513), scale=(2049, 1025))
+>>> protocol.window
+((769, 769), (513, 513))
+>>> TestProtocol.from_config(protocol.to_config()) == protocol
+True
+>>> protocol.replace(mode="whole").crop is None  # a window belongs to its mode
+True
+"""
+
+import dataclasses
+
+from keras_ann.checks import check_pair
+
+__all__ = ["TestProtocol"]
+
+_MODES = ("whole", "slide")
+
+
+def _pairs(value, name):
+    """`((raw, new), ...)` of a label map given as pairs or a dict."""
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        result = tuple((int(old), int(new)) for old, new in pairs)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be [raw, new] pairs, e.g. [[255, 1]], got {value!r}.") from None
+    raws = [old for old, _ in result]
+    if len(set(raws)) != len(raws):
+        raise ValueError(f"`{name}` maps a raw value twice: {value!r}; give each raw value once.")
+    return result
+
+
+def _colours(value, name):
+    colours = tuple(tuple(int(c) for c in colour) for colour in value)
+    if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colours):
+        raise ValueError(f"`{name}` must be RGB triples in 0..255, got {value!r}.")
+    return colours
+
+
+@dataclasses.dataclass(frozen=True)
+class TestProtocol:
+    """The test protocol and data contract of a model.
+
+    Args:
+        mode: `"whole"` (one forward pass per image) or `"slide"` (the
+            reference's sliding window, with `crop` and `stride`).
+        crop: `(h, w)` window of `"slide"`; `None` for `"whole"`.
+        stride: `(h, w)` window stride of `"slide"`; `None` for `"whole"`.
+        scale: `(long, short)` of the test `Resize(keep_ratio=True)`, or
+            `None` to test at the image's own size.
+        ratios: the scales of multi-scale testing (mmseg's `img_ratios`,
+            applied to the original image), or `None` for single scale.
+        flip: also predict the horizontally flipped image and average
+            (mmseg's TTA flip).
+        data: the data config the model was trained on (e.g.
+            `"cityscapes_769x769"`, `"folder"`), or `None` if unknown.
+        class_names: the names of the model's classes, or `None`.
+        palette: an RGB colour per class, or `None`.
+        label_map: `((raw, new), ...)` applied to label values when read.
+        reduce_zero_label: label 0 is ignored and `k` becomes `k - 1`
+            (`None`: the data config's).
+        ignore_index: the label value left out of scoring (`None`: the
+            data config's).
+        label_palette: for RGB colour label files, the colour of each
+            class, or `None`.
+
+    Example:
+
+    >>> protocol = TestProtocol(data="folder", class_names=("bg", "cell"), label_map=((255, 1),))
+    >>> protocol.data_options()
+    {'class_names': ('bg', 'cell'), 'label_map': {255: 1}}
+    """
+
+    __test__ = False  # not a pytest test class
+
+    mode: str = "whole"
+    crop: tuple = None
+    stride: tuple = None
+    scale: tuple = None
+    ratios: tuple = None
+    flip: bool = False
+    data: str = None
+    class_names: tuple = None
+    palette: tuple = None
+    label_map: tuple = None
+    reduce_zero_label: bool = None
+    ignore_index: int = None
+    label_palette: tuple = None
+
+    def __post_init__(self):
+        set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731
+        if self.mode not in _MODES:
+            raise ValueError(f"`mode` must be one of {_MODES}, got {self.mode!r}.")
+        if self.mode == "slide":
+            if self.crop is None or self.stride is None:
+                raise ValueError(
+                    f"`mode='slide'` needs `crop` and `stride` (the window and its step), got crop={self.crop!r}, "
+                    f"stride={self.stride!r}."
+                )
+        elif self.crop is not None or self.stride is not None:
+            raise ValueError(
+                f"`crop` and `stride` belong to `mode='slide'`; got mode={self.mode!r} with crop={self.crop!r}, "
+                f"stride={self.stride!r}."
+            )
+        for key in ("crop", "stride", "scale"):
+            if getattr(self, key) is not None:
+                set_(key, check_pair(getattr(self, key), key))
+        if self.ratios is not None:
+            try:
+                ratios = tuple(float(r) for r in self.ratios)
+            except (TypeError, ValueError):
+                ratios = ()
+            if not ratios or not all(0 < r < 100 for r in ratios):
+                raise ValueError(f"`ratios` must be positive scale factors, e.g. [0.5, 1.0, 1.5], got {self.ratios!r}.")
+            set_("ratios", ratios)
+        set_("flip", bool(self.flip))
+        if self.class_names is not None:
+            set_("class_names", tuple(str(name) for name in self.class_names))
+        for key in ("palette", "label_palette"):
+            if getattr(self, key) is not None:
+                set_(key, _colours(getattr(self, key), key))
+        if self.palette is not None and self.class_names is not None and len(self.palette) != len(self.class_names):
+            raise ValueError(
+                f"`palette` has {len(self.palette)} colours for {len(self.class_names)} class names; give one each."
+            )
+        if self.label_map is not None:
+            set_("label_map", _pairs(self.label_map, "label_map"))
+        if self.reduce_zero_label is not None:
+            set_("reduce_zero_label", bool(self.reduce_zero_label))
+        if self.ignore_index is not None:
+            set_("ignore_index", int(self.ignore_index))
+
+    @property
+    def window(self):
+        """`(crop, stride)` of the sliding window, or `None` for `"whole"`."""
+        return (self.crop, self.stride) if self.mode == "slide" else None
+
+    @property
+    def multiscale(self):
+        """Whether testing averages several passes (scales or flips)."""
+        return self.ratios is not None or self.flip
+
+    def replace(self, **changes):
+        """A copy with the given fields changed (`None` values are ignored,
+        as flags not given). A new `mode` other than `"slide"` drops the
+        window, and `"slide"` without a window keeps this one's.
+
+        Raises:
+            TypeError: for a name that is not a field, naming the fields.
+        """
+        changes = {key: value for key, value in changes.items() if value is not None}
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"TestProtocol has no field(s) {unknown}; the fields are {', '.join(FIELDS)}.")
+        if changes.get("mode", self.mode) != "slide":
+            changes.update(crop=None, stride=None)
+        return dataclasses.replace(self, **changes)
+
+    def for_classes(self, num_classes):
+        """This protocol without class names and palette when they do not
+        name `num_classes` classes (a model whose classifiers were
+        replaced)."""
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            return dataclasses.replace(self, class_names=None, palette=None)
+        return self
+
+    def data_options(self):
+        """The `keras_ann.data.configs.build_dataset` options of the data
+        contract that are set (classes, palette, label encoding)."""
+        options = {
+            "class_names": self.class_names,
+            "palette": self.palette,
+            "label_map": dict(self.label_map) if self.label_map else None,
+            "label_palette": [list(c) for c in self.label_palette] if self.label_palette else None,
+            "reduce_zero_label": self.reduce_zero_label,
+            "ignore_index": self.ignore_index,
+        }
+        return {key: value for key, value in options.items() if value is not None}
+
+    def to_config(self):
+        """A JSON-ready dict of every field (tuples as lists)."""
+
+        def plain(value):
+            return [plain(v) for v in value] if isinstance(value, tuple) else value
+
+        return {key: plain(getattr(self, key)) for key in FIELDS}
+
+    @classmethod
+    def from_config(cls, config):
+        """The protocol of a `to_config` dict; unknown keys are refused."""
+        unknown = sorted(set(config) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"Unknown test protocol key(s) {unknown}; the keys are {', '.join(FIELDS)}.")
+        return cls(**config)
+
+    @classmethod
+    def of(cls, value):
+        """A `TestProtocol` from a protocol, a `to_config` dict or `None`
+        (the default protocol)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_config(value)
+        raise TypeError(f"A test protocol must be a TestProtocol or its config dict, got {type(value).__name__}.")
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(TestProtocol))
