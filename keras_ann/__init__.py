@@ -5,10 +5,11 @@ What is top-level, in one rule: **the model is imported with the package,
 the workflow around it on first use.** `import keras_ann` imports the
 backend-agnostic modules a model needs to be built, trained by `fit()` and
 loaded from a `.keras` file on any backend (`ops`, `checks`, `layers`,
-`backbones`, `models`, `losses`, `metrics`, `optimizers`, `schedules`: they
-register their Keras objects) and exposes the model-building names
-(`ANNSegmenter`, `ResNetBackbone`, `AFNB`, `APNB`,
-`SegmentationCrossEntropy`, `logits_to_labels`, `fold_batch_norm`).
+`backbones`, `models`, `losses`, `metrics`, `optimizers`, `schedules`,
+`test_protocol`: they register their Keras objects or are part of a saved
+model) and exposes the model-building names (`ANNSegmenter`,
+`ResNetBackbone`, `AFNB`, `APNB`, `SegmentationCrossEntropy`,
+`TestProtocol`, `logits_to_labels`, `fold_batch_norm`).
 Everything that needs
 TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
@@ -31,11 +32,12 @@ Example:
 
 import importlib
 
-from keras_ann import backbones, checks, layers, losses, metrics, models, ops, optimizers, schedules
+from keras_ann import backbones, checks, layers, losses, metrics, models, ops, optimizers, schedules, test_protocol
 from keras_ann.backbones import ResNetBackbone
 from keras_ann.layers import AFNB, APNB, ANNHead, FCNHead
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.models import ANNSegmenter, fold_batch_norm, logits_to_labels
+from keras_ann.test_protocol import TestProtocol
 
 __version__ = "0.1.0"
 
@@ -67,6 +69,7 @@ __all__ = [
     "FCNHead",
     "ResNetBackbone",
     "SegmentationCrossEntropy",
+    "TestProtocol",
     "backbones",
     "checks",
     "fold_batch_norm",
@@ -78,6 +81,7 @@ __all__ = [
     "ops",
     "optimizers",
     "schedules",
+    "test_protocol",
 ]  # the lazy submodules are left out, so that `import *` imports no TensorFlow
 
 

@@ -549,7 +549,7 @@ def _evaluate(args):
             )
         options = {key: options[key] for key in ("reduce_zero_label", "ignore_index") if key in options}
     dataset = build_dataset(config, args.data_root, args.split, **options)
-    check_dataset_labels(dataset)  # the label scan of `train`: mistakes are refused before scoring
+    check_dataset_labels(dataset, before="scoring")  # the label scan of `train`
     if protocol.class_names is None and len(dataset.class_names) == model.num_classes:
         protocol = protocol.replace(class_names=dataset.class_names)
     window = f" {protocol.crop} / {protocol.stride}" if protocol.mode == "slide" else ""

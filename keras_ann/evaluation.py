@@ -51,8 +51,9 @@ def evaluate_dataset(model, dataset, protocol=None, num_classes=None, *, steps=N
     >>> from keras_ann import ANNSegmenter
     >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=2)
     >>> pairs = [(np.zeros((1, 33, 33, 3), np.uint8), np.ones((1, 33, 33), np.uint8))]
-    >>> sorted(evaluate_dataset(model, pairs, verbose=0))
-    ['Acc', 'IoU', 'aAcc', 'confusion', 'mAcc', 'mIoU']
+    >>> results = evaluate_dataset(model, pairs, verbose=0)
+    >>> int(results["confusion"].sum()), results["IoU"].shape  # 33 x 33 pixels scored, 2 classes
+    (1089, (2,))
     """
     if steps is not None:
         steps = check_positive_int(steps, "steps")

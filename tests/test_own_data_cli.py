@@ -273,7 +273,7 @@ def test_missing_directories_are_named_before_training(camvid3, tmp_path, capsys
     [
         (["--label-map", "255-1"], "--label-map must be RAW:NEW label values in 0..255 (e.g. 255:1), got 255-1"),
         (["--label-map", "300:1"], "--label-map must be RAW:NEW label values in 0..255"),
-        (["--palette", "1,2"], "--palette must be colours R,G,B with values 0..255, got 1,2"),
+        (["--palette", "1,2"], "--palette must be colours R,G,B (one per class) or a dataset name (ade20k, camvid, cityscapes, pascal_voc), got 1,2"),
         (["--label-palette", "0,0,256"], "--label-palette must be colours R,G,B with values 0..255"),
         (["--classes", "a,,c"], "--classes must be comma-separated class names"),
         (["--num-classes", "0"], "--num-classes must be"),
@@ -290,3 +290,74 @@ def test_palettes_must_have_one_colour_per_class():
     message = _refused(["train", "--dataset", "folder", "--num-classes", "3", "--palette", "1,2,3", "4,5,6",
                         "--print-config"])  # fmt: skip
     assert "`palette` has 2 colours for num_classes=3" in message
+
+
+# --------------------------------------------------------------------------
+# The data contract travels with the model
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def binary_masks(tmp_path_factory):
+    """A 2-class folder dataset whose masks hold 0 and 255 (as many
+    segmentation tools write them): a bright square on a dark field."""
+    root = tmp_path_factory.mktemp("binary")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "img_dir" / split).mkdir(parents=True)
+        (root / "ann_dir" / split).mkdir(parents=True)
+        for i in range(2):
+            mask = np.zeros((48, 48), np.uint8)
+            y, x = rng.integers(4, 24, 2)
+            mask[y : y + 20, x : x + 20] = 255
+            image = np.where(mask[..., None] > 0, 200, 40) + rng.integers(0, 20, (48, 48, 3))
+            Image.fromarray(image.astype(np.uint8)).save(root / "img_dir" / split / f"{i}.png")
+            Image.fromarray(mask).save(root / "ann_dir" / split / f"{i}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def trained_with_label_map(binary_masks, tmp_path_factory):
+    work = tmp_path_factory.mktemp("mapped") / "run"
+    status, out = _run([
+        "train", "--dataset", "folder", "--data-root", binary_masks, "--num-classes", "2", "--classes", "bg,cell",
+        "--label-map", "255:1", *QUICK, "--set", "crop_size=[32,32]", "--iterations", "2", "--eval-interval", "2",
+        "--work-dir", str(work),
+    ])  # fmt: skip
+    assert status == 0, out
+    return work
+
+
+def test_a_model_trained_with_a_label_map_scores_the_same_without_repeating_it(trained_with_label_map, binary_masks):
+    model_file = str(trained_with_label_map / "latest.keras")
+    _, plain = _run(["evaluate", model_file, "--data-root", binary_masks])
+    _, repeated = _run(["evaluate", model_file, "--data-root", binary_masks, "--label-map", "255:1"])
+    rows, summary = _tables(plain)
+    assert (rows, summary) == _tables(repeated)
+    # The square's pixels are scored as class 1 (cell), not left out as 255.
+    assert [row[0] for row in rows] == ["bg", "cell"] and rows[1][2] != "nan"
+
+
+def test_the_saved_model_keeps_its_label_encoding(trained_with_label_map):
+    import keras_ann
+
+    model = keras_ann.ANNSegmenter.from_preset(str(trained_with_label_map / "latest.keras"))
+    assert model.test_protocol.label_map == ((255, 1),) and model.test_protocol.class_names == ("bg", "cell")
+    assert model.test_protocol.data_options()["label_map"] == {255: 1}
+
+
+def test_evaluate_scans_the_labels_as_train_does(binary_masks, tmp_path, capsys):
+    import keras_ann
+    from keras_ann.test_protocol import TestProtocol
+
+    # A model that knows nothing of the 0/255 encoding: 255 would be left out
+    # silently as the ignore value and the foreground never scored.
+    path = str(tmp_path / "plain.keras")
+    backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=8, base_channels=8)
+    keras_ann.ANNSegmenter(
+        backbone, num_classes=2, head_channels=16, project_channels=8, auxiliary_channels=8,
+        test_protocol=TestProtocol(data="folder"),
+    ).save(path)  # fmt: skip
+    assert cli.main(["evaluate", path, "--data-root", binary_masks]) == 1
+    err = capsys.readouterr().err
+    assert "255" in err and "--label-map 255:1" in err

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(HERE)
 
 # Eager at `import keras_ann`: the modules a model needs to be built, fitted
 # and loaded from a `.keras` file (they register its Keras objects).
-EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", "optimizers", "schedules"}
+EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", "optimizers", "schedules", "test_protocol"}
 # The list, and the modules being split out of training.py.
 LAZY = {
     "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export",

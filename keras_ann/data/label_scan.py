@@ -579,7 +579,7 @@ def scan_labels(dataset, *, cache_dir=None, verbose=1):
     )
 
 
-def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1, print_fn=print):
+def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1, print_fn=print, before="training"):
     """Scans the training (and validation) labels before training starts.
 
     Prints each class-frequency table, warns (`DatasetWarning`) of what
@@ -594,6 +594,8 @@ def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1
         cache_dir: scan cache directory (`None`: default; `False`: none).
         verbose: 0 silent, 1 progress bars and tables.
         print_fn: prints the tables.
+        before: what the check comes before, for the error (`"training"`,
+            `"scoring"`).
 
     Returns:
         The `LabelScan`s, `(train, val)` (`val` is `None` without
@@ -640,5 +642,5 @@ def check_dataset_labels(train_data, val_data=None, *, cache_dir=None, verbose=1
     for note in notes:
         warnings.warn(note, DatasetWarning, stacklevel=2)
     if problems:
-        raise DatasetError("Label check failed before training:\n- " + "\n- ".join(problems))
+        raise DatasetError(f"Label check failed before {before}:\n- " + "\n- ".join(problems))
     return train_scan, val_scan
