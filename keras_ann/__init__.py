@@ -14,7 +14,7 @@ Everything that needs
 TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
-`.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
+`.precision`, `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
 `.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`. So
 `import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
 `keras_ann.data` is there when wanted.
@@ -31,6 +31,13 @@ Example:
 """
 
 import importlib
+import os
+import sys
+
+if os.path.basename(sys.argv[0]) == "keras-ann" or sys.argv[0] == "-m":  # the command line: its own words only
+    from keras_ann.quiet_start import load_tensorflow_quietly
+
+    load_tensorflow_quietly(sys.argv)
 
 from keras_ann import backbones, checks, layers, losses, metrics, models, ops, optimizers, schedules, test_protocol
 from keras_ann.backbones import ResNetBackbone
@@ -51,6 +58,7 @@ _LAZY_SUBMODULES = (
     "evaluation",
     "export",
     "inference",
+    "precision",
     "presets",
     "quantize",
     "recipes",

@@ -43,7 +43,8 @@ import time
 
 import numpy as np
 
-from keras_ann.checks import PRECISIONS, check_pair, check_positive_int, check_precision
+from keras_ann.checks import PRECISIONS, check_pair, check_positive_int
+from keras_ann.precision import resolve_precision
 from keras_ann.presets import PRESETS
 from keras_ann.recipes import RECIPES, Recipe
 
@@ -118,7 +119,7 @@ def resolve_spec(
     num_classes=None,
     input_size=None,
     batch_size=1,
-    precision="float32",
+    precision="auto",
     runs=5,
     warmup=1,
     train=True,
@@ -139,7 +140,8 @@ def resolve_spec(
             preset's test window (769x769 for slide-window presets) or its
             training crop; required for a backbone name.
         batch_size: inference batch. Defaults to 1.
-        precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        precision: `"auto"` (the default: `keras_ann.precision`), `"float32"`,
+            `"mixed_float16"` or `"mixed_bfloat16"`.
         runs: timed runs per phase. Defaults to 5.
         warmup: untimed runs first. Defaults to 1.
         train: also time training steps. Defaults to `True`.
@@ -163,7 +165,7 @@ def resolve_spec(
     """
     from keras_ann.backbones.resnet import BACKBONE_NAMES, remat_setting
 
-    check_precision(precision)
+    precision = resolve_precision(precision, log=print)
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False, got {jit_compile!r}.")
     batch_size = check_positive_int(batch_size, "batch_size")

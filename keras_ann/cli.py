@@ -684,12 +684,16 @@ def _predict(args):
 
 
 def build_parser():
-    from keras_ann.checks import PRECISIONS
+    from keras_ann.precision import CHOICES as PRECISION_CHOICES
     from keras_ann.data.configs import DATA_CONFIGS
 
     parser = _Parser(
         prog="keras-ann",
         description="Asymmetric Non-local Networks for semantic segmentation (Keras 3).",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="also show the start-up log lines of TensorFlow's C++ libraries (hidden by default)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
@@ -786,7 +790,10 @@ def build_parser():
         "--print-config", action="store_true",
         help="print the fully resolved recipe (after the other flags) as JSON and exit; reads no data",
     )
-    train.add_argument("--precision", default="float32", choices=PRECISIONS)
+    train.add_argument(
+        "--precision", default="auto", choices=PRECISION_CHOICES,
+        help="auto (default): bfloat16 where the CPU or GPU runs it natively, else float32",
+    )
     train.add_argument(
         "--remat", nargs="?", const=True, default=False, type=remat_parts, metavar="PARTS",
         help="recompute the backbone's activations in the backward pass (mmseg's with_cp): much less memory, "
@@ -895,7 +902,10 @@ def build_parser():
         help="inference image size (default: the preset's test window or crop)",
     )
     benchmark.add_argument("--batch-size", type=positive_int, default=1, help="inference batch")
-    benchmark.add_argument("--precision", default="float32", choices=PRECISIONS)
+    benchmark.add_argument(
+        "--precision", default="auto", choices=PRECISION_CHOICES,
+        help="auto (default): bfloat16 where the CPU or GPU runs it natively, else float32",
+    )
     benchmark.add_argument("--runs", type=positive_int, default=5, help="timed runs per phase (median reported)")
     benchmark.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs first")
     benchmark.add_argument(

@@ -27,7 +27,8 @@ from keras_ann import distribute
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
 from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.callbacks.unevaluated import hide_unevaluated
-from keras_ann.checks import PRECISIONS, check_positive_int, check_precision
+from keras_ann.checks import PRECISIONS, check_positive_int
+from keras_ann.precision import resolve_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
 from keras_ann.losses import SegmentationCrossEntropy
@@ -113,7 +114,7 @@ def train(
     data_root,
     work_dir,
     *,
-    precision="float32",
+    precision="auto",
     remat=False,
     iterations=None,
     batch_size=None,
@@ -152,7 +153,10 @@ def train(
             `history.csv`, `history.json` and `log.jsonl` (one JSON line
             per checkpoint interval: losses, learning rate, per-class IoU
             after each evaluation) go (see `keras_ann.work_dir`).
-        precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        precision: `"auto"` (bfloat16 where the hardware runs it natively,
+            else float32: `keras_ann.precision`), `"float32"`,
+            `"mixed_float16"` or `"mixed_bfloat16"`. The chosen policy is
+            printed and saved in `recipe.json`.
         remat: recompute the backbone's activations in the backward pass
             instead of keeping them (the reference's `with_cp=True`): the
             same training up to round-off, with less memory and a slower
@@ -194,7 +198,7 @@ def train(
     Returns:
         `(model, history)`.
     """
-    check_precision(precision)
+    precision = resolve_precision(precision, log=print)
     if eval_steps is not None:  # 0 would silently mean "all" below
         eval_steps = check_positive_int(eval_steps, "eval_steps")
     recipe = _apply_overrides(

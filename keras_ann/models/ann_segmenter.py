@@ -264,6 +264,8 @@ class ANNSegmenter(keras.Model):
             kwargs["validation_data"] = _from_dict_validation(kwargs["validation_data"])
         self._warn_if_unit_scale_data(x)
         _check_data(x, y, self.num_classes, self.ignore_index, kwargs.get("validation_data"))
+        if hasattr(x, "element_spec"):  # a dataset is shuffled by its pipeline: Keras's default would warn
+            kwargs.setdefault("shuffle", False)
         with self._dropped_on_error("train_function"), self._training_with_auxiliary():
             return super().fit(x, y, *args, **kwargs)
 
