@@ -276,7 +276,13 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
     directory = os.path.join(cache_dir or download.cache_dir(), "presets")
     pth = os.path.join(directory, preset.file_name)
     if not os.path.exists(pth):
-        download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
+        try:
+            download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
+        except download.DownloadError as error:
+            raise download.DownloadError(
+                f"{preset.name}: {error} Or convert a copy you have: keras-ann convert {preset.file_name} "
+                f"{preset.name}.keras, then use {preset.name}.keras."
+            ) from None
     config = dict(preset.model_config(), **overrides)
     if "test_protocol" not in overrides:  # a new classifier: not these classes
         config["test_protocol"] = preset.test_protocol().for_classes(config["num_classes"])

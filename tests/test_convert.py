@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 import keras_ann
 from testing_utils import require, shared_path
@@ -213,6 +214,33 @@ def test_download_with_wrong_hash_is_deleted(tmp_path, file_server, monkeypatch)
     with pytest.raises(download.HashMismatchError, match="deadbeef"):
         keras_ann.ANNSegmenter.from_preset("ann_bad", cache_dir=str(cache), verbose=False)
     assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_a_released_model_without_network_is_one_error_naming_url_file_cache_and_convert(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from keras_ann import cli
+
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ann_r18_offline_20200101-0123abcd.pth"
+    _register(monkeypatch, "ann_r18_offline", url)
+    cache = tmp_path / "cache"
+    with pytest.raises(download.DownloadError) as info:
+        keras_ann.ANNSegmenter.from_preset("ann_r18_offline", cache_dir=str(cache), verbose=False)
+    message = str(info.value)
+    for part in (url, str(cache / "presets" / "ann_r18_offline_20200101-0123abcd.pth"),
+                 "keras-ann convert ann_r18_offline_20200101-0123abcd.pth"):  # fmt: skip
+        assert part in message
+    assert not any(p.is_file() for p in cache.rglob("*"))
+    # The command line: that message in one line, no traceback.
+    monkeypatch.setenv("KERAS_ANN_HOME", str(cache))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    assert cli.main(["predict", "ann_r18_offline", str(image), "--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("keras-ann predict: error: ann_r18_offline: could not download")
 
 
 def test_unknown_preset_and_missing_file():

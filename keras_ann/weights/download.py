@@ -4,17 +4,24 @@ import hashlib
 import os
 import re
 import tempfile
+import urllib.error
 import urllib.request
 
 import keras
 
-__all__ = ["cache_dir", "cached_download", "download", "sha256_prefix_of", "HashMismatchError"]
+__all__ = ["cache_dir", "cached_download", "download", "sha256_prefix_of", "DownloadError", "HashMismatchError"]
 
 _CHUNK = 1 << 20
 
 
 class HashMismatchError(ValueError):
     """A downloaded file does not have the published hash (it was deleted)."""
+
+
+class DownloadError(OSError):
+    """A file could not be downloaded (no network, a refused or missing
+    address); the message names the address, the file and where a copy
+    downloaded by hand goes."""
 
 
 def cache_dir():
@@ -73,14 +80,24 @@ def download(url, path, sha256_prefix=None, verbose=True, timeout=60):
 
     Raises:
         HashMismatchError: the hash does not match; nothing is kept.
-        OSError: the download failed; nothing is kept.
+        DownloadError: the address could not be read (no network, a
+            refused connection, an HTTP error); nothing is kept.
+        OSError: the file could not be written; nothing is kept.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     digest = hashlib.sha256()
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise DownloadError(
+            f"could not download {os.path.basename(path)} from {url} ({reason}). Without a network, download "
+            f"it elsewhere and put it at {path}."
+        ) from None
     fd, partial = tempfile.mkstemp(prefix=".download-", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with os.fdopen(fd, "wb") as out, response:
             total = response.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             if verbose:
