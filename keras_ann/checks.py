@@ -20,12 +20,14 @@ import numpy as np
 
 __all__ = [
     "PRECISIONS",
+    "binary_mask_fix",
     "check_images",
     "check_label_values",
     "check_labels",
     "check_pair",
     "check_positive_int",
     "check_precision",
+    "is_binary_mask_encoding",
 ]
 
 # The precisions training, benchmarks and the command line accept: Keras
@@ -153,9 +155,15 @@ def check_labels(labels, images_shape, name="labels", *, num_classes=None, ignor
         and any(a is not None and b is not None and a != b for a, b in zip(core, expected))
     ):
         wanted = "(batch, height, width)" if expected is None else f"{expected} (batch, height, width)"
+        one_hot = (
+            f" A last axis of {shape[-1]} looks like one-hot masks (a channel per class): turn them into class "
+            "indices with `np.argmax(masks, axis=-1)`."
+            if len(shape) == 4 and shape[-1] is not None and shape[-1] > 1 and (expected is None or shape[:3] == expected)
+            else ""
+        )
         raise ValueError(
             f"`{name}` must be label maps of shape {wanted} matching the images "
-            f"{tuple(images_shape) if images_shape is not None else ''}, got shape {shape}."
+            f"{tuple(images_shape) if images_shape is not None else ''}, got shape {shape}.{one_hot}"
         )
 
 
@@ -173,6 +181,25 @@ def _concrete(x):
 
 def _counted(values, counts):
     return ", ".join(f"{v} ({c} pixels)" for v, c in zip(values, counts))
+
+
+def is_binary_mask_encoding(present, num_classes, ignore_index):
+    """Whether label values `present` (the values found) are a 0/255-style
+    binary mask read with two classes: only 0 and the ignore index, so the
+    foreground would be ignored and class 1 never learnt. The one test of
+    this mistake, for arrays given to `fit()` and for label files scanned
+    before training (`keras_ann.data.label_scan`)."""
+    present = {int(v) for v in present}
+    return int(num_classes) == 2 and int(ignore_index) in present and present <= {0, int(ignore_index)}
+
+
+def binary_mask_fix(ignore_index):
+    """What to do about `is_binary_mask_encoding`, in words."""
+    return (
+        f"If {ignore_index} marks your foreground (a 0/{ignore_index} binary mask), map it to class 1: "
+        f"label_map={{{ignore_index}: 1}} (`--label-map {ignore_index}:1`) with keras-ann's datasets, or "
+        f"`np.where(masks == {ignore_index}, 1, masks)` for arrays."
+    )
 
 
 def check_label_values(labels, num_classes, ignore_index=255, name="labels"):
@@ -228,6 +255,11 @@ def check_label_values(labels, num_classes, ignore_index=255, name="labels"):
             )
     if labels.dtype.kind not in "iuf" or labels.size == 0:
         return
+    if k == 2 and np.any(labels == ignore) and is_binary_mask_encoding(np.unique(labels), k, ignore):
+        raise ValueError(
+            f"`{name}` holds only 0 and {ignore}, but {ignore} is the ignore index: with num_classes=2 the "
+            f"foreground would be ignored and class 1 never learnt. {binary_mask_fix(ignore)}"
+        )
     bad = ((labels < 0) | (labels >= k)) & (labels != ignore)
     if not np.any(bad):
         return

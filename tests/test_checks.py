@@ -97,3 +97,25 @@ def test_several_values_above_listed_with_counts():
 def test_symbolic_labels_are_not_read():
     y = keras.KerasTensor((None, 8, 8), "int32")
     check_labels(y, (None, 8, 8, 3), "y", num_classes=2)
+
+
+def test_binary_0_255_masks_with_two_classes_are_refused_naming_the_label_map():
+    model = ANNSegmenter(backbone="resnet18_d8", num_classes=2)
+    model.compile()
+    x = np.full((2, 32, 32, 3), 100.0, "float32")
+    y = np.zeros((2, 32, 32), "uint8")
+    y[:, 8:24, 8:24] = 255  # as image tools write masks
+    with pytest.raises(ValueError) as info:
+        model.fit(x, y, epochs=1, verbose=0)
+    message = str(info.value)
+    assert "`y` holds only 0 and 255, but 255 is the ignore index" in message
+    assert "np.where(masks == 255, 1, masks)" in message and "--label-map 255:1" in message
+    # Mapped, they train.
+    model.fit(x, np.where(y == 255, 1, y), epochs=1, verbose=0)
+
+
+def test_one_hot_masks_are_refused_with_the_argmax_fix(model):
+    x, y = _data()
+    one_hot = np.eye(11, dtype="float32")[y]
+    with pytest.raises(ValueError, match=r"one-hot|argmax"):
+        model.fit(x, one_hot, epochs=1, verbose=0)

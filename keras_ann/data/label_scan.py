@@ -42,6 +42,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from keras_ann.checks import binary_mask_fix, is_binary_mask_encoding
 from keras_ann.data.errors import DatasetError, DatasetWarning
 from keras_ann.data.io import colour_label, make_label_lut, out_of_range_fix
 
@@ -409,20 +410,13 @@ class LabelScan:
         k, ignore = self.num_classes, self.ignore_index
         where = f"in {self.name}"
         present = [v for v in range(256) if self.pixels[v]]
-        if (
-            k == 2
-            and 0 <= ignore <= 255
-            and self.pixels[ignore]
-            and not self.pixels[1]
-            and set(present) <= {0, ignore}
-        ):
+        if 0 <= ignore <= 255 and is_binary_mask_encoding(present, k, ignore):
             self.problems.append(
                 f"The labels {where} hold only 0 and {ignore} ({ignore} in {self.images[ignore]} of {n} "
                 f"files, {_percent(self.pixels[ignore], self.pixels.sum())} of the pixels, e.g. "
                 f"{_names(examples[ignore], self.images[ignore])}), but {ignore} is the ignore "
                 f"index: with num_classes=2 the foreground would be ignored and class 1 never "
-                f"learnt. If {ignore} marks your foreground (a 0/{ignore} binary mask), pass label_map={{{ignore}: 1}} "
-                f"(`--label-map {ignore}:1`)."
+                f"learnt. {binary_mask_fix(ignore)}"
             )
             return
         bad = [v for v in present if v >= k and v != ignore]
