@@ -3,11 +3,7 @@
 import keras
 from keras import ops
 
-from keras_ann.ops import bilinear_resize, segmentation_pair
-
-
-# torch.finfo(torch.float32).eps, whatever the dtype, as the reference.
-_FLOAT32_EPSILON = 1.1920928955078125e-07
+from keras_ann.losses._inputs import FLOAT32_EPSILON, labels_and_logits
 
 
 @keras.saving.register_keras_serializable(package="keras_ann")
@@ -67,15 +63,17 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         self.align_corners = bool(align_corners)
         self.loss_weight = float(loss_weight)
 
-    def call(self, y_true, y_pred):
-        y_true, y_pred = segmentation_pair(y_true, y_pred)
-        y_true = ops.cast(y_true, "int32")
-        # float32 at least (float64 logits keep float64).
-        dtype = keras.backend.result_type(y_pred.dtype, "float32")
-        y_pred = ops.cast(y_pred, dtype)
-        size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
-        y_pred = bilinear_resize(y_pred, size, self.align_corners)
+    def pixel_losses(self, y_true, y_pred):
+        """The unreduced per-pixel losses, as the reference's with
+        `reduction="none"`: `loss_weight` times the class weight of the
+        true class times the negative log-likelihood, 0 at ignored pixels.
 
+        Returns:
+            `(losses, valid)`: both `(batch, H, W)` at the labels' size,
+            `valid` a boolean mask of the labelled pixels.
+        """
+        y_true, y_pred = labels_and_logits(y_true, y_pred, self.align_corners)
+        dtype = y_pred.dtype
         valid = ops.not_equal(y_true, self.ignore_index)
         safe_labels = ops.where(valid, y_true, 0)
         log_probs = ops.log_softmax(y_pred, axis=-1)
@@ -86,15 +84,18 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         if self.class_weight is not None:
             weights = ops.convert_to_tensor(self.class_weight, dtype=dtype)
             mask = mask * ops.take(weights, safe_labels)
-        per_pixel = per_pixel * mask
+        return self.loss_weight * (per_pixel * mask), valid
+
+    def call(self, y_true, y_pred):
+        per_pixel, valid = self.pixel_losses(y_true, y_pred)
+        dtype = per_pixel.dtype
         # The reference divides the sum by (count + float32's epsilon), the
         # count being all pixels or, with `avg_non_ignore`, the labelled
         # ones (mmseg's `cross_entropy` -> `weight_reduce_loss(avg_factor)`).
         # Rescaled here, as the reduction divides by the number of pixels.
         num_pixels = ops.cast(ops.size(per_pixel), dtype)
         count = ops.sum(ops.cast(valid, dtype)) if self.avg_non_ignore else num_pixels
-        per_pixel = per_pixel * (num_pixels / (count + _FLOAT32_EPSILON))
-        return self.loss_weight * per_pixel
+        return per_pixel * (num_pixels / (count + FLOAT32_EPSILON))
 
     def get_config(self):
         config = super().get_config()
