@@ -567,7 +567,7 @@ def _evaluate(args):
 def _benchmark(args):
     import json
 
-    from keras_ann.benchmark import format_results, resolve_spec, run_benchmark
+    from keras_ann.benchmark import check_benchmark_memory, format_results, resolve_spec, run_benchmark
 
     try:
         spec = resolve_spec(
@@ -585,6 +585,7 @@ def _benchmark(args):
             fold_batch_norm=args.fold_batch_norm,
             remat=args.remat,
         )
+        check_benchmark_memory(spec)
     except ValueError as error:
         raise SystemExit(f"keras-ann benchmark: error: {error}")
     if args.dry_run:
@@ -658,10 +659,13 @@ def _predict_labels(model, image, protocol):
     import numpy as np
 
     from keras_ann import inference
+    from keras_ann.checks import check_inference_memory
     from keras_ann.data.transforms import test_transform
     from keras_ann.ops import bilinear_resize
 
     height, width = image.shape[:2]
+    check_inference_memory(height, width, model.num_classes, scale=protocol["test_scale"], what="predict",
+                           window=protocol["crop_size"] if protocol["mode"] == "slide" else None)  # fmt: skip
     resized = np.asarray(test_transform(image.astype(np.uint8), protocol["test_scale"]))
     scores = inference.predict_logits(
         model, resized[None], mode=protocol["mode"], crop_size=protocol["crop_size"], stride=protocol["stride"]

@@ -210,6 +210,7 @@ def train(
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
     replicas = distribute.num_replicas(strategy)
+    _check_memory(recipe, replicas, precision)
     run, resume = _work_dir_layout(work_dir, strategy)
     with run.lock():
         if restart:
@@ -261,6 +262,23 @@ def train(
         with open(run.history_json, "w") as f:
             json.dump(history.history, f, indent=2)
     return model, history
+
+
+def _check_memory(recipe, replicas, precision):
+    """`MemoryBudgetError` (a `ValueError`) when a training step or an
+    evaluation at the test scale cannot fit in memory
+    (`keras_ann.checks.check_memory`), before anything is built or read."""
+    from keras_ann.checks import check_memory
+
+    h, w = recipe.crop_size
+    batch = recipe.per_replica_batch(replicas)
+    check_memory(h, w, recipe.num_classes, what=f"training on {batch}x{h}x{w} crops per device", training=True,
+                 flag="--crop-size or --batch-size", batch=batch, precision=precision)  # fmt: skip
+    if recipe.test_scale:  # the keep-ratio test resize is at most long x short
+        long, short = max(recipe.test_scale), min(recipe.test_scale)
+        window = recipe.test_crop if recipe.test_mode == "slide" else None
+        check_memory(short, long, recipe.num_classes, what=f"evaluation at the test scale {long}x{short}",
+                     flag="--scale", window=window, precision=precision)  # fmt: skip
 
 
 def _restore(resume, model, iterations, work_dir):

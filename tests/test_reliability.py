@@ -781,3 +781,63 @@ def test_a_run_refused_at_its_start_leaves_no_empty_work_dir(tmp_path):
             (started / "history.csv").write_text("epoch\n")
             raise DatasetError("failed after writing")
     assert (started / "history.csv").exists()
+
+
+# --------------------------------------------------------------------------
+# Memory: sizes that cannot fit are refused before anything that size exists
+# --------------------------------------------------------------------------
+
+
+def test_a_saved_test_scale_of_60000_is_refused_by_predict_with_the_size_and_the_flag(tmp_path, capsys):
+    from keras_ann import cli
+
+    model = _tiny_model()
+    model.test_config = {"mode": "whole", "test_scale": [60000, 60000]}  # a hostile saved configuration
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    image = str(tmp_path / "x.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    start = time.monotonic()
+    assert cli.main(["predict", path, image, "--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"keras-ann predict: error: predict at 60000x60000 needs about [\d.]+ GB of memory, more than the "
+        r"[\d.]+ GB available: lower --test-scale\.", err
+    ), err
+    assert time.monotonic() - start < 30
+    # The flag wins over the saved configuration.
+    assert cli.main(["predict", path, image, "--output-dir", str(tmp_path / "out"), "--test-scale", "32", "32"]) == 0
+
+
+def test_benchmark_and_train_sizes_that_cannot_fit_are_refused_before_anything_is_built(tmp_path, capsys):
+    from keras_ann import cli
+
+    with pytest.raises(SystemExit, match=r"^keras-ann benchmark: error: inference on 1x100000x100000 needs about "
+                       r"[\d.]+ GB .* lower --input-size or --batch-size\.$"):  # fmt: skip
+        cli.main(["benchmark", "resnet18_d8", "--num-classes", "2", "--input-size", "100000", "100000", "--dry-run"])
+    with pytest.raises(SystemExit, match=r"lower --train-size or --train-batch-size\.$"):
+        cli.main(["benchmark", "resnet18_d8", "--num-classes", "2", "--input-size", "64", "64",
+                  "--train-size", "50000", "50000", "--dry-run"])  # fmt: skip
+    work = tmp_path / "work"
+    assert cli.main(["train", "ann_r18_d8_camvid_cpu", "--data-root", str(tmp_path / "data"), "--work-dir", str(work),
+                     "--crop-size", "40000", "40000"]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"keras-ann train: error: training on \d+x40000x40000 crops per device needs about "
+                        r"[\d.]+ GB .* lower --crop-size or --batch-size\.", err), err  # fmt: skip
+    assert not work.exists()
+
+
+def test_the_memory_estimate_refuses_above_the_budget_and_reads_the_machine(monkeypatch):
+    from keras_ann import checks
+
+    assert 0 < checks.available_memory_bytes()
+    # A 6000x6000 benchmark (it segfaulted) needs about 26 GB by the estimate.
+    needed = checks.check_memory(6000, 6000, 19, what="inference", flag="--input-size", budget=10**12)
+    assert 20e9 < needed < 40e9
+    with pytest.raises(checks.MemoryBudgetError, match=r"inference needs about 2\d\.\d GB of memory, more than the "
+                       r"16\.0 GB available: lower --input-size\."):  # fmt: skip
+        checks.check_memory(6000, 6000, 19, what="inference", flag="--input-size", budget=16e9)
+    # Slide inference runs the network on windows: the full-size logits count, not its activations.
+    assert checks.check_memory(6000, 6000, 19, what="", flag="", window=(512, 512), budget=10**12) < 4e9
+    monkeypatch.setattr(checks, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
+    assert checks.available_memory_bytes() > 0  # os.sysconf
