@@ -610,6 +610,7 @@ def _image_paths(specs):
     glob patterns, in order, each file once; `ValueError` for a spec that
     names nothing."""
     from keras_ann.data.io import IMAGE_EXTENSIONS
+    from keras_ann.file_lists import glob_files
 
     paths, seen = [], set()
     for spec in specs:
@@ -624,7 +625,7 @@ def _image_paths(specs):
         elif os.path.exists(spec):
             found, what = [spec], None
         elif glob.has_magic(spec):
-            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            found = glob_files(spec)  # `**` without walking link loops
             what = f"no file matches {spec}"
         else:
             raise ValueError(f"no such file, directory or pattern: {spec}")
@@ -639,20 +640,12 @@ def _image_paths(specs):
 
 
 def _output_names(paths):
-    """Distinct output stems: each image's path relative to the images'
-    common folder, without its extension (`a/x.jpg` -> `a/x`); images that
-    would still share a stem (`x.jpg`, `x.png`) keep their extension
-    (`x_jpg`, `x_png`)."""
-    absolute = [os.path.abspath(p) for p in paths]
-    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
-    stems = [os.path.splitext(os.path.relpath(p, root))[0] for p in absolute]
-    counts = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    return [
-        stem if counts[stem] == 1 else os.path.relpath(p, root).replace(".", "_")
-        for stem, p in zip(stems, absolute)
-    ]
+    """Distinct output stems (`keras_ann.file_lists.output_names`)."""
+    from keras_ann.file_lists import output_names
+
+    return output_names(paths)
+
+
 def _predict_labels(model, image, protocol):
     """The reference's test of one image: keep-ratio resize to the test
     scale, whole or sliding-window logits, resized back, argmax."""
@@ -681,10 +674,12 @@ def _predict(args):
 
     from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
+    from keras_ann.file_lists import refuse_overwriting_inputs
     from keras_ann.visualization import dataset_palette, default_palette, overlay, side_by_side
 
     paths = _image_paths(args.images)  # before loading the model
     names = _output_names(paths)
+    refuse_overwriting_inputs(paths, names, args.output_dir)  # before loading the model
     model = _load_model(args.model, inference=True)
     protocol = _test_protocol(model, args)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -911,7 +906,10 @@ def build_parser():
     predict.add_argument(
         "--output-dir", type=output_dir, default="outputs/predictions",
         help="where <name>_labels.png and <name>_overlay.png go; inputs keep their directories "
-        "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other",
+        "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other, and "
+        "every input gets its own name (x.jpg, x.png: x_jpg, x_png). A run whose output would replace one "
+        "of its inputs (e.g. an earlier x_labels.png among the images) is refused before the model loads: "
+        "give another --output-dir; outputs written by this run are never read as inputs",
     )
     predict.add_argument(
         "--palette",
