@@ -48,6 +48,7 @@ _LAZY_SUBMODULES = (
     "distribute",
     "evaluation",
     "export",
+    "file_lists",
     "inference",
     "presets",
     "quantize",

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(HERE)
 EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", "optimizers", "schedules"}
 # The list, and the modules being split out of training.py.
 LAZY = {
-    "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export",
+    "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export", "file_lists",
     "inference", "presets", "quantize", "recipes", "resizing", "training", "visualization", "weights", "work_dir",
 }  # fmt: skip
 
