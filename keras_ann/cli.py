@@ -861,7 +861,9 @@ def build_parser():
         "--allow-changes", action="store_true", help="resume although the settings differ from the run's recipe.json"
     )
     train.add_argument(
-        "--restart", action="store_true", help="start over from iteration 0, replacing the work dir's state and history"
+        "--restart", action="store_true",
+        help="start over from iteration 0, replacing the work dir's state, history, models and snapshots: once the "
+        "data is checked they move to WORK_DIR/.previous-<time>/, removed at the new run's first checkpoint",
     )
     add_dataset_args(train, training=True)
     train.set_defaults(func=_train)

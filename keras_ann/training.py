@@ -178,7 +178,10 @@ def train(
         allow_changes: resume although the settings differ from the saved
             `recipe.json`.
         restart: start over from iteration 0, replacing the work dir's
-            resume state, history and (at the first checkpoint) model.
+            resume state, history, logs, models and snapshots: once the
+            data is checked, they are moved to `.previous-<time>/` in the
+            work dir, which is removed when the new run commits its first
+            state (a restart that fails before then loses nothing).
         verbose: `fit()` verbosity.
         keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
             evaluation and keep the newest so many (default: none).
@@ -213,10 +216,8 @@ def train(
     _check_memory(recipe, replicas, precision)
     run, resume = _work_dir_layout(work_dir, strategy)
     with run.lock():
-        if restart:
-            resume.clear()
-            run.clear_history()
-        resume.read()  # a corrupt state is refused before the model is built
+        if not restart:  # (a restart sets the old run aside once its data is known to be good)
+            resume.read()  # a corrupt state is refused before the model is built
         with strategy.scope():
             model = _build_model(recipe, replicas, imagenet_path)
             backbone = model.backbone
@@ -232,7 +233,7 @@ def train(
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
                     "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
-        done = _restore(resume, model, recipe.iterations, work_dir)
+        done = 0 if restart else _restore(resume, model, recipe.iterations, work_dir)
 
         # A resumed run continues the same stream: the batches (order and
         # augmentation) it would have drawn next without the interruption.
@@ -240,7 +241,8 @@ def train(
             batch = recipe.per_replica_batch(replicas) * replicas
             return build_datasets(recipe, data_root, seed=seed, num_replicas=replicas, start=start * batch)
 
-        train_ds, val_ds, val_data = datasets(done)
+        train_ds, val_ds, val_data = datasets(done)  # the data is checked (labels scanned) here
+        aside = run.set_aside(resume.files()) if restart else None
         model.test_config = recipe.test_config(val_data.class_names, val_data.palette)  # the data's own classes
         if eval_steps:
             val_ds = val_ds.take(eval_steps)
@@ -253,6 +255,8 @@ def train(
         callbacks = _callbacks(recipe, run, resume, val_ds, val_data, every) + hide_unevaluated(callbacks or [])
         if keep_snapshots:
             callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
+        if aside:
+            callbacks.insert(callbacks.index(resume) + 1, _DropAside(run, aside, resume))
         history = _fit(
             model, recipe.iterations, checkpoint_interval, done, train_ds, lambda start: datasets(start)[0],
             callbacks, resume, verbose,
@@ -279,6 +283,20 @@ def _check_memory(recipe, replicas, precision):
         window = recipe.test_crop if recipe.test_mode == "slide" else None
         check_memory(short, long, recipe.num_classes, what=f"evaluation at the test scale {long}x{short}",
                      flag="--scale", window=window, precision=precision)  # fmt: skip
+
+
+class _DropAside(keras.callbacks.Callback):
+    """Removes the earlier run that `--restart` set aside once this run has
+    committed its first resume state."""
+
+    def __init__(self, run, aside, resume):
+        super().__init__()
+        self.run, self.aside, self.resume = run, aside, resume
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.aside and self.resume.exists():
+            self.run.drop_aside(self.aside)
+            self.aside = None
 
 
 def _restore(resume, model, iterations, work_dir):

@@ -841,3 +841,51 @@ def test_the_memory_estimate_refuses_above_the_budget_and_reads_the_machine(monk
     assert checks.check_memory(6000, 6000, 19, what="", flag="", window=(512, 512), budget=10**12) < 4e9
     monkeypatch.setattr(checks, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
     assert checks.available_memory_bytes() > 0  # os.sysconf
+
+
+# --------------------------------------------------------------------------
+# --restart: the old run is set aside, not deleted, until the new one commits
+# --------------------------------------------------------------------------
+
+
+def _files(work):
+    return {
+        os.path.relpath(os.path.join(d, f), work): open(os.path.join(d, f), "rb").read()
+        for d, _, fs in os.walk(work) for f in fs if f != ".lock"
+    }  # fmt: skip
+
+
+def test_a_restart_with_a_mistyped_data_root_keeps_every_file_of_the_old_run(run_copy):
+    root, work = run_copy
+    before = _files(work)
+    assert {"resume/state.json", "latest.keras", "best_mIoU.keras", "history.csv", "log.jsonl"} <= set(before)
+    with pytest.raises(Exception, match=re.escape(root + "-typo")):
+        training.train(RECIPE, root + "-typo", work, iterations=4, **RUN, restart=True)
+    assert _files(work) == before
+
+
+def test_a_restart_that_fails_before_its_first_state_leaves_the_old_run_set_aside(run_copy, monkeypatch):
+    root, work = run_copy
+    before = _files(work)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("killed before the first checkpoint")
+
+    monkeypatch.setattr(training, "_fit", fail)
+    with pytest.raises(RuntimeError, match="killed before"):
+        training.train(RECIPE, root, work, iterations=4, **RUN, restart=True)
+    (aside,) = [name for name in os.listdir(work) if name.startswith(".previous-")]
+    kept = {os.path.relpath(k, aside): v for k, v in _files(work).items() if k.startswith(aside)}
+    assert {k: v for k, v in before.items() if k in kept} == kept
+    assert {"resume/state.json", "latest.keras", "best_mIoU.keras", "history.csv", "log.jsonl"} <= set(kept)
+
+
+def test_a_restart_moves_the_old_snapshots_away_so_they_evict_none_of_the_new_run(run_copy):
+    root, work = run_copy
+    for iteration in (4, 6):  # snapshots of the old run, newer than the new run's first
+        shutil.copy(os.path.join(work, "latest.keras"), os.path.join(work, f"iter_{iteration}.keras"))
+    training.train(RECIPE, root, work, iterations=2, **dict(RUN, eval_interval=2), keep_snapshots=2, restart=True)
+    assert sorted(n for n in os.listdir(work) if n.startswith("iter_")) == ["iter_2.keras"]
+    # The old run, set aside at the start, is gone once the new one committed its state.
+    assert not [name for name in os.listdir(work) if name.startswith(".previous-")]
+    assert _state(os.path.join(work, "resume"))["iteration"] == 2
