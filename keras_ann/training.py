@@ -216,6 +216,9 @@ def train(
     _check_memory(recipe, replicas, precision)
     run, resume = _work_dir_layout(work_dir, strategy)
     with run.lock():
+        if run.stopped_before_first_state(resume.exists()):  # nothing to resume: the same command starts over
+            print(f"{work_dir}: the earlier run stopped before its first checkpoint; starting over")
+            restart = True
         if not restart:  # (a restart sets the old run aside once its data is known to be good)
             resume.read()  # a corrupt state is refused before the model is built
         with strategy.scope():
@@ -255,8 +258,9 @@ def train(
         callbacks = _callbacks(recipe, run, resume, val_ds, val_data, every) + hide_unevaluated(callbacks or [])
         if keep_snapshots:
             callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
-        if aside:
-            callbacks.insert(callbacks.index(resume) + 1, _DropAside(run, aside, resume))
+        if not done:
+            run.mark_uncommitted()
+            callbacks.insert(callbacks.index(resume) + 1, _FirstState(run, aside, resume))
         history = _fit(
             model, recipe.iterations, checkpoint_interval, done, train_ds, lambda start: datasets(start)[0],
             callbacks, resume, verbose,
@@ -285,18 +289,20 @@ def _check_memory(recipe, replicas, precision):
                      flag="--scale", window=window, precision=precision)  # fmt: skip
 
 
-class _DropAside(keras.callbacks.Callback):
-    """Removes the earlier run that `--restart` set aside once this run has
-    committed its first resume state."""
+class _FirstState(keras.callbacks.Callback):
+    """Once a run from iteration 0 has committed its first resume state:
+    removes the earlier run that `--restart` set aside, and the mark that
+    this run had committed nothing."""
 
     def __init__(self, run, aside, resume):
         super().__init__()
-        self.run, self.aside, self.resume = run, aside, resume
+        self.run, self.aside, self.resume, self.done = run, aside, resume, False
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.aside and self.resume.exists():
+        if not self.done and self.resume.exists():
+            self.run.clear_uncommitted()
             self.run.drop_aside(self.aside)
-            self.aside = None
+            self.done = True
 
 
 def _restore(resume, model, iterations, work_dir):

@@ -5,7 +5,9 @@ that a restart continues the same run.
 <work_dir>/
   .lock             held (fcntl.flock) by the process training in it
   recipe.json       the run's settings, compared on every restart
-  resume/           the resume state (`keras_ann.callbacks.ResumeState`)
+  resume/           the resume state (`keras_ann.callbacks.ResumeState`);
+                    uncommitted.json while a run from iteration 0 has not
+                    committed its first state
   history.csv       one row per checkpoint interval
   history.json      fit()'s history, at the end
   log.jsonl         one JSON line per checkpoint interval (per-class scores)
@@ -63,6 +65,7 @@ class WorkDir:
         self.recipe_json = os.path.join(path, "recipe.json")
         self.logs = os.path.join(path, "logs")
         self.lock_path = os.path.join(path, ".lock")
+        self.uncommitted = os.path.join(self.resume_dir, "uncommitted.json")
         self._lock_file = None
 
     def lock(self):
@@ -159,6 +162,23 @@ class WorkDir:
         for source, name in moves:
             os.replace(source, os.path.join(aside, name))
         return aside
+
+    def mark_uncommitted(self):
+        """Record that a run started from iteration 0 here and has not
+        committed a resume state yet (`resume/uncommitted.json`)."""
+        os.makedirs(self.resume_dir, exist_ok=True)
+        with open(self.uncommitted, "w") as f:
+            json.dump({"pid": os.getpid(), "started": time.time()}, f)
+
+    def clear_uncommitted(self):
+        if os.path.exists(self.uncommitted):
+            os.remove(self.uncommitted)
+
+    def stopped_before_first_state(self, resuming):
+        """Whether the outputs here are those of a run that stopped before
+        its first resume state (they hold nothing to resume: the same
+        command starts over, setting them aside)."""
+        return not resuming and os.path.exists(self.uncommitted)
 
     @staticmethod
     def drop_aside(aside):

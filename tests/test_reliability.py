@@ -889,3 +889,23 @@ def test_a_restart_moves_the_old_snapshots_away_so_they_evict_none_of_the_new_ru
     # The old run, set aside at the start, is gone once the new one committed its state.
     assert not [name for name in os.listdir(work) if name.startswith(".previous-")]
     assert _state(os.path.join(work, "resume"))["iteration"] == 2
+
+
+def test_a_run_stopped_before_its_first_checkpoint_runs_again_with_the_same_command(tmp_path):
+    root = _scene_folder(tmp_path / "scenes")
+    work = str(tmp_path / "run")
+    image = os.path.join(root, "val", "000.png")
+    good = open(image, "rb").read()
+    _truncate(image)  # the first evaluation fails, before the first state
+    settings = dict(RUN, eval_interval=2)
+    with pytest.raises(Exception, match="000.png"):
+        training.train(RECIPE, root, work, iterations=2, **settings)
+    assert not os.path.exists(os.path.join(work, "resume", "state.json"))
+    open(image, "wb").write(good)
+    model, _ = training.train(RECIPE, root, work, iterations=2, **settings)  # refused before: "no resume state"
+    assert int(model.optimizer.iterations.numpy()) == 2
+    assert len(_history_rows(work)) == 1
+    assert sorted(os.listdir(os.path.join(work, "resume"))) == sorted(
+        os.path.basename(p) for p in resume_state.ResumeState(os.path.join(work, "resume"), None).files()
+    )  # no mark of an uncommitted run left
+    assert not [name for name in os.listdir(work) if name.startswith(".previous-")]
