@@ -10,7 +10,6 @@ check the installation and timing, not the prediction.
 import argparse
 import time
 
-import keras
 import numpy as np
 from PIL import Image
 
@@ -29,7 +28,7 @@ def main():
 
     image = np.asarray(Image.open(args.image).convert("RGB"), np.float32)
     if args.weights:
-        model = keras.saving.load_model(args.weights)
+        model = keras_ann.ANNSegmenter.from_preset(args.weights)  # checked before Keras opens it
     else:
         model = keras_ann.ANNSegmenter(backbone=args.backbone, num_classes=args.num_classes)
     start = time.perf_counter()

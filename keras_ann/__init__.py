@@ -57,6 +57,7 @@ _LAZY_SUBMODULES = (
     "distribute",
     "evaluation",
     "export",
+    "file_lists",
     "inference",
     "precision",
     "presets",

@@ -398,6 +398,23 @@ def build_model(spec):
     return model
 
 
+def check_benchmark_memory(spec):
+    """`keras_ann.checks.MemoryBudgetError` (a `ValueError`) when the
+    spec's inference or training batch cannot fit in this machine's
+    memory (`keras_ann.checks.check_memory`), before anything is built."""
+    from keras_ann.checks import check_memory
+
+    classes = spec.model_config["num_classes"]
+    h, w = spec.input_size
+    check_memory(h, w, classes, what=f"inference on {spec.batch_size}x{h}x{w}", flag="--input-size or --batch-size",
+                 batch=spec.batch_size, precision=spec.precision)  # fmt: skip
+    if spec.train:
+        h, w = spec.train_size
+        check_memory(h, w, classes, what=f"training on {spec.train_batch_size}x{h}x{w}", training=True,
+                     flag="--train-size or --train-batch-size", batch=spec.train_batch_size,
+                     precision=spec.precision)  # fmt: skip
+
+
 def run_benchmark(spec, *, seed=0, verbose=False):
     """Measure a `BenchmarkSpec`; returns a dict of results (see
     `COLUMNS` for the table's keys).

@@ -20,10 +20,13 @@ import numpy as np
 
 __all__ = [
     "PRECISIONS",
+    "MemoryBudgetError",
     "binary_mask_fix",
     "check_images",
     "check_label_values",
     "check_labels",
+    "check_inference_memory",
+    "check_memory",
     "check_pair",
     "check_positive_int",
     "check_precision",
@@ -377,3 +380,107 @@ def check_pair(value, name):
     if min(pair) < 1:
         raise ValueError(f"`{name}` must be positive, got {value!r}.")
     return pair
+
+
+# Memory of a forward pass, per input pixel: the image (3 values) and the
+# logits (one per class) at full size, and at the peak of the network the
+# values alive per pixel of the window it runs on (a ResNet-D8's features
+# at 1/8 of the size with up to 2048 channels, the stem's at 1/2 with 64,
+# each held as input and output of a layer; a rounded-up bound). Training
+# keeps every layer's activations for the backward pass.
+INFERENCE_VALUES_PER_PIXEL = 160
+TRAINING_VALUES_PER_PIXEL = 1000
+_FALLBACK_MEMORY_BYTES = 8 << 30
+
+
+class MemoryBudgetError(ValueError):
+    """A computation would need more memory than the machine has."""
+
+
+def available_memory_bytes():
+    """Bytes of memory this machine has available now: `MemAvailable` of
+    `/proc/meminfo`, else its physical memory (`os.sysconf`), else 8 GiB."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return _FALLBACK_MEMORY_BYTES
+
+
+def _gigabytes(n):
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def check_memory(height, width, num_classes, *, what, flag, batch=1, window=None, training=False,
+                 precision="float32", budget=None):
+    """Refuse a forward pass that cannot fit in memory, before any array
+    of that size is made.
+
+    The estimate: the images and logits, `batch * height * width * (3 +
+    num_classes)` values, and the network's activations on `window`
+    (default: the whole image), `INFERENCE_VALUES_PER_PIXEL` (or
+    `TRAINING_VALUES_PER_PIXEL`) values per pixel; 4 bytes a value (2 for
+    the activations in mixed precision).
+
+    Args:
+        height, width: the image size the network sees.
+        num_classes: classes of the logits.
+        what: the pass, for the message (e.g. "predict at 60000x60000").
+        flag: the flag that sets the size, for the message.
+        batch: images per pass.
+        window: `(h, w)` the network runs on at once (slide inference).
+        training: the activations are kept for the backward pass.
+        precision: a policy of `PRECISIONS`.
+        budget: bytes allowed (default: `available_memory_bytes()`).
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        MemoryBudgetError: (a `ValueError`) the estimate, the budget and
+            the flag to change.
+
+    Example:
+
+    >>> check_memory(512, 1024, 19, what="predict", flag="--test-scale", budget=8e9)
+    381681664
+    >>> check_memory(60000, 60000, 19, what="predict at 60000x60000", flag="--test-scale", budget=8e9)
+    Traceback (most recent call last):
+    ...
+    keras_ann.checks.MemoryBudgetError: predict at 60000x60000 needs about 2620.8 GB of memory, more than the 8.0 GB available: lower --test-scale.
+    """
+    window_h, window_w = window or (height, width)
+    window_h, window_w = min(window_h, height), min(window_w, width)
+    per_pixel = TRAINING_VALUES_PER_PIXEL if training else INFERENCE_VALUES_PER_PIXEL
+    activation_bytes = 4 if precision == "float32" else 2
+    needed = batch * (height * width * (3 + num_classes) * 4 + window_h * window_w * per_pixel * activation_bytes)
+    budget = available_memory_bytes() if budget is None else budget
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {_gigabytes(needed)} of memory, more than the {_gigabytes(budget)} available: "
+            f"lower {flag}."
+        )
+    return needed
+
+
+def check_inference_memory(height, width, num_classes, *, scale=None, window=None, what="inference",
+                           flag="--test-scale", batch=1, precision="float32"):
+    """`check_memory` of inference on an image of `height` x `width`,
+    resized first to the keep-ratio test `scale` (`(long, short)`) when
+    given, run whole or on `window`s. Returns the estimate in bytes."""
+    if scale is not None:
+        from keras_ann.resizing import rescale_size
+
+        height, width = rescale_size(height, width, tuple(scale))
+    return check_memory(
+        height, width, num_classes, what=f"{what} at {height}x{width}", flag=flag, batch=batch,
+        window=window, precision=precision,
+    )  # fmt: skip

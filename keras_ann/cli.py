@@ -564,7 +564,7 @@ def _evaluate(args):
 def _benchmark(args):
     import json
 
-    from keras_ann.benchmark import format_results, resolve_spec, run_benchmark
+    from keras_ann.benchmark import check_benchmark_memory, format_results, resolve_spec, run_benchmark
 
     try:
         spec = resolve_spec(
@@ -582,6 +582,7 @@ def _benchmark(args):
             fold_batch_norm=args.fold_batch_norm,
             remat=args.remat,
         )
+        check_benchmark_memory(spec)
     except ValueError as error:
         raise SystemExit(f"keras-ann benchmark: error: {error}")
     if args.dry_run:
@@ -606,6 +607,7 @@ def _image_paths(specs):
     glob patterns, in order, each file once; `ValueError` for a spec that
     names nothing."""
     from keras_ann.data.io import IMAGE_EXTENSIONS
+    from keras_ann.file_lists import glob_files
 
     paths, seen = [], set()
     for spec in specs:
@@ -620,7 +622,7 @@ def _image_paths(specs):
         elif os.path.exists(spec):
             found, what = [spec], None
         elif glob.has_magic(spec):
-            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            found = glob_files(spec)  # `**` without walking link loops
             what = f"no file matches {spec}"
         else:
             raise ValueError(f"no such file, directory or pattern: {spec}")
@@ -635,30 +637,24 @@ def _image_paths(specs):
 
 
 def _output_names(paths):
-    """Distinct output stems: each image's path relative to the images'
-    common folder, without its extension (`a/x.jpg` -> `a/x`); images that
-    would still share a stem (`x.jpg`, `x.png`) keep their extension
-    (`x_jpg`, `x_png`)."""
-    absolute = [os.path.abspath(p) for p in paths]
-    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
-    stems = [os.path.splitext(os.path.relpath(p, root))[0] for p in absolute]
-    counts = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    return [
-        stem if counts[stem] == 1 else os.path.relpath(p, root).replace(".", "_")
-        for stem, p in zip(stems, absolute)
-    ]
+    """Distinct output stems (`keras_ann.file_lists.output_names`)."""
+    from keras_ann.file_lists import output_names
+
+    return output_names(paths)
+
+
 def _predict(args):
     import numpy as np
 
     from keras_ann.data.io import read_image
     from keras_ann.data.metainfo import METAINFO
+    from keras_ann.file_lists import refuse_overwriting_inputs
     from keras_ann.inference import segment
     from keras_ann.visualization import dataset_palette, default_palette, overlay_figure, save_label_map
 
     paths = _image_paths(args.images)  # before loading the model
     names = _output_names(paths)
+    refuse_overwriting_inputs(paths, names, args.output_dir)  # before loading the model
     model = _load_model(args.model, inference=True)
     protocol = _test_protocol(model, args)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -841,7 +837,9 @@ def build_parser():
         "--allow-changes", action="store_true", help="resume although the settings differ from the run's recipe.json"
     )
     train.add_argument(
-        "--restart", action="store_true", help="start over from iteration 0, replacing the work dir's state and history"
+        "--restart", action="store_true",
+        help="start over from iteration 0, replacing the work dir's state, history, models and snapshots: once the "
+        "data is checked they move to WORK_DIR/.previous-<time>/, removed at the new run's first checkpoint",
     )
     add_dataset_args(train, training=True)
     train.set_defaults(func=_train)
@@ -886,7 +884,10 @@ def build_parser():
     predict.add_argument(
         "--output-dir", type=output_dir, default="outputs/predictions",
         help="where <name>_labels.png and <name>_overlay.png go; inputs keep their directories "
-        "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other",
+        "relative to the inputs' common folder, so a/x.jpg and b/x.jpg do not overwrite each other, and "
+        "every input gets its own name (x.jpg, x.png: x_jpg, x_png). A run whose output would replace one "
+        "of its inputs (e.g. an earlier x_labels.png among the images) is refused before the model loads: "
+        "give another --output-dir; outputs written by this run are never read as inputs",
     )
     add_dataset_args(predict, training=False)
     add_inference_args(predict)

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ann.checks import check_images, check_pair, check_positive_int
+from keras_ann.checks import check_images, check_inference_memory, check_pair, check_positive_int
 from keras_ann.ops import bilinear_resize
 from keras_ann.resizing import rescale_size, resize_linear
 from keras_ann.test_protocol import TestProtocol
@@ -523,6 +523,11 @@ def segment(model, images, protocol=None, batch_size=None):
         protocol = getattr(model, "test_protocol", None)
     protocol = TestProtocol.of(protocol)
     images = _check_images(images)
+    # Refused before anything of that size exists (a hostile saved scale).
+    check_inference_memory(
+        *images.shape[1:3], getattr(model, "num_classes", 1), scale=protocol.scale, batch=images.shape[0],
+        window=protocol.crop if protocol.mode == "slide" else None, what="segmentation",
+    )  # fmt: skip
     integral = _uint8_if_integral(images)
     if protocol.multiscale:
         return _labels(model, images if integral is None else integral, protocol, _check_batch_size(batch_size),

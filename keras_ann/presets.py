@@ -13,6 +13,7 @@ import dataclasses
 import os
 
 from keras_ann.data.configs import get_data_config
+from keras_ann.models.loading import FILE_KINDS, sniff_model_file  # noqa: F401 (model files: see there)
 from keras_ann.recipes import RECIPES
 from keras_ann.weights import download
 
@@ -134,142 +135,14 @@ def get_preset(name):
     return PRESETS[name]
 
 
-# What a model file is, by its first bytes and (for zips) its entries.
-FILE_KINDS = {
-    "keras": "a .keras model (zip)",
-    "keras_weights": "a Keras weights file (.weights.h5, HDF5)",
-    "torch_zip": "a PyTorch checkpoint (zip)",
-    "torch_legacy": "a PyTorch checkpoint (legacy pickle)",
-    "zip": "a zip archive that is neither a .keras model nor a PyTorch checkpoint",
-    "truncated_zip": "a truncated or damaged zip archive",
-    "empty": "an empty file",
-    "unknown": "a file of unknown format",
-}
-
-
-def sniff_model_file(path):
-    """What a model file holds, from its content (not its name).
-
-    Args:
-        path: a file.
-
-    Returns:
-        A key of `FILE_KINDS`: `"keras"` (a zip with `config.json`),
-        `"keras_weights"` (HDF5), `"torch_zip"` (a zip with
-        `<name>/data.pkl`), `"torch_legacy"` (a pickle, `torch.save`'s
-        format before PyTorch 1.6), `"zip"`, `"truncated_zip"`, `"empty"`
-        or `"unknown"`.
-
-    Example:
-
-    >>> import os, tempfile, zipfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "ann.keras")
-    >>> with zipfile.ZipFile(path, "w") as archive:  # what torch.save writes
-    ...     archive.writestr("ann/data.pkl", b"")
-    >>> sniff_model_file(path)
-    'torch_zip'
-    """
-    import zipfile
-
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head:
-        return "empty"
-    if head == b"\x89HDF\r\n\x1a\n":
-        return "keras_weights"
-    if head[0] == 0x80 and 2 <= head[1] <= 5:  # a pickle (protocol 2 to 5)
-        return "torch_legacy"
-    if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError):
-            return "truncated_zip"
-        if "config.json" in names:
-            return "keras"
-        if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
-            return "torch_zip"
-        return "zip"
-    return "unknown"
-
-
-def _refuse_mismatch(path, kind):
-    """`CheckpointError` when the file's content is not what its name (or
-    this loader) needs."""
-    from keras_ann.weights.pth_reader import CheckpointError
-
-    name = os.path.basename(path)
-    is_keras = path.endswith(".keras")
-    if kind == "keras_weights":
-        raise CheckpointError(
-            f"{name} is {FILE_KINDS[kind]}, not a model: build the model "
-            "(e.g. `ANNSegmenter.from_preset(<preset>)`) and call `model.load_weights(path)`."
-        )
-    if is_keras and kind in ("torch_zip", "torch_legacy"):
-        raise CheckpointError(
-            f"{name} is {FILE_KINDS[kind]}, not a .keras model; use `keras-ann convert` "
-            "or pass it with a .pth name."
-        )
-    if is_keras and kind != "keras":
-        raise CheckpointError(
-            f"{name} is {FILE_KINDS[kind]}, not a .keras model (a zip with config.json): "
-            "save or download it again."
-        )
-    if not is_keras and kind == "keras":
-        raise CheckpointError(
-            f"{name} is {FILE_KINDS[kind]}, not a PyTorch checkpoint; give it the .keras extension "
-            "(Keras loads only .keras files)."
-        )
-
-
-def _load_keras(cls, path, overrides):
-    """A `.keras` file that holds an `ANNSegmenter`: its config is read and
-    checked before Keras deserialises anything; `overrides` as in
-    `keras_ann.models.keras_file.apply_overrides`."""
-    import json
-    import zipfile
-
-    from keras_ann.weights.pth_reader import CheckpointError
-
-    name = os.path.basename(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
-        raise CheckpointError(f"{name}: cannot read its config.json ({type(error).__name__}: {error}).") from error
-    class_name = config.get("class_name") if isinstance(config, dict) else None
-    registered = config.get("registered_name") if isinstance(config, dict) else None
-    if class_name != cls.__name__ and registered != f"keras_ann>{cls.__name__}":
-        raise CheckpointError(
-            f"{name} holds a Keras {class_name or type(config).__name__!s} "
-            f"({registered or 'unregistered'}), not a keras_ann {cls.__name__}."
-        )
-    from keras_ann.models.keras_file import apply_overrides, load_keras_file
-
-    try:
-        model = load_keras_file(cls, path)
-    except CheckpointError:
-        raise
-    except Exception as error:  # Keras raises many types for damaged archives
-        raise CheckpointError(
-            f"{name} cannot be loaded ({type(error).__name__}: {error}); it may be truncated: "
-            "save or download it again."
-        ) from error
-    if not isinstance(model, cls):
-        raise CheckpointError(f"{name} holds a {type(model).__name__}, not a keras_ann {cls.__name__}.")
-    return apply_overrides(cls, model, path, **overrides)
-
-
 def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
     """Implementation of `ANNSegmenter.from_preset`; see there."""
     from keras_ann.weights import convert, download
 
-    if os.path.isfile(str(name_or_path)):
-        path = str(name_or_path)
-        _refuse_mismatch(path, sniff_model_file(path))
-        if path.endswith(".keras"):
-            return _load_keras(cls, path, overrides)
-        return _from_checkpoint(cls, path, overrides)
+    if os.path.exists(str(name_or_path)):
+        from keras_ann.models.loading import load_model_file
+
+        return load_model_file(cls, str(name_or_path), overrides)
     if str(name_or_path).endswith((".pth", ".keras")):
         raise FileNotFoundError(f"No checkpoint file at {name_or_path!r}.")
     preset = get_preset(name_or_path)
@@ -303,15 +176,3 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
         os.replace(tmp, weights)
     return model
 
-
-def _from_checkpoint(cls, path, overrides):
-    from keras_ann.weights import convert, pth_reader
-
-    state_dict = pth_reader.extract_state_dict(pth_reader.load_torch_checkpoint(path))
-    config = convert.infer_ann_config(state_dict)
-    inferred_classes = config["num_classes"]
-    config.update(overrides)
-    model = cls(**config)
-    partial = None if config["num_classes"] == inferred_classes else "new_classifier"
-    convert.load_reference_weights(model, state_dict, partial=partial, source=path)
-    return model

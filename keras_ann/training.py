@@ -182,7 +182,10 @@ def train(
         allow_changes: resume although the settings differ from the saved
             `recipe.json`.
         restart: start over from iteration 0, replacing the work dir's
-            resume state, history and (at the first checkpoint) model.
+            resume state, history, logs, models and snapshots: once the
+            data is checked, they are moved to `.previous-<time>/` in the
+            work dir, which is removed when the new run commits its first
+            state (a restart that fails before then loses nothing).
         verbose: `fit()` verbosity.
         keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
             evaluation and keep the newest so many (default: none).
@@ -214,12 +217,14 @@ def train(
     keras.mixed_precision.set_global_policy(precision)
     strategy = strategy or default_strategy()
     replicas = distribute.num_replicas(strategy)
+    _check_memory(recipe, replicas, precision)
     run, resume = _work_dir_layout(work_dir, strategy)
     with run.lock():
-        if restart:
-            resume.clear()
-            run.clear_history()
-        resume.read()  # a corrupt state is refused before the model is built
+        if run.stopped_before_first_state(resume.exists()):  # nothing to resume: the same command starts over
+            print(f"{work_dir}: the earlier run stopped before its first checkpoint; starting over")
+            restart = True
+        if not restart:  # (a restart sets the old run aside once its data is known to be good)
+            resume.read()  # a corrupt state is refused before the model is built
         with strategy.scope():
             model = _build_model(recipe, replicas, imagenet_path)
             backbone = model.backbone
@@ -235,7 +240,7 @@ def train(
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
                     "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
-        done = _restore(resume, model, recipe.iterations, work_dir)
+        done = 0 if restart else _restore(resume, model, recipe.iterations, work_dir)
 
         # A resumed run continues the same stream: the batches (order and
         # augmentation) it would have drawn next without the interruption.
@@ -243,7 +248,8 @@ def train(
             batch = recipe.per_replica_batch(replicas) * replicas
             return build_datasets(recipe, data_root, seed=seed, num_replicas=replicas, start=start * batch)
 
-        train_ds, val_ds, val_data = datasets(done)
+        train_ds, val_ds, val_data = datasets(done)  # the data is checked (labels scanned) here
+        aside = run.set_aside(resume.files()) if restart else None
         model.test_protocol = recipe.test_protocol(val_data.class_names, val_data.palette)  # the data's own classes
         if eval_steps:
             val_ds = val_ds.take(eval_steps)
@@ -256,6 +262,9 @@ def train(
         callbacks = _callbacks(run, resume, val_ds, every) + hide_unevaluated(callbacks or [])
         if keep_snapshots:
             callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
+        if not done:
+            run.mark_uncommitted()
+            callbacks.insert(callbacks.index(resume) + 1, _FirstState(run, aside, resume))
         history = _fit(
             model, recipe.iterations, checkpoint_interval, done, train_ds, lambda start: datasets(start)[0],
             callbacks, resume, verbose,
@@ -265,6 +274,39 @@ def train(
         with open(run.history_json, "w") as f:
             json.dump(history.history, f, indent=2)
     return model, history
+
+
+def _check_memory(recipe, replicas, precision):
+    """`MemoryBudgetError` (a `ValueError`) when a training step or an
+    evaluation at the test scale cannot fit in memory
+    (`keras_ann.checks.check_memory`), before anything is built or read."""
+    from keras_ann.checks import check_memory
+
+    h, w = recipe.crop_size
+    batch = recipe.per_replica_batch(replicas)
+    check_memory(h, w, recipe.num_classes, what=f"training on {batch}x{h}x{w} crops per device", training=True,
+                 flag="--crop-size or --batch-size", batch=batch, precision=precision)  # fmt: skip
+    if recipe.test_scale:  # the keep-ratio test resize is at most long x short
+        long, short = max(recipe.test_scale), min(recipe.test_scale)
+        window = recipe.test_crop if recipe.test_mode == "slide" else None
+        check_memory(short, long, recipe.num_classes, what=f"evaluation at the test scale {long}x{short}",
+                     flag="--scale", window=window, precision=precision)  # fmt: skip
+
+
+class _FirstState(keras.callbacks.Callback):
+    """Once a run from iteration 0 has committed its first resume state:
+    removes the earlier run that `--restart` set aside, and the mark that
+    this run had committed nothing."""
+
+    def __init__(self, run, aside, resume):
+        super().__init__()
+        self.run, self.aside, self.resume, self.done = run, aside, resume, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.done and self.resume.exists():
+            self.run.clear_uncommitted()
+            self.run.drop_aside(self.aside)
+            self.done = True
 
 
 def _restore(resume, model, iterations, work_dir):

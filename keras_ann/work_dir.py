@@ -5,21 +5,29 @@ that a restart continues the same run.
 <work_dir>/
   .lock             held (fcntl.flock) by the process training in it
   recipe.json       the run's settings, compared on every restart
-  resume/           the resume state (`keras_ann.callbacks.ResumeState`)
+  resume/           the resume state (`keras_ann.callbacks.ResumeState`);
+                    uncommitted.json while a run from iteration 0 has not
+                    committed its first state
   history.csv       one row per checkpoint interval
   history.json      fit()'s history, at the end
   log.jsonl         one JSON line per checkpoint interval (per-class scores)
   best_mIoU.keras   the model of the best evaluation (+ .json: its score)
   logs/             TensorBoard
   latest.keras      the model at the last checkpoint (the chief's only)
+  iter_<N>.keras    snapshots (--keep-snapshots)
+  .previous-<time>/ an earlier run set aside by --restart, removed at the
+                    new run's first committed state
   <task>/           the same for each other worker of a multi-worker run
 ```
 """
 
 import fcntl
+import glob
 import json
 import os
+import shutil
 import socket
+import time
 
 __all__ = ["WorkDirError", "WorkDir"]
 
@@ -57,6 +65,7 @@ class WorkDir:
         self.recipe_json = os.path.join(path, "recipe.json")
         self.logs = os.path.join(path, "logs")
         self.lock_path = os.path.join(path, ".lock")
+        self.uncommitted = os.path.join(self.resume_dir, "uncommitted.json")
         self._lock_file = None
 
     def lock(self):
@@ -124,6 +133,58 @@ class WorkDir:
         with open(tmp, "w") as f:
             json.dump(_jsonable(settings), f, indent=2)
         os.replace(tmp, self.recipe_json)
+
+    def set_aside(self, state_files):
+        """Move an earlier run's outputs out of the way of a restart.
+
+        Its resume state (`state_files`), history, logs, best and latest
+        models and snapshots go to `<path>/.previous-<time>/`, which
+        `drop_aside` removes once the new run has committed its first
+        state: a restart that fails before then loses nothing.
+
+        Returns:
+            The directory, or `None` when there was nothing to move.
+        """
+        names = [self.history_csv, self.history_json, self.log_jsonl, self.best_model, self.best_model + ".json",
+                 self.recipe_json, self.logs]  # fmt: skip
+        if self.model_path and os.path.dirname(os.path.abspath(self.model_path)) == os.path.abspath(self.path):
+            names.append(self.model_path)
+        names += sorted(glob.glob(os.path.join(glob.escape(self.path), "iter_*.keras")))
+        names += sorted(glob.glob(os.path.join(glob.escape(self.path), ".tmp-iter_*.keras")))
+        moves = [(p, os.path.basename(p)) for p in names if os.path.lexists(p)]
+        moves += [(p, os.path.join("resume", os.path.basename(p))) for p in state_files]
+        if not moves:
+            return None
+        aside = os.path.join(self.path, time.strftime(".previous-%Y%m%d-%H%M%S"))
+        while os.path.exists(aside):
+            aside += "_"
+        os.makedirs(os.path.join(aside, "resume"))
+        for source, name in moves:
+            os.replace(source, os.path.join(aside, name))
+        return aside
+
+    def mark_uncommitted(self):
+        """Record that a run started from iteration 0 here and has not
+        committed a resume state yet (`resume/uncommitted.json`)."""
+        os.makedirs(self.resume_dir, exist_ok=True)
+        with open(self.uncommitted, "w") as f:
+            json.dump({"pid": os.getpid(), "started": time.time()}, f)
+
+    def clear_uncommitted(self):
+        if os.path.exists(self.uncommitted):
+            os.remove(self.uncommitted)
+
+    def stopped_before_first_state(self, resuming):
+        """Whether the outputs here are those of a run that stopped before
+        its first resume state (they hold nothing to resume: the same
+        command starts over, setting them aside)."""
+        return not resuming and os.path.exists(self.uncommitted)
+
+    @staticmethod
+    def drop_aside(aside):
+        """Remove a directory of `set_aside` (the new run is committed)."""
+        if aside and os.path.isdir(aside):
+            shutil.rmtree(aside, ignore_errors=True)
 
     def clear_history(self):
         """Remove the logs and the best model of an earlier run (a restart:

@@ -301,6 +301,62 @@ def test_predict_takes_directories_and_globs_and_refuses_what_matches_nothing(tm
     assert capsys.readouterr().err.strip() == f"keras-ann predict: error: no file matches {tmp_path / 'in/*.tif'}"
 
 
+def _symlink_loop(root):
+    """root/data with two images and two links back up (sub/up, sub/back
+    -> ..): `glob.glob('data/**', recursive=True)` walks 2**40 paths."""
+    rng = np.random.default_rng(3)
+    for name in ("data/1.jpg", "data/sub/2.jpg"):
+        _write(str(root / name), rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    os.symlink("..", root / "data/sub/up")
+    os.symlink("..", root / "data/sub/back")
+    return str(root / "data")
+
+
+def test_a_recursive_glob_through_a_symlink_loop_returns_each_image_once(tmp_path):
+    data = _symlink_loop(tmp_path)
+    script = (
+        "import argparse, sys; from keras_ann import cli; p = sys.argv[1]; "
+        "print(cli._image_paths([p])); "
+        "a = argparse.Namespace(format='onnx', input_size=(8, 8), calibration=[p], calibration_count=16); "
+        "print(cli._calibration_files(a))"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(  # a hang is a TimeoutExpired
+        [sys.executable, "-c", script, os.path.join(data, "**", "*.jpg")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = repr([os.path.join(data, "1.jpg"), os.path.join(data, "sub", "2.jpg")])
+    assert result.stdout.splitlines() == [expected, expected]
+
+
+def test_predict_gives_every_input_its_own_outputs_even_when_stems_and_extensions_collide(tmp_path, model_file):
+    rng = np.random.default_rng(4)
+    names = ("x.jpg", "x.png", "x_jpg.bmp", "x_png.png", "y.png")
+    inputs = [_write(str(tmp_path / "in" / n), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for n in names]
+    stems = cli._output_names(inputs)
+    assert len(set(stems)) == len(inputs), stems
+    out = tmp_path / "out"
+    assert cli.main(["predict", model_file, *inputs, "--output-dir", str(out)]) == 0
+    assert len(os.listdir(out)) == 2 * len(inputs)
+
+
+def test_predict_refuses_an_output_that_would_replace_an_input_before_loading_the_model(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    photos = tmp_path / "photos"
+    x = _write(str(photos / "x.jpg"), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    labels = _write(str(photos / "x_labels.png"), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    before = {p: open(p, "rb").read() for p in (x, labels)}
+    # The model does not exist: the refusal comes before it would be loaded.
+    assert cli.main(["predict", str(tmp_path / "missing.keras"), str(photos), "--output-dir", str(photos)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"keras-ann predict: error: the output {photos / 'x_labels.png'} would overwrite the input {labels}: "
+        "give another --output-dir."
+    )
+    assert {p: open(p, "rb").read() for p in before} == before
+    assert sorted(os.listdir(photos)) == ["x.jpg", "x_labels.png"]
+
+
 def test_predict_reads_images_as_the_training_loader(tmp_path, model_file, capsys):
     rng = np.random.default_rng(2)
     # A photo taken sideways: 48 wide, 32 high as stored, EXIF orientation 6 (rotate 90).

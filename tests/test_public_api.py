@@ -23,8 +23,9 @@ ROOT = os.path.dirname(HERE)
 EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", "optimizers", "schedules", "test_protocol"}
 # The list, and the modules being split out of training.py.
 LAZY = {
-    "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export",
-    "inference", "precision", "presets", "quantize", "recipes", "resizing", "training", "visualization", "weights", "work_dir",
+    "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export", "file_lists",
+    "inference", "precision", "presets", "quantize", "recipes", "resizing", "training", "visualization", "weights",
+    "work_dir",
 }  # fmt: skip
 
 

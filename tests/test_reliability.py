@@ -781,3 +781,131 @@ def test_a_run_refused_at_its_start_leaves_no_empty_work_dir(tmp_path):
             (started / "history.csv").write_text("epoch\n")
             raise DatasetError("failed after writing")
     assert (started / "history.csv").exists()
+
+
+# --------------------------------------------------------------------------
+# Memory: sizes that cannot fit are refused before anything that size exists
+# --------------------------------------------------------------------------
+
+
+def test_a_saved_test_scale_of_60000_is_refused_by_predict_with_the_size_and_the_flag(tmp_path, capsys):
+    from keras_ann import cli
+
+    model = _tiny_model()
+    model.test_config = {"mode": "whole", "test_scale": [60000, 60000]}  # a hostile saved configuration
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    image = str(tmp_path / "x.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    start = time.monotonic()
+    assert cli.main(["predict", path, image, "--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"keras-ann predict: error: predict at 60000x60000 needs about [\d.]+ GB of memory, more than the "
+        r"[\d.]+ GB available: lower --test-scale\.", err
+    ), err
+    assert time.monotonic() - start < 30
+    # The flag wins over the saved configuration.
+    assert cli.main(["predict", path, image, "--output-dir", str(tmp_path / "out"), "--test-scale", "32", "32"]) == 0
+
+
+def test_benchmark_and_train_sizes_that_cannot_fit_are_refused_before_anything_is_built(tmp_path, capsys):
+    from keras_ann import cli
+
+    with pytest.raises(SystemExit, match=r"^keras-ann benchmark: error: inference on 1x100000x100000 needs about "
+                       r"[\d.]+ GB .* lower --input-size or --batch-size\.$"):  # fmt: skip
+        cli.main(["benchmark", "resnet18_d8", "--num-classes", "2", "--input-size", "100000", "100000", "--dry-run"])
+    with pytest.raises(SystemExit, match=r"lower --train-size or --train-batch-size\.$"):
+        cli.main(["benchmark", "resnet18_d8", "--num-classes", "2", "--input-size", "64", "64",
+                  "--train-size", "50000", "50000", "--dry-run"])  # fmt: skip
+    work = tmp_path / "work"
+    assert cli.main(["train", "ann_r18_d8_camvid_cpu", "--data-root", str(tmp_path / "data"), "--work-dir", str(work),
+                     "--crop-size", "40000", "40000"]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"keras-ann train: error: training on \d+x40000x40000 crops per device needs about "
+                        r"[\d.]+ GB .* lower --crop-size or --batch-size\.", err), err  # fmt: skip
+    assert not work.exists()
+
+
+def test_the_memory_estimate_refuses_above_the_budget_and_reads_the_machine(monkeypatch):
+    from keras_ann import checks
+
+    assert 0 < checks.available_memory_bytes()
+    # A 6000x6000 benchmark (it segfaulted) needs about 26 GB by the estimate.
+    needed = checks.check_memory(6000, 6000, 19, what="inference", flag="--input-size", budget=10**12)
+    assert 20e9 < needed < 40e9
+    with pytest.raises(checks.MemoryBudgetError, match=r"inference needs about 2\d\.\d GB of memory, more than the "
+                       r"16\.0 GB available: lower --input-size\."):  # fmt: skip
+        checks.check_memory(6000, 6000, 19, what="inference", flag="--input-size", budget=16e9)
+    # Slide inference runs the network on windows: the full-size logits count, not its activations.
+    assert checks.check_memory(6000, 6000, 19, what="", flag="", window=(512, 512), budget=10**12) < 4e9
+    monkeypatch.setattr(checks, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
+    assert checks.available_memory_bytes() > 0  # os.sysconf
+
+
+# --------------------------------------------------------------------------
+# --restart: the old run is set aside, not deleted, until the new one commits
+# --------------------------------------------------------------------------
+
+
+def _files(work):
+    return {
+        os.path.relpath(os.path.join(d, f), work): open(os.path.join(d, f), "rb").read()
+        for d, _, fs in os.walk(work) for f in fs if f != ".lock"
+    }  # fmt: skip
+
+
+def test_a_restart_with_a_mistyped_data_root_keeps_every_file_of_the_old_run(run_copy):
+    root, work = run_copy
+    before = _files(work)
+    assert {"resume/state.json", "latest.keras", "best_mIoU.keras", "history.csv", "log.jsonl"} <= set(before)
+    with pytest.raises(Exception, match=re.escape(root + "-typo")):
+        training.train(RECIPE, root + "-typo", work, iterations=4, **RUN, restart=True)
+    assert _files(work) == before
+
+
+def test_a_restart_that_fails_before_its_first_state_leaves_the_old_run_set_aside(run_copy, monkeypatch):
+    root, work = run_copy
+    before = _files(work)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("killed before the first checkpoint")
+
+    monkeypatch.setattr(training, "_fit", fail)
+    with pytest.raises(RuntimeError, match="killed before"):
+        training.train(RECIPE, root, work, iterations=4, **RUN, restart=True)
+    (aside,) = [name for name in os.listdir(work) if name.startswith(".previous-")]
+    kept = {os.path.relpath(k, aside): v for k, v in _files(work).items() if k.startswith(aside)}
+    assert {k: v for k, v in before.items() if k in kept} == kept
+    assert {"resume/state.json", "latest.keras", "best_mIoU.keras", "history.csv", "log.jsonl"} <= set(kept)
+
+
+def test_a_restart_moves_the_old_snapshots_away_so_they_evict_none_of_the_new_run(run_copy):
+    root, work = run_copy
+    for iteration in (4, 6):  # snapshots of the old run, newer than the new run's first
+        shutil.copy(os.path.join(work, "latest.keras"), os.path.join(work, f"iter_{iteration}.keras"))
+    training.train(RECIPE, root, work, iterations=2, **dict(RUN, eval_interval=2), keep_snapshots=2, restart=True)
+    assert sorted(n for n in os.listdir(work) if n.startswith("iter_")) == ["iter_2.keras"]
+    # The old run, set aside at the start, is gone once the new one committed its state.
+    assert not [name for name in os.listdir(work) if name.startswith(".previous-")]
+    assert _state(os.path.join(work, "resume"))["iteration"] == 2
+
+
+def test_a_run_stopped_before_its_first_checkpoint_runs_again_with_the_same_command(tmp_path):
+    root = _scene_folder(tmp_path / "scenes")
+    work = str(tmp_path / "run")
+    image = os.path.join(root, "val", "000.png")
+    good = open(image, "rb").read()
+    _truncate(image)  # the first evaluation fails, before the first state
+    settings = dict(RUN, eval_interval=2)
+    with pytest.raises(Exception, match="000.png"):
+        training.train(RECIPE, root, work, iterations=2, **settings)
+    assert not os.path.exists(os.path.join(work, "resume", "state.json"))
+    open(image, "wb").write(good)
+    model, _ = training.train(RECIPE, root, work, iterations=2, **settings)  # refused before: "no resume state"
+    assert int(model.optimizer.iterations.numpy()) == 2
+    assert len(_history_rows(work)) == 1
+    assert sorted(os.listdir(os.path.join(work, "resume"))) == sorted(
+        os.path.basename(p) for p in resume_state.ResumeState(os.path.join(work, "resume"), None).files()
+    )  # no mark of an uncommitted run left
+    assert not [name for name in os.listdir(work) if name.startswith(".previous-")]

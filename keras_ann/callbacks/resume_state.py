@@ -153,13 +153,19 @@ class ResumeState(keras.callbacks.Callback):
         """Remove the committed state and the files it and a crashed save
         left in `directory` (only those: `state.json`, `state-*.npz`,
         `state-*.weights.h5`, `tmp-*`)."""
+        for path in self.files():
+            _remove(path)
+
+    def files(self):
+        """The files of the state in `directory` (those `clear` removes)."""
         if not os.path.isdir(self.directory):
-            return
-        for name in os.listdir(self.directory):
-            if name in (STATE_FILE, STATE_FILE + ".tmp") or (
-                name.startswith(("state-", "tmp-state-")) and name.endswith((".npz", ".weights.h5"))
-            ):
-                _remove(os.path.join(self.directory, name))
+            return []
+        return [
+            os.path.join(self.directory, name)
+            for name in sorted(os.listdir(self.directory))
+            if name in (STATE_FILE, STATE_FILE + ".tmp")
+            or (name.startswith(("state-", "tmp-state-")) and name.endswith((".npz", ".weights.h5")))
+        ]
 
     def on_train_begin(self, logs=None):
         self.failure = None

@@ -17,7 +17,6 @@ from keras_ann.layers.resize import ResizeLike
 from keras_ann.losses import SegmentationCrossEntropy
 from keras_ann.metrics import PixelAccuracy, SegmentationIoU
 from keras_ann.test_protocol import TestProtocol
-from keras_ann.models.legacy import LEGACY_LAYOUT_MESSAGE, LegacyLayoutError
 
 
 
@@ -443,8 +442,8 @@ class ANNSegmenter(keras.Model):
           weights, so later calls work offline.
         - A path to a reference `.pth` file converts it offline; backbone
           depth, number of classes and head widths come from the weights.
-        - A path to a `.keras` file loads it (a file of keras-ann 0.1.0,
-          whose heads were flat layers, is converted; save it again).
+        - A path to a `.keras` file loads it, checked first
+          (`keras_ann.models.loading`).
 
         Args:
             name_or_path: preset name or file path.
@@ -495,7 +494,7 @@ class ANNSegmenter(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         if "synchronized" in config:
-            raise LegacyLayoutError(LEGACY_LAYOUT_MESSAGE.format(source="This model configuration"))
+            raise ValueError("This configuration is of the unreleased 0.1.0 layout (`synchronized`), no longer read.")
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.layers.deserialize(unsynchronized(config["backbone"]))
         return cls(**config)

@@ -1,14 +1,9 @@
-"""Loading an `ANNSegmenter` from a `.keras` file, with overrides.
+"""An `ANNSegmenter` loaded from a `.keras` file, with overrides.
 
-`ANNSegmenter.from_preset(path)` comes here for `.keras` files: files of
-the current layout load with Keras, files of keras-ann 0.1.0 through
-`keras_ann.models.legacy`; arguments such as `num_classes=N` rebuild the
-model and keep every weight but those they change (the classifiers).
+`ANNSegmenter.from_preset(path)` loads `.keras` files through
+`keras_ann.models.loading`; arguments such as `num_classes=N` rebuild the
+model here and keep every weight but those they change (the classifiers).
 """
-
-import keras
-
-from keras_ann.models.legacy import legacy_config, load_legacy
 
 # Weights of a new class count start from their initialisers.
 CLASSIFIERS = ("decode_head/conv_seg/", "auxiliary_head/conv_seg/")
@@ -19,38 +14,15 @@ def _weights(model):
     return (graph if graph is not None else model).weights
 
 
-def load_keras_file(cls, path, **overrides):
-    """The `ANNSegmenter` saved in the `.keras` file `path`.
-
-    Args:
-        cls: `ANNSegmenter`.
-        path: the file.
-        **overrides: `ANNSegmenter` arguments replacing the saved ones.
-            `num_classes` gives new classifiers (every other weight kept);
-            `auxiliary_head=False` drops the auxiliary head; settings without
-            weights (`align_corners`, `dropout`, `ignore_index`, ...) apply as
-            given. Overrides that change other weights' shapes are refused.
-
-    Returns:
-        The model.
-
-    Raises:
-        ValueError: the file holds another kind of model, or an override
-            changes weights other than the classifiers.
-    """
-    model = load_legacy(cls, path) if legacy_config(path) is not None else keras.saving.load_model(path)
-    if not isinstance(model, cls):
-        raise ValueError(
-            f"{path} holds a {type(model).__name__}, not an {cls.__name__}; "
-            f"load it with `keras.saving.load_model`."
-        )
-    return apply_overrides(cls, model, path, **overrides)
-
-
 def apply_overrides(cls, model, path, **overrides):
     """`model` (loaded from `path`) rebuilt with `overrides`, every weight
-    kept but those they change (see `load_keras_file`); `model` itself when
-    there are none."""
+    kept but those they change; `model` itself when there are none.
+
+    `num_classes` gives new classifiers (every other weight kept);
+    `auxiliary_head=False` drops the auxiliary head; settings without
+    weights (`align_corners`, `dropout`, `ignore_index`, ...) apply as
+    given. Overrides that change other weights' shapes are refused
+    (`ValueError`)."""
     if not overrides:
         return model
     rebuilt = cls.from_config(dict(model.get_config(), **overrides))
