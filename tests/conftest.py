@@ -10,17 +10,24 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _reset_keras_state(monkeypatch):
-    """Every test starts with the float32 policy and a fixed seed, and
-    `--precision auto` (the default of `train()` and the command line)
-    sees a CPU without native bfloat16, so that it means float32 on every
-    machine the suite runs on (tests/test_precision.py tests the choice)."""
+@pytest.fixture(autouse=True, scope="session")
+def _auto_precision_is_float32():
+    """`--precision auto` (the default of `train()` and the command line)
+    sees a CPU without native bfloat16 in this process, so that it means
+    float32 on every machine the suite runs on, module fixtures included
+    (tests/test_precision.py tests the choice itself)."""
     from keras_ann import precision
 
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, "describe_hardware", lambda: precision.Hardware("cpu", "test CPU", False, False))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Every test starts with the float32 policy and a fixed seed."""
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(1234)
-    monkeypatch.setattr(precision, "describe_hardware", lambda: precision.Hardware("cpu", "test CPU", False, False))
     yield
     keras.mixed_precision.set_global_policy("float32")
 
