@@ -446,9 +446,28 @@ def _recipe(args):
         recipe = requested_backbone_init(recipe, args.imagenet)
         if args.set:
             recipe = apply_settings(recipe, args.set)
+        scale_set = args.scale or any(s.split("=")[0].strip() in ("scale", "train_scale", "test_scale") for s in args.set or [])
+        if recipe.data == "folder" and args.recipe is None and not scale_set and args.data_root:
+            say = (lambda line: print(line, file=sys.stderr)) if args.print_config else print  # JSON on stdout
+            recipe = _scale_from_data(recipe, args.data_root, say)
     except (ValueError, OSError) as error:
         raise SystemExit(f"keras-ann train: error: {error}")
     return recipe
+
+
+def _scale_from_data(recipe, data_root, say):
+    """The own-data recipe at the training images' own size
+    (`keras_ann.data.inspect.data_scale`), its crop within it; says so."""
+    from keras_ann.data.inspect import MAX_LONG_SIDE, dataset_scale
+
+    options = dict(recipe.data_options(), num_classes=recipe.num_classes)
+    scale, sizes = dataset_scale(recipe.data, data_root, recipe.train_split, **options)
+    crop = tuple(min(side, scale[1]) for side in recipe.crop_size)
+    (h, w), n = sizes.most_common(1)[0]
+    shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
+    say(f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}{shrunk}; "
+          f"--scale LONG SHORT changes it), crop {crop[0]}x{crop[1]}")  # fmt: skip
+    return recipe.replace(train_scale=scale, test_scale=scale, crop_size=crop)
 
 
 def _train(args):
@@ -521,6 +540,7 @@ def _evaluate(args):
     from keras_ann.data.configs import build_dataset, get_data_config
     from keras_ann.data.label_scan import check_dataset_labels
     from keras_ann.evaluation import evaluate_dataset
+    from keras_ann.recipes import dataset_options
 
     model = _load_model(args.model, inference=True)
     protocol = _test_protocol(model, args)
@@ -530,12 +550,10 @@ def _evaluate(args):
             "naming its data."
         )
     config = get_data_config(protocol.data)
-    layout = {"img_dir": args.img_dir, "ann_dir": args.ann_dir, "image_suffix": args.img_suffix,
-              "label_suffix": args.ann_suffix, "split_file": args.split_file}  # fmt: skip
-    layout = {key: value for key, value in layout.items() if value is not None}
-    options = protocol.data_options()
+    layout = {key: getattr(args, key) for key in ("img_dir", "ann_dir", "img_suffix", "ann_suffix", "split_file")}
+    options = dataset_options({**protocol.data_contract(), **layout})
     if config.classes is None:  # folder: the model's classes and label encoding, the flags' layout
-        options.update(layout, num_classes=model.num_classes)
+        options.update(num_classes=model.num_classes)
     else:
         folder_only = [key for key in _dataset_changes(args, with_classes=False)
                        if key not in ("data", "reduce_zero_label", "ignore_index")]  # fmt: skip
@@ -559,6 +577,22 @@ def _evaluate(args):
     if args.steps:
         pairs = pairs.take(args.steps)
     evaluate_dataset(model, pairs, protocol, verbose=2)
+
+
+def _inspect(args):
+    from keras_ann.data.inspect import inspect_dataset
+    from keras_ann.recipes import DEFAULT_RECIPE, dataset_options, get_recipe
+
+    changes = _dataset_changes(args, with_classes=False)
+    options = dataset_options(changes)
+    if args.num_classes:
+        options["num_classes"] = args.num_classes
+    data = changes.get("data", "folder")
+    crop = get_recipe(DEFAULT_RECIPE).crop_size if data == "folder" else None  # train's own-data default
+    report = inspect_dataset(data, args.data_root, args.split, crop_size=crop, **options)
+    print("\n".join(report.summary()))
+    print(f"train with: keras-ann train --dataset {data} --data-root {args.data_root} "
+          f"{' '.join(report.flags())} --work-dir runs/own")  # fmt: skip
 
 
 def _benchmark(args):
@@ -861,6 +895,17 @@ def build_parser():
             "--test-scale", type=positive_int, nargs=2, action=_Pair, metavar=("LONG", "SHORT"),
             help="keep-ratio resize before inference (default: the model's, else the dataset's)",
         )
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="what train would do with a dataset, before any training: image sizes, label values and their "
+        "encoding, the scale, and the flags to give",
+    )
+    inspect.add_argument("data_root", help="the dataset root (for --dataset folder: ROOT/img_dir/<split>/, ...)")
+    add_dataset_args(inspect, training=False)
+    inspect.add_argument("--num-classes", type=positive_int, help="default: what the label values suggest")
+    inspect.add_argument("--split", default="train")
+    inspect.set_defaults(func=_inspect)
 
     evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
     evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")

@@ -279,18 +279,7 @@ class Recipe:
     def data_options(self):
         """The `keras_ann.data.configs.build_dataset` options of the class
         and folder keys that are set."""
-        options = {
-            "class_names": self.class_names,
-            "palette": self.palette,
-            "img_dir": self.img_dir,
-            "ann_dir": self.ann_dir,
-            "image_suffix": self.img_suffix,
-            "label_suffix": self.ann_suffix,
-            "split_file": self.split_file,
-            "label_map": dict(self.label_map) if self.label_map else None,
-            "label_palette": [list(c) for c in self.label_palette] if self.label_palette else None,
-        }
-        return {key: value for key, value in options.items() if value is not None}
+        return dataset_options({key: getattr(self, key) for key in ("class_names", "palette") + FOLDER_KEYS})
 
     def __getattr__(self, name):
         if name in _OLD_NAMES:
@@ -386,6 +375,34 @@ CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
 # Keys only the `folder` data config reads.
 FOLDER_KEYS = ("img_dir", "ann_dir", "img_suffix", "ann_suffix", "split_file", "label_map", "label_palette")
 assert set(PIPELINE_KEYS) <= set(CONFIG_KEYS)
+
+
+# Recipe keys (and flags, `--img-suffix` -> `img_suffix`) whose
+# `build_dataset` option has another name.
+_DATASET_OPTION_NAMES = {"img_suffix": "image_suffix", "ann_suffix": "label_suffix"}
+
+
+def dataset_options(keys):
+    """The `keras_ann.data.configs.build_dataset` options of recipe keys
+    (the class, label-encoding and folder-layout keys among `keys`; `None`
+    values left out): the one mapping from a recipe's or the command line's
+    names to the loader's.
+
+    Example:
+
+    >>> dataset_options({"img_suffix": "_leftImg8bit.png", "label_map": [[255, 1]], "split_file": None})
+    {'image_suffix': '_leftImg8bit.png', 'label_map': {255: 1}}
+    """
+    options = {}
+    for key, value in keys.items():
+        if value is None or key not in ("class_names", "palette", "reduce_zero_label", "ignore_index") + FOLDER_KEYS:
+            continue
+        if key == "label_map":
+            value = {int(old): int(new) for old, new in (value.items() if isinstance(value, dict) else value)}
+        elif key == "label_palette":
+            value = [list(c) for c in value]
+        options[_DATASET_OPTION_NAMES.get(key, key)] = value
+    return options
 
 
 def _reference(depth, data, crop, iterations):

@@ -87,8 +87,8 @@ class TestProtocol:
     Example:
 
     >>> protocol = TestProtocol(data="folder", class_names=("bg", "cell"), label_map=((255, 1),))
-    >>> protocol.data_options()
-    {'class_names': ('bg', 'cell'), 'label_map': {255: 1}}
+    >>> protocol.data_contract()
+    {'class_names': ('bg', 'cell'), 'label_map': ((255, 1),)}
     """
 
     __test__ = False  # not a pytest test class
@@ -184,18 +184,13 @@ class TestProtocol:
             return dataclasses.replace(self, class_names=None, palette=None)
         return self
 
-    def data_options(self):
-        """The `keras_ann.data.configs.build_dataset` options of the data
-        contract that are set (classes, palette, label encoding)."""
-        options = {
-            "class_names": self.class_names,
-            "palette": self.palette,
-            "label_map": dict(self.label_map) if self.label_map else None,
-            "label_palette": [list(c) for c in self.label_palette] if self.label_palette else None,
-            "reduce_zero_label": self.reduce_zero_label,
-            "ignore_index": self.ignore_index,
-        }
-        return {key: value for key, value in options.items() if value is not None}
+    def data_contract(self):
+        """The fields of the data contract that are set (classes, palette,
+        label encoding), named as the recipe keys they are
+        (`keras_ann.recipes.dataset_options` turns them into loader
+        options)."""
+        keys = ("class_names", "palette", "label_map", "reduce_zero_label", "ignore_index", "label_palette")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
 
     def to_config(self):
         """A JSON-ready dict of every field (tuples as lists)."""

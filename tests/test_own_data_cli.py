@@ -343,7 +343,7 @@ def test_the_saved_model_keeps_its_label_encoding(trained_with_label_map):
 
     model = keras_ann.ANNSegmenter.from_preset(str(trained_with_label_map / "latest.keras"))
     assert model.test_protocol.label_map == ((255, 1),) and model.test_protocol.class_names == ("bg", "cell")
-    assert model.test_protocol.data_options()["label_map"] == {255: 1}
+    assert model.test_protocol.data_contract()["label_map"] == ((255, 1),)
 
 
 def test_evaluate_scans_the_labels_as_train_does(binary_masks, tmp_path, capsys):
