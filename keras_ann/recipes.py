@@ -37,6 +37,7 @@ import json
 import os
 
 from keras_ann.data.configs import PIPELINE_KEYS, get_data_config
+from keras_ann.test_protocol import label_map_pairs, rgb_colours
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -246,23 +247,20 @@ class Recipe:
             value = getattr(self, key)
             if value is None:
                 continue
-            colours = tuple(tuple(int(c) for c in colour) for colour in value)
-            if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colours):
-                raise ValueError(f"Recipe {self.name!r}: `{key}` must be RGB triples in 0..255, got {value!r}.")
+            try:
+                colours = rgb_colours(value, key)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"Recipe {self.name!r}: {error}") from None
             if len(colours) != self.num_classes:
                 raise ValueError(
                     f"Recipe {self.name!r}: `{key}` has {len(colours)} colours for num_classes={self.num_classes}."
                 )
             set_(key, colours)
         if self.label_map is not None:
-            pairs = self.label_map.items() if isinstance(self.label_map, dict) else self.label_map
             try:
-                set_("label_map", tuple((int(old), int(new)) for old, new in pairs))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"Recipe {self.name!r}: `label_map` must be [raw, new] pairs, e.g. [[255, 1]], "
-                    f"got {self.label_map!r}."
-                ) from None
+                set_("label_map", label_map_pairs(self.label_map))
+            except ValueError as error:
+                raise ValueError(f"Recipe {self.name!r}: {error}") from None
         if config.loader != "folder":
             given = [key for key in ("class_names", "palette") + FOLDER_KEYS if getattr(self, key) is not None]
             if given:

@@ -37,8 +37,10 @@ __all__ = ["TestProtocol"]
 _MODES = ("whole", "slide")
 
 
-def _pairs(value, name):
-    """`((raw, new), ...)` of a label map given as pairs or a dict."""
+def label_map_pairs(value, name="label_map"):
+    """`((raw, new), ...)` of a label map given as pairs or a dict; a
+    `ValueError` naming `name` for anything else or a raw value given
+    twice."""
     pairs = value.items() if isinstance(value, dict) else value
     try:
         result = tuple((int(old), int(new)) for old, new in pairs)
@@ -50,8 +52,13 @@ def _pairs(value, name):
     return result
 
 
-def _colours(value, name):
-    colours = tuple(tuple(int(c) for c in colour) for colour in value)
+def rgb_colours(value, name="palette"):
+    """`((r, g, b), ...)` of colours given as triples in 0..255; a
+    `ValueError` naming `name` otherwise."""
+    try:
+        colours = tuple(tuple(int(c) for c in colour) for colour in value)
+    except (TypeError, ValueError):
+        colours = ((-1,),)
     if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colours):
         raise ValueError(f"`{name}` must be RGB triples in 0..255, got {value!r}.")
     return colours
@@ -138,13 +145,13 @@ class TestProtocol:
             set_("class_names", tuple(str(name) for name in self.class_names))
         for key in ("palette", "label_palette"):
             if getattr(self, key) is not None:
-                set_(key, _colours(getattr(self, key), key))
+                set_(key, rgb_colours(getattr(self, key), key))
         if self.palette is not None and self.class_names is not None and len(self.palette) != len(self.class_names):
             raise ValueError(
                 f"`palette` has {len(self.palette)} colours for {len(self.class_names)} class names; give one each."
             )
         if self.label_map is not None:
-            set_("label_map", _pairs(self.label_map, "label_map"))
+            set_("label_map", label_map_pairs(self.label_map))
         if self.reduce_zero_label is not None:
             set_("reduce_zero_label", bool(self.reduce_zero_label))
         if self.ignore_index is not None:
