@@ -12,7 +12,25 @@ from keras_ann import losses
 from keras_ann.losses import DiceLoss, FocalLoss, LovaszLoss, OHEMLoss, SegmentationCrossEntropy, TverskyLoss
 
 IGNORE = 255
-RTOL = 1e-12
+# float64 round-off on TensorFlow. On JAX and PyTorch, Keras's `Loss`
+# reduction (`divide_no_nan`, through `keras.backend.result_type`) turns
+# float64 into float32, so there only the reduced value is float32-exact.
+RTOL = 1e-12 if keras.backend.backend() == "tensorflow" else 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _float64_on_jax(request):
+    """JAX holds float64 only with `jax_enable_x64`: on for the tests that
+    compare with mmseg."""
+    if keras.backend.backend() != "jax" or "mmseg" not in request.fixturenames:
+        yield
+        return
+    import jax
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.fixture(scope="module")
