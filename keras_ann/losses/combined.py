@@ -123,3 +123,33 @@ def _one_loss(entry, ignore_index, class_weight):
         return LOSS_TYPES[name](**arguments)
     except TypeError as error:
         raise ValueError(f"Loss config {entry!r}: {error}") from None
+
+
+def parse_loss_option(text):
+    """`keras-ann train --loss`: `"NAME[:WEIGHT],..."` -> a `loss_decode`
+    list. A name is a `LOSS_TYPES` name, any case, `Loss` optional
+    (`dice`, `CrossEntropy`, `OHEM`); the weight is its `loss_weight`.
+
+    Example:
+
+    >>> parse_loss_option("CrossEntropy:1,dice:3")
+    [{'type': 'CrossEntropyLoss', 'loss_weight': 1.0}, {'type': 'DiceLoss', 'loss_weight': 3.0}]
+    """
+    names = {name.lower(): name for name in LOSS_TYPES}
+    names.update({name.lower()[: -len("loss")]: name for name in LOSS_TYPES})
+    entries = []
+    for part in str(text).split(","):
+        name, _, weight = part.strip().partition(":")
+        if name.strip().lower() not in names:
+            raise ValueError(
+                f"--loss: unknown loss {name.strip()!r} in {text!r}; the names are "
+                f"{', '.join(n[: -len('Loss')] for n in LOSS_TYPES)} (e.g. --loss CrossEntropy:1,Dice:3)."
+            )
+        entry = {"type": names[name.strip().lower()]}
+        if weight.strip():
+            try:
+                entry["loss_weight"] = float(weight)
+            except ValueError:
+                raise ValueError(f"--loss: the weight of {name.strip()!r} must be a number, got {weight!r}.") from None
+        entries.append(entry)
+    return entries
