@@ -417,7 +417,7 @@ def _dataset_changes(args, with_classes=True):
 def _recipe(args):
     """The recipe of `keras-ann train`: the named recipe or recipe file (or
     the default base recipe for `--dataset`), then the dataset flags, the
-    schedule flags, `--from-preset` and last `--set`."""
+    schedule flags, `--from-preset`, `--loss` and last `--set`."""
     from keras_ann.recipes import DEFAULT_RECIPE, apply_settings, load_recipe, replace_data
     from keras_ann.weights.imagenet import requested_backbone_init
 
@@ -442,6 +442,10 @@ def _recipe(args):
         if data.get("data", recipe.data) == "folder" and recipe.data != "folder" and "num_classes" not in data:
             raise ValueError("--dataset folder needs --num-classes K (the number of classes of your labels).")
         recipe = replace_data(recipe, **data)
+        if args.loss:
+            from keras_ann.losses.combined import parse_loss_option
+
+            changes["loss"] = parse_loss_option(args.loss)
         recipe = recipe.replace(**changes)
         recipe = requested_backbone_init(recipe, args.imagenet)
         if args.set:
@@ -860,6 +864,12 @@ def build_parser():
         "--from-preset", metavar="NAME|PATH",
         help="fine-tune a released model (see `keras-ann presets`) or a .keras/.pth file; "
         "the classifiers are new when --num-classes differs (recipe key load_from)",
+    )
+    train.add_argument(
+        "--loss", metavar="NAME[:WEIGHT],...",
+        help="the heads' losses, summed (recipe key loss), e.g. --loss CrossEntropy:1,Dice:3; names: "
+        "CrossEntropy, Dice, Focal, Lovasz, Tversky, OHEM (their defaults; other arguments with "
+        "--set loss=[{...}]); default: the recipe's (cross-entropy)",
     )
     train.add_argument(
         "--set", action="append", metavar="KEY=VALUE",

@@ -117,6 +117,11 @@ class Recipe:
         dropout: the heads' dropout ratio.
         class_weight: a loss weight per class (mmseg's
             `loss_decode.class_weight`, for both heads), or `None`.
+        loss: the heads' losses as mmseg's `loss_decode` list, e.g.
+            `[{"type": "CrossEntropyLoss"}, {"type": "DiceLoss",
+            "loss_weight": 3.0}]` (summed; `keras_ann.losses.build_loss`,
+            with `class_weight` for the losses that take one), or `None`:
+            the cross-entropy.
         test_mode: `"whole"` or `"slide"`.
         test_crop, test_stride: slide window and stride `(h, w)`, `None`
             for whole.
@@ -174,6 +179,7 @@ class Recipe:
     aux_loss_weight: float = 0.4
     dropout: float = 0.1
     class_weight: tuple = None
+    loss: tuple = None
     test_mode: str = "whole"
     test_crop: tuple = None
     test_stride: tuple = None
@@ -221,6 +227,8 @@ class Recipe:
                     f"(one per class), got {self.class_weight!r}; `--set class_weight=null` drops the weights."
                 )
             set_("class_weight", weights)
+        if self.loss is not None:
+            set_("loss", _loss_entries(self.name, self.loss))
         if self.test_mode not in ("whole", "slide"):
             raise ValueError(f"Recipe {self.name!r}: `test_mode` must be 'whole' or 'slide', got {self.test_mode!r}.")
         if self.test_mode == "slide" and (self.test_crop is None or self.test_stride is None):
@@ -367,6 +375,27 @@ class Recipe:
             ignore_index=self.ignore_index,
             label_palette=self.label_palette,
         )
+
+
+def _loss_entries(name, loss):
+    """The `loss` key as a tuple of JSON-ready dicts, checked by building
+    the losses (Keras is imported only for a recipe that sets it)."""
+    from keras_ann.losses import build_loss
+
+    entries = [loss] if isinstance(loss, dict) else loss
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise ValueError(
+            f"Recipe {name!r}: `loss` must be a list of loss configs, e.g. "
+            f'[{{"type": "DiceLoss", "loss_weight": 1.0}}], got {loss!r}; `--set loss=null` is the cross-entropy.'
+        )
+    plain = lambda value: [plain(v) for v in value] if isinstance(value, (list, tuple)) else value  # noqa: E731
+    entries = tuple({key: plain(value) for key, value in entry.items()} if isinstance(entry, dict) else entry
+                    for entry in entries)  # fmt: skip
+    try:
+        build_loss(list(entries))
+    except ValueError as error:
+        raise ValueError(f"Recipe {name!r}: `loss`: {error}") from None
+    return entries
 
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))

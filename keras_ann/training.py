@@ -31,7 +31,7 @@ from keras_ann.checks import PRECISIONS, check_positive_int
 from keras_ann.precision import resolve_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
-from keras_ann.losses import SegmentationCrossEntropy
+from keras_ann.losses import SegmentationCrossEntropy, build_loss
 from keras_ann.backbones.resnet import ResNetBackbone, set_remat
 from keras_ann.models.ann_segmenter import ANNSegmenter
 from keras_ann.optimizers import TorchSGD
@@ -89,7 +89,8 @@ def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
     SGD (PyTorch semantics, weight decay on every parameter as L2 on the
     gradient) with poly decay per iteration; softmax cross-entropy ignoring
     255 averaged over all pixels (weighted per class by the recipe's
-    `class_weight`); `fit()` adds the auxiliary loss.
+    `class_weight`), or the recipe's `loss` list (`losses.build_loss`);
+    `fit()` adds the auxiliary loss.
     """
     schedule = PolyDecay(
         recipe.learning_rate,
@@ -100,9 +101,13 @@ def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
     optimizer = TorchSGD(schedule, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    if recipe.loss:
+        loss = build_loss(list(recipe.loss), ignore_index=model.ignore_index, class_weight=recipe.class_weight)
+    else:
+        loss = SegmentationCrossEntropy(ignore_index=model.ignore_index, class_weight=recipe.class_weight)
     model.compile(
         optimizer=optimizer,
-        loss=SegmentationCrossEntropy(ignore_index=model.ignore_index, class_weight=recipe.class_weight),
+        loss=loss,
         metrics=[],
         jit_compile=jit_compile,
     )

@@ -9,10 +9,30 @@ import numpy as np
 import pytest
 
 from keras_ann import losses
-from keras_ann.losses import DiceLoss, FocalLoss, LovaszLoss, OHEMLoss, SegmentationCrossEntropy, TverskyLoss
+from keras_ann.losses import (
+    DiceLoss, FocalLoss, LovaszLoss, OHEMLoss, SegmentationCrossEntropy, SumOfLosses, TverskyLoss, build_loss,
+)  # fmt: skip
 
 IGNORE = 255
-RTOL = 1e-12
+# float64 round-off on TensorFlow. On JAX and PyTorch, Keras's `Loss`
+# reduction (`divide_no_nan`, through `keras.backend.result_type`) turns
+# float64 into float32, so there only the reduced value is float32-exact.
+RTOL = 1e-12 if keras.backend.backend() == "tensorflow" else 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _float64_on_jax(request):
+    """JAX holds float64 only with `jax_enable_x64`: on for the tests that
+    compare with mmseg."""
+    if keras.backend.backend() != "jax" or "mmseg" not in request.fixturenames:
+        yield
+        return
+    import jax
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +321,48 @@ def test_ohem_loss_refuses_other_losses_and_small_min_kept():
         OHEMLoss(min_kept=1)
 
 
+# === build_loss: a loss_decode list ===
+
+
+def test_build_loss_of_a_loss_decode_list_equals_mmseg_decode_head_sum(mmseg, float_is_float64):
+    import torch
+    from mmengine.structures import PixelData
+
+    config = [
+        {"type": "CrossEntropyLoss", "loss_weight": 1.0, "avg_non_ignore": True},
+        {"type": "DiceLoss", "loss_weight": 3.0, "use_sigmoid": False, "loss_name": "loss_dice"},
+        {"type": "TverskyLoss", "loss_weight": 0.5, "loss_name": "loss_tversky"},
+    ]
+    head = mmseg.FCNHead(
+        in_channels=4, channels=4, num_convs=0, concat_input=False, num_classes=4, loss_decode=config,
+    )
+    labels, logits = _batch(seed=12)
+    t_labels, t_logits = _torch(labels, logits)
+    samples = []
+    for label in t_labels:
+        sample = mmseg.SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        samples.append(sample)
+    with torch.no_grad():
+        parts = head.loss_by_feat(t_logits, samples)
+    want = sum(value for key, value in parts.items() if key.startswith("loss_"))
+    assert len([key for key in parts if key.startswith("loss_")]) == 3
+    ours = build_loss([dict(entry, dtype="float64") for entry in config], ignore_index=IGNORE)
+    assert isinstance(ours, SumOfLosses)
+    _assert_equal(_ours(ours, labels, logits), want)
+
+
+def test_build_loss_refuses_unknown_types_and_arguments():
+    with pytest.raises(ValueError, match="Unknown loss type 'BoundaryLoss'; the types are CrossEntropyLoss"):
+        build_loss([{"type": "BoundaryLoss"}])
+    with pytest.raises(ValueError, match="Loss config .*'DiceLoss'.*smooth"):
+        build_loss({"type": "DiceLoss", "smooth": 1.0})
+    with pytest.raises(ValueError, match="use_sigmoid=True"):
+        build_loss({"type": "CrossEntropyLoss", "use_sigmoid": True})
+    ohem = build_loss({"type": "OHEMLoss", "thresh": 0.7, "min_kept": 10, "avg_non_ignore": True}, class_weight=[1, 2])
+    assert (ohem.thresh, ohem.min_kept, ohem.loss.avg_non_ignore, ohem.loss.class_weight) == (0.7, 10, True, [1, 2])
+
+
 # === Keras: compile and fit, tracing, mixed precision, configs ===
 
 
@@ -312,6 +374,7 @@ def _all_losses():
         "TverskyLoss": TverskyLoss(alpha=0.4, beta=0.6),
         "OHEMLoss": OHEMLoss(SegmentationCrossEntropy(avg_non_ignore=True), thresh=0.7, min_kept=50),
         "OHEMLoss_highest": OHEMLoss(min_kept=50),
+        "SumOfLosses": build_loss([{"type": "CrossEntropyLoss"}, {"type": "LovaszLoss", "loss_weight": 0.5}]),
     }
 
 
@@ -400,4 +463,5 @@ def test_each_loss_config_round_trips(name):
 def test_the_package_exports_every_loss():
     assert set(losses.__all__) == {
         "DiceLoss", "FocalLoss", "LovaszLoss", "OHEMLoss", "SegmentationCrossEntropy", "TverskyLoss",
+        "SumOfLosses", "build_loss", "LOSS_TYPES",
     }  # fmt: skip

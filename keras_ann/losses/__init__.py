@@ -7,9 +7,12 @@ mmsegmentation 1.2.2 class of the same name or concept, and usable from
 - `DiceLoss`, `FocalLoss`, `LovaszLoss`, `TverskyLoss`: the classes of the
   same names, for class imbalance;
 - `OHEMLoss`: a cross-entropy over the hard pixels, as a decode head with
-  `OHEMPixelSampler`.
+  `OHEMPixelSampler`;
+- `SumOfLosses` and `build_loss`: several losses summed, from mmseg-style
+  configs (a `loss_decode` list), as recipes' `loss` key.
 """
 
+from keras_ann.losses.combined import LOSS_TYPES, SumOfLosses, build_loss
 from keras_ann.losses.cross_entropy import SegmentationCrossEntropy
 from keras_ann.losses.dice import DiceLoss
 from keras_ann.losses.focal import FocalLoss
@@ -17,4 +20,14 @@ from keras_ann.losses.lovasz import LovaszLoss
 from keras_ann.losses.ohem import OHEMLoss
 from keras_ann.losses.tversky import TverskyLoss
 
-__all__ = ["DiceLoss", "FocalLoss", "LovaszLoss", "OHEMLoss", "SegmentationCrossEntropy", "TverskyLoss"]
+__all__ = [
+    "LOSS_TYPES",
+    "DiceLoss",
+    "FocalLoss",
+    "LovaszLoss",
+    "OHEMLoss",
+    "SegmentationCrossEntropy",
+    "SumOfLosses",
+    "TverskyLoss",
+    "build_loss",
+]

@@ -18,7 +18,9 @@ def labels_and_logits(y_true, y_pred, align_corners=False):
     as mmseg's `BaseDecodeHead.loss_by_feat` resizes before its losses."""
     y_true, y_pred = segmentation_pair(y_true, y_pred)
     y_true = ops.cast(y_true, "int32")
-    dtype = keras.backend.result_type(y_pred.dtype, "float32")
+    # Not keras.backend.result_type: it turns float64 into float32 on the
+    # JAX and PyTorch backends.
+    dtype = "float64" if keras.backend.standardize_dtype(y_pred.dtype) == "float64" else "float32"
     y_pred = ops.cast(y_pred, dtype)
     size = (ops.shape(y_true)[1], ops.shape(y_true)[2])
     return y_true, bilinear_resize(y_pred, size, align_corners)

@@ -131,8 +131,9 @@ class FocalLoss(keras.losses.Loss):
             alpha = self.alpha
         focal_weight = (alpha * target + (1.0 - alpha) * (1.0 - target)) * ops.power(one_minus_pt, self.gamma)
         # PyTorch's binary_cross_entropy_with_logits, free of overflow:
-        # (1 - t) x + log(1 + exp(-x)).
-        bce = (1.0 - target) * logits + ops.maximum(-logits, 0.0) + ops.log1p(ops.exp(-ops.abs(logits)))
+        # (1 - t) x + log(1 + exp(-x)). (No ops.maximum: it computes float64
+        # in float32 on the PyTorch backend.)
+        bce = (1.0 - target) * logits + ops.relu(-logits) + ops.log1p(ops.exp(-ops.abs(logits)))
         weight = ops.cast(valid, dtype)[..., None]
         if self.class_weight is not None:
             check_class_count(self.class_weight, num_classes, "class_weight", "FocalLoss")

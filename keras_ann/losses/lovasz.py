@@ -10,11 +10,16 @@ from keras_ann.losses._inputs import check_class_count, class_weight_list, label
 def _lovasz_grad(gt_sorted, valid_sorted):
     """The Lovasz extension's gradient along axis 1 (Alg. 1 of the paper,
     mmseg's `lovasz_grad`) for errors sorted in decreasing order, the
-    ignored entries sorted last and masked out by `valid_sorted`."""
-    gt = gt_sorted * valid_sorted
-    gts = ops.sum(gt, axis=1, keepdims=True)
-    intersection = gts - ops.cumsum(gt, axis=1)
-    union = gts + ops.cumsum((1.0 - gt_sorted) * valid_sorted, axis=1)
+    ignored entries sorted last and masked out by `valid_sorted`; the
+    labels `gt_sorted` are integers (in a float dtype)."""
+    # Counts, so summed as integers: exact, and ops.cumsum of float64 is
+    # float32 on the PyTorch backend.
+    dtype = gt_sorted.dtype
+    gt = ops.cast(gt_sorted * valid_sorted, "int32")
+    background = ops.cast((1.0 - gt_sorted) * valid_sorted, "int32")
+    gts = ops.cast(ops.sum(gt, axis=1, keepdims=True), dtype)
+    intersection = gts - ops.cast(ops.cumsum(gt, axis=1), dtype)
+    union = gts + ops.cast(ops.cumsum(background, axis=1), dtype)
     # The union is 0 only where nothing valid came yet (an all-ignored
     # group): those entries are masked out.
     jaccard = 1.0 - intersection / ops.where(union > 0, union, ops.ones_like(union))
@@ -202,7 +207,8 @@ class LovaszLoss(keras.losses.Loss):
         else:
             chosen = ops.ones_like(per_class)
         count = ops.sum(chosen, axis=1)
-        return ops.sum(per_class * chosen, axis=1) / ops.maximum(count, 1.0)
+        # ops.where, not ops.maximum (float32 on the PyTorch backend).
+        return ops.sum(per_class * chosen, axis=1) / ops.where(count > 0, count, ops.ones_like(count))
 
     def get_config(self):
         config = super().get_config()

@@ -117,7 +117,10 @@ class OHEMLoss(keras.losses.Loss):
             count = ops.sum(ops.cast(flat_valid, "int32"))
             index = ops.maximum(ops.minimum(ops.cast(batch_kept, "int32"), count - 1), 0)
             min_threshold = ops.where(count > 0, ops.take(ascending, index), ops.zeros((), dtype))
-            threshold = ops.maximum(min_threshold, ops.cast(self.thresh, dtype))
+            # Python's max(min_threshold, thresh), as mmseg; ops.where keeps
+            # float64 (ops.maximum is float32 on the PyTorch backend).
+            thresh = ops.cast(self.thresh, dtype)
+            threshold = ops.where(thresh > min_threshold, thresh, min_threshold)
             kept = ops.logical_and(valid, prob < threshold)
         else:
             losses, _ = self.loss.pixel_losses(labels, logits)
