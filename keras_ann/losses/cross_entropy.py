@@ -15,8 +15,14 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     averaged over **all** pixels, ignored ones included, as the reference
     does (`avg_non_ignore=False`); `avg_non_ignore=True` averages over the
     labelled pixels only; the sum is divided by that count plus float32's
-    epsilon (1.19e-7), as the reference. Class weights scale each pixel's loss by the weight
-    of its true class (the average still counts pixels, as the reference's).
+    epsilon (1.19e-7), as the reference. Class weights scale each pixel's
+    loss by the weight of its true class, and the average still counts
+    pixels. That is a deliberate difference: mmseg 1.2.2 divides the
+    class-weighted sum by the sum of the pixels' class weights instead, and
+    raises an `IndexError` as soon as one pixel holds the ignore value (its
+    `class_weight[label]` lookup), so on real data with void pixels it
+    cannot train with class weights at all; on labels without ignored
+    pixels the two differ by the factor pixels / (sum of their weights).
     Logits of another spatial size than the labels are resized bilinearly to
     the labels' size first (`align_corners` as given), as the reference's
     decode heads do before their loss.
