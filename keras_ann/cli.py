@@ -578,9 +578,7 @@ def _evaluate(args):
     scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
     print(f"testing {protocol.mode}{window} {scales} on {config.name} {args.split}")
     pairs = dataset.raw_dataset().batch(1)
-    if args.steps:
-        pairs = pairs.take(args.steps)
-    evaluate_dataset(model, pairs, protocol, verbose=2)
+    evaluate_dataset(model, pairs, protocol, steps=min(args.steps or len(dataset), len(dataset)), verbose=2)
 
 
 def _inspect(args):

@@ -7,6 +7,8 @@ one confusion matrix over the whole evaluation set, from which per-class
 IoU and accuracy, aAcc, mIoU and mAcc follow.
 """
 
+import sys
+
 import keras
 import numpy as np
 
@@ -63,7 +65,9 @@ def evaluate_dataset(model, dataset, protocol=None, num_classes=None, *, steps=N
     total = np.zeros((num_classes, num_classes), np.int64)
     if steps is None:
         steps = _length(dataset)
-    bar = keras.utils.Progbar(steps, unit_name="image") if verbose else None
+    # On a terminal the bar is redrawn in place; into a file or pipe it
+    # writes one line at the end instead of one per image.
+    bar = keras.utils.Progbar(steps, unit_name="image", verbose=1 if sys.stdout.isatty() else 2) if verbose else None
     scored = 0
     for step, (images, labels) in enumerate(dataset):
         if steps is not None and step >= steps:
