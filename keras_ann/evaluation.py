@@ -41,7 +41,8 @@ def evaluate_dataset(model, dataset, protocol=None, num_classes=None, *, steps=N
     Returns:
         dict with `"confusion"`, `"IoU"`, `"Acc"` (per class, nan for
         classes absent from both labels and predictions), `"aAcc"`,
-        `"mIoU"`, `"mAcc"` (fractions; the printed table is in percent).
+        `"mIoU"`, `"mAcc"`, in percent (as mmseg reports them and the table
+        prints them).
 
     Raises:
         ValueError: for `steps` that is not a positive integer, or a

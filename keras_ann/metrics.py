@@ -87,20 +87,22 @@ def metrics_from_confusion(confusion):
             and so in the unions, only).
 
     Returns:
-        dict of numpy values, all fractions (not percentages):
-        `"IoU"`, `"Acc"` (per class, float64, nan where the class's union,
-        resp. label area, is 0), `"aAcc"`, `"mIoU"`, `"mAcc"` (floats;
-        the means leave nan classes out), and the per-class areas
+        dict of numpy values, the scores in percent (as mmseg reports
+        them; the means are taken over the fractions, then multiplied by
+        100, as the reference): `"IoU"`, `"Acc"` (per class, float64, nan
+        where the class's union, resp. label area, is 0), `"aAcc"`,
+        `"mIoU"`, `"mAcc"` (floats; the means leave nan classes out), and
+        the per-class areas
         `"area_intersect"`, `"area_union"`, `"area_pred_label"`,
         `"area_label"`.
 
     Example:
 
     >>> scores = metrics_from_confusion([[3, 1, 0], [0, 2, 0], [0, 0, 0]])
-    >>> [round(float(v), 4) for v in scores["IoU"][:2]], bool(np.isnan(scores["IoU"][2]))
-    ([0.75, 0.6667], True)
-    >>> round(scores["mIoU"], 4), round(scores["mAcc"], 4), round(scores["aAcc"], 4)
-    (0.7083, 0.875, 0.8333)
+    >>> [round(float(v), 2) for v in scores["IoU"][:2]], bool(np.isnan(scores["IoU"][2]))
+    ([75.0, 66.67], True)
+    >>> round(scores["mIoU"], 2), round(scores["mAcc"], 2), round(scores["aAcc"], 2)
+    (70.83, 87.5, 83.33)
     """
     confusion = np.asarray(confusion, dtype=np.float64)
     num_classes = confusion.shape[1]
@@ -115,11 +117,11 @@ def metrics_from_confusion(confusion):
         acc = intersect / area_label
         a_acc = intersect.sum() / area_label.sum()
     return {
-        "IoU": iou,
-        "Acc": acc,
-        "aAcc": float(a_acc),
-        "mIoU": _nanmean(iou),
-        "mAcc": _nanmean(acc),
+        "IoU": iou * 100.0,
+        "Acc": acc * 100.0,
+        "aAcc": float(a_acc) * 100.0,
+        "mIoU": _nanmean(iou) * 100.0,
+        "mAcc": _nanmean(acc) * 100.0,
         "area_intersect": intersect,
         "area_union": union,
         "area_pred_label": area_pred,
@@ -134,11 +136,11 @@ def _nanmean(values):
 
 
 def _percent(value):
-    """A fraction as mmseg prints it: `np.round(value * 100, 2)`, 2 decimals."""
+    """A percentage as mmseg prints it: `np.round(value, 2)`, 2 decimals."""
     value = float(value)
     if np.isnan(value):
         return "nan"
-    return f"{float(np.round(value * 100.0, 2)):.2f}"
+    return f"{float(np.round(value, 2)):.2f}"
 
 
 def _center(text, width):
@@ -175,7 +177,7 @@ def format_table(metrics_dict, class_names=None):
 
     Args:
         metrics_dict: dict with `"IoU"` and `"Acc"` (per class) and `"aAcc"`,
-            `"mIoU"`, `"mAcc"`, as fractions (e.g. from
+            `"mIoU"`, `"mAcc"`, in percent (e.g. from
             `metrics_from_confusion()` or `SegmentationIoU.all_metrics()`).
         class_names: optional sequence of names; defaults to the class
             indices.
@@ -287,11 +289,11 @@ class SegmentationIoU(keras.metrics.Metric):
     >>> labels = np.array([[[0, 1], [1, 255]]])
     >>> logits = np.eye(3, dtype="float32")[[[[0, 1], [0, 2]]]]
     >>> metric.update_state(labels, logits)
-    >>> float(metric.result())  # IoU 0.5, 0.5 and nan (class 2 absent: left out)
-    0.5
+    >>> float(metric.result())  # IoU 50 %, 50 % and nan (class 2 absent: left out)
+    50.0
     >>> scores = metric.all_metrics()
-    >>> [round(float(v), 4) for v in scores["Acc"][:2]], bool(np.isnan(scores["Acc"][2]))
-    ([1.0, 0.5], True)
+    >>> [round(float(v), 2) for v in scores["Acc"][:2]], bool(np.isnan(scores["Acc"][2]))
+    ([100.0, 50.0], True)
 
     With `fit()`:
 
@@ -349,7 +351,8 @@ class SegmentationIoU(keras.metrics.Metric):
         self.confusion.assign_add(ops.cast(counts, self._count_dtype))
 
     def result(self):
-        """The mIoU (a fraction) over classes with a non-zero union."""
+        """The mIoU in percent (as mmseg and the command line report it)
+        over classes with a non-zero union."""
         confusion = ops.cast(self.confusion, "float32")
         c = self.num_classes
         intersect = ops.diagonal(confusion[:c])
@@ -358,7 +361,7 @@ class SegmentationIoU(keras.metrics.Metric):
         iou = ops.where(present, intersect / ops.where(present, union, 1.0), 0.0)
         count = ops.sum(ops.cast(present, "float32"))
         miou = ops.where(ops.greater(count, 0), ops.sum(iou) / ops.maximum(count, 1.0), float("nan"))
-        return ops.cast(miou, self.dtype)
+        return ops.cast(miou * 100.0, self.dtype)
 
     def confusion_matrix(self):
         """The accumulated `(num_classes, num_classes)` confusion matrix
@@ -366,17 +369,19 @@ class SegmentationIoU(keras.metrics.Metric):
         return np.asarray(ops.convert_to_numpy(self.confusion))[: self.num_classes].astype(np.int64)
 
     def all_metrics(self):
-        """Per-class `"IoU"`, `"Acc"`, and `"aAcc"`, `"mIoU"`, `"mAcc"` (fractions,
+        """Per-class `"IoU"`, `"Acc"`, and `"aAcc"`, `"mIoU"`, `"mAcc"` (percent,
         numpy), as `metrics_from_confusion()`, in float64."""
         counts = np.asarray(ops.convert_to_numpy(self.confusion)).astype(np.float64)
         return metrics_from_confusion(counts)
 
     def per_class_iou(self):
-        """IoU per class (float64 numpy, nan for classes with a zero union)."""
+        """IoU per class in percent (float64 numpy, nan for classes with a
+        zero union)."""
         return self.all_metrics()["IoU"]
 
     def per_class_accuracy(self):
-        """Acc per class (float64 numpy, nan for classes absent from the labels)."""
+        """Acc per class in percent (float64 numpy, nan for classes absent
+        from the labels)."""
         return self.all_metrics()["Acc"]
 
     def table(self):
@@ -417,8 +422,8 @@ class PixelAccuracy(keras.metrics.Metric):
     >>> labels = np.array([[[0, 1], [1, 255]]])
     >>> logits = np.eye(2, dtype="float32")[[[[0, 1], [0, 0]]]]
     >>> metric.update_state(labels, logits)
-    >>> round(float(metric.result()), 4)  # 2 of 3 labelled pixels right
-    0.6667
+    >>> round(float(metric.result()), 2)  # 2 of 3 labelled pixels right, in percent
+    66.67
     """
 
     def __init__(self, ignore_index=255, align_corners=False, name="pixel_accuracy", dtype=None):
@@ -444,10 +449,11 @@ class PixelAccuracy(keras.metrics.Metric):
         self.total.assign_add(ops.cast(ops.sum(ops.cast(valid, "int32")), self.total.dtype))
 
     def result(self):
-        """Right over labelled pixels (nan before any labelled pixel)."""
+        """Right over labelled pixels, in percent (nan before any labelled
+        pixel)."""
         total = ops.cast(self.total, "float32")
         value = ops.where(ops.greater(total, 0), ops.cast(self.correct, "float32") / ops.maximum(total, 1.0), float("nan"))
-        return ops.cast(value, self.dtype)
+        return ops.cast(value * 100.0, self.dtype)
 
     def get_config(self):
         return {"ignore_index": self.ignore_index, "align_corners": self.align_corners, "name": self.name, "dtype": self.dtype}

@@ -69,7 +69,7 @@ def test_default_metrics_are_reference_miou_and_pixel_accuracy():
     valid = labels != 255
     np.testing.assert_allclose(result["mean_iou"], float(iou.result()), rtol=1e-5)
     np.testing.assert_allclose(
-        result["pixel_accuracy"], (predicted == labels)[valid].mean(), rtol=1e-5
+        result["pixel_accuracy"], 100 * (predicted == labels)[valid].mean(), rtol=1e-5  # percent, as mIoU
     )
 
 
@@ -78,9 +78,9 @@ def test_pixel_accuracy_leaves_void_out_and_accumulates():
     labels = np.array([[[0, 1, 255, 255]]])
     logits = np.eye(2, dtype="float32")[[[[0, 0, 0, 0]]]]  # predicts class 0 everywhere
     metric.update_state(labels, logits)
-    assert float(metric.result()) == pytest.approx(0.5)  # void pixels not counted wrong
+    assert float(metric.result()) == pytest.approx(50.0)  # void pixels not counted wrong; percent
     metric.update_state(np.array([[[0, 0, 0, 0]]]), logits)
-    assert float(metric.result()) == pytest.approx(5 / 6)
+    assert float(metric.result()) == pytest.approx(500 / 6)
     restored = PixelAccuracy.from_config(metric.get_config())
     assert restored.ignore_index == 255
 

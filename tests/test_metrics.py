@@ -72,12 +72,12 @@ def _mmseg_areas(IoUMetric, batches, num_classes=NUM_CLASSES, ignore_index=255):
 
 
 def _mmseg_scores(IoUMetric, batches, num_classes=NUM_CLASSES, ignore_index=255):
-    """What mmseg's `compute_metrics` computes, unrounded."""
+    """What mmseg's `compute_metrics` computes, in percent, unrounded."""
     totals = [sum(r) for r in zip(*_mmseg_areas(IoUMetric, batches, num_classes, ignore_index))]
     scores = IoUMetric.total_area_to_metrics(*totals, metrics=["mIoU"])
     return dict(
-        IoU=scores["IoU"], Acc=scores["Acc"], aAcc=float(scores["aAcc"]),
-        mIoU=float(np.nanmean(scores["IoU"])), mAcc=float(np.nanmean(scores["Acc"])),
+        IoU=np.asarray(scores["IoU"]) * 100, Acc=np.asarray(scores["Acc"]) * 100, aAcc=float(scores["aAcc"]) * 100,
+        mIoU=float(np.nanmean(scores["IoU"])) * 100, mAcc=float(np.nanmean(scores["Acc"])) * 100,
     )
 
 
@@ -142,7 +142,7 @@ def test_per_batch_averaging_differs(iou_metric):
     accumulated = _mmseg_scores(iou_metric, batches)["mIoU"]
     per_batch = [_mmseg_scores(iou_metric, [batch])["mIoU"] for batch in batches]
     assert float(_accumulate(batches).result()) == pytest.approx(accumulated, rel=1e-6)
-    assert abs(np.mean(per_batch) - accumulated) > 0.01
+    assert abs(np.mean(per_batch) - accumulated) > 1.0  # percentage points
 
     # Our metric with a reset after every batch reproduces the per-batch
     # numbers, so the difference is the accumulation alone.
@@ -180,9 +180,9 @@ def test_ignore_index(iou_metric):
     metric.update_state(labels, np.eye(3, dtype="float32")[preds])
     np.testing.assert_array_equal(metric.confusion_matrix(), [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
     scores = metric.all_metrics()
-    np.testing.assert_allclose(scores["IoU"], [1 / 3, 2 / 3, 1 / 2])
-    np.testing.assert_allclose(scores["Acc"], [1 / 2, 1, 1 / 2])
-    assert scores["aAcc"] == pytest.approx(4 / 6)
+    np.testing.assert_allclose(scores["IoU"], [100 / 3, 200 / 3, 50])  # percent
+    np.testing.assert_allclose(scores["Acc"], [50, 100, 50])
+    assert scores["aAcc"] == pytest.approx(400 / 6)
 
 
 def test_stray_labels_as_mmseg(iou_metric):
@@ -207,7 +207,7 @@ def test_equals_keras_mean_iou_when_every_class_is_present():
     keras_miou = keras.metrics.MeanIoU(NUM_CLASSES, ignore_class=255, sparse_y_pred=False)
     for labels, _, logits in batches:
         keras_miou.update_state(labels, logits)
-    assert float(ours.result()) == pytest.approx(float(keras_miou.result()), rel=1e-6)
+    assert float(ours.result()) == pytest.approx(100 * float(keras_miou.result()), rel=1e-6)  # ours in percent
 
 
 # ---------------------------------------------------------------- the table
@@ -221,11 +221,11 @@ def test_format_table():
     for name, iou, acc in zip(NAMES, scores["IoU"], scores["Acc"]):
         row = next(line for line in lines if f" {name} " in line)
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells == [name, "nan" if np.isnan(iou) else f"{iou * 100:.2f}", "nan" if np.isnan(acc) else f"{acc * 100:.2f}"]
+        assert cells == [name, "nan" if np.isnan(iou) else f"{iou:.2f}", "nan" if np.isnan(acc) else f"{acc:.2f}"]
     assert "|  fence   |  0.00 |  nan  |" in table  # predicted, never labelled
     assert "|   pole   |  nan  |  nan  |" in table  # absent
     summary = lines[-2]
-    assert summary == "| " + " | ".join(f"{scores[k] * 100:.2f}" for k in ("aAcc", "mIoU", "mAcc")) + " |"
+    assert summary == "| " + " | ".join(f"{scores[k]:.2f}" for k in ("aAcc", "mIoU", "mAcc")) + " |"
 
     # Without names: the indices.
     assert "|   5   |" in format_table(scores)

@@ -72,4 +72,4 @@ class MeanIoUEvaluation(keras.callbacks.Callback):
         self.history.append(results)
         if logs is not None:
             for key in ("mIoU", "mAcc", "aAcc"):
-                logs[f"val_{key}"] = float(results[key]) * 100.0
+                logs[f"val_{key}"] = float(results[key])

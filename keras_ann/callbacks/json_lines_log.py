@@ -59,7 +59,7 @@ class JsonLinesLog(keras.callbacks.Callback):
             results = self.evaluation.history[-1]
             names = self.evaluation.class_names or [str(i) for i in range(len(results["IoU"]))]
             for key in ("IoU", "Acc"):
-                record[key] = {name: _number(v * 100.0) for name, v in zip(names, results[key])}
+                record[key] = {name: _number(v) for name, v in zip(names, results[key])}
         directory = os.path.dirname(os.path.abspath(self.filepath))
         os.makedirs(directory, exist_ok=True)
         with open(self.filepath, "a") as f:
