@@ -203,8 +203,19 @@ def test_fifos_and_devices_given_as_model_files_are_refused_by_their_kind(saved,
             keras_ann.ANNSegmenter.from_preset(path)
 
 
-def test_a_sound_keras_file_still_loads_through_the_checks(saved):
-    path, _ = saved
-    loading.check_keras_archive(path)
-    assert isinstance(keras_ann.ANNSegmenter.from_preset(path), keras_ann.ANNSegmenter)
+def test_a_sound_keras_file_still_loads_through_the_checks_stored_or_compressed(saved, tmp_path):
+    path, entries = saved
+    compressed = _write_zip(tmp_path / "compressed.keras", entries, zipfile.ZIP_DEFLATED)
+    for sound in (path, compressed):
+        loading.check_keras_archive(sound)
+        assert isinstance(keras_ann.ANNSegmenter.from_preset(sound), keras_ann.ANNSegmenter)
+    # The weights' metadata is read from a compressed entry too.
+    secret = tmp_path / "passwd"
+    secret.write_bytes(SECRET * 65536)
+    evil = _hostile_keras(saved, tmp_path, secret, old_layout=False)
+    with zipfile.ZipFile(evil) as archive:
+        hostile = {name: archive.read(name) for name in archive.namelist()}
+    evil = _write_zip(tmp_path / "evil_compressed.keras", hostile, zipfile.ZIP_DEFLATED)
+    with pytest.raises(CheckpointError, match=r"evil_compressed\.keras: refused, its weights read other files"):
+        loading.check_keras_archive(evil)
 

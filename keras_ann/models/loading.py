@@ -26,9 +26,12 @@ Files of the unreleased 0.1.0 layout (flat head layers, `synchronized` in
 the configuration) are refused: nothing of keras-ann reads HDF5 itself.
 """
 
+import contextlib
+import io
 import json
 import os
 import stat
+import struct
 import zipfile
 
 from keras_ann.weights.pth_reader import CheckpointError
@@ -192,9 +195,59 @@ def check_keras_archive(path):
                 f"{name}: its entry {entry} declares {_size(info.file_size)} from {_size(info.compress_size)} "
                 f"stored, more than {MAX_RATIO} times (Keras stores entries uncompressed): refused as a zip bomb."
             )
-    if any(info.filename == "model.weights.h5" for info in infos):
-        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights:
-            check_hdf5(weights, name)
+    weights = [info for info in infos if info.filename == "model.weights.h5"]
+    if weights:
+        with _entry(path, weights[0]) as f:
+            check_hdf5(f, name)
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of `size` bytes of `file` from `start`
+    (an entry stored uncompressed in a zip): HDF5 reads its metadata in
+    place, where a `ZipExtFile` re-reads from the start at every backward
+    seek (Python < 3.12)."""
+
+    def __init__(self, file, start, size):
+        super().__init__()
+        self.file, self.start, self.size, self.position = file, start, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer):
+        n = max(0, min(len(buffer), self.size - self.position))
+        self.file.seek(self.start + self.position)
+        data = self.file.read(n)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
+@contextlib.contextmanager
+def _entry(path, info):
+    """A binary file object of a zip entry: a `_Window` on the file when
+    the entry is stored, else the zip's own reader."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            header = f.read(30)
+            if len(header) == 30 and header[:4] == b"PK\x03\x04":
+                names, extra = struct.unpack("<HH", header[26:30])
+                yield _Window(f, info.header_offset + 30 + names + extra, info.file_size)
+                return
+    with zipfile.ZipFile(path) as archive, archive.open(info) as f:
+        yield f
 
 
 def check_hdf5(file, name):
