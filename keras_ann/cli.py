@@ -276,7 +276,7 @@ def _export(args):
 
     options = dict(
         format=args.format,
-        output=args.output_kind,
+        output=args.outputs,
         input_size=args.input_size,
         batch_size=args.batch_size,
         opset=args.opset,
@@ -532,6 +532,12 @@ def _test_protocol(model, args):
         )  # fmt: skip
     except ValueError as error:
         raise SystemExit(f"keras-ann {args.command}: error: {error}")
+    if args.num_classes is not None and args.num_classes != model.num_classes:
+        raise SystemExit(
+            f"keras-ann {args.command}: error: --num-classes {args.num_classes} contradicts {args.model}, which "
+            f"predicts {model.num_classes} classes; leave the flag out (or fine-tune with keras-ann train "
+            f"--from-preset {args.model} --num-classes {args.num_classes})"
+        )
     if protocol.class_names is not None and len(protocol.class_names) != model.num_classes:
         raise SystemExit(
             f"keras-ann {args.command}: error: --classes names {len(protocol.class_names)} classes but "
@@ -779,8 +785,12 @@ def build_parser():
             help="files of stems per split instead of split sub-directories, relative to --data-root, "
             "with {split} in the name, e.g. 'splits/{split}.txt'",
         )
+        folder.add_argument(
+            "--num-classes", type=positive_int,
+            help="number of classes (required for folder)" if training
+            else "the model's number of classes (another is refused; inspect: default what the labels suggest)",
+        )
         if training:
-            folder.add_argument("--num-classes", type=positive_int, help="number of classes (required for folder)")
             folder.add_argument("--train-split", help="training split (default train)")
             folder.add_argument("--val-split", help="evaluation split (default val)")
         folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
@@ -911,7 +921,6 @@ def build_parser():
     )
     inspect.add_argument("data_root", help="the dataset root (for --dataset folder: ROOT/img_dir/<split>/, ...)")
     add_dataset_args(inspect, training=False)
-    inspect.add_argument("--num-classes", type=positive_int, help="default: what the label values suggest")
     inspect.add_argument("--split", default="train")
     inspect.set_defaults(func=_inspect)
 
@@ -999,8 +1008,9 @@ def build_parser():
     )
     export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"))
     export.add_argument(
-        "--output", dest="output_kind", default="logits", choices=("logits", "labels"),
-        help="logits (batch, H, W, classes) or int32 label maps (batch, H, W)",
+        "--outputs", default="logits", choices=("logits", "labels"),
+        help="what the exported model returns: logits (batch, H, W, classes) or int32 label maps (batch, H, W); "
+        "the positional OUTPUT is where it is written",
     )
     export.add_argument(
         "--input-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),

@@ -171,7 +171,7 @@ def test_cli_exports_label_maps(model, images, logits, tmp_path, capsys):
     tf = require("tensorflow")
     model.save(tmp_path / "ann.keras")
     path = str(tmp_path / "labels_sm")
-    cli.main(["export", str(tmp_path / "ann.keras"), path, "--output", "labels", "--input-size", "64", "64"])
+    cli.main(["export", str(tmp_path / "ann.keras"), path, "--outputs", "labels", "--input-size", "64", "64"])
     printed = capsys.readouterr().out
     assert f"wrote {path} (saved_model, " in printed
     assert "input:  images (?, 64, 64, 3) float32" in printed

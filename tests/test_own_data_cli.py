@@ -361,3 +361,13 @@ def test_evaluate_scans_the_labels_as_train_does(binary_masks, tmp_path, capsys)
     assert cli.main(["evaluate", path, "--data-root", binary_masks]) == 1
     err = capsys.readouterr().err
     assert "255" in err and "--label-map 255:1" in err
+
+
+def test_evaluate_accepts_the_training_data_flags_and_refuses_a_contradicting_class_count(
+    trained_with_label_map, binary_masks
+):
+    model_file = str(trained_with_label_map / "latest.keras")
+    status, out = _run(["evaluate", model_file, "--data-root", binary_masks, "--num-classes", "2"])
+    assert status == 0 and "mIoU" in out
+    message = _refused(["evaluate", model_file, "--data-root", binary_masks, "--num-classes", "3"])
+    assert "--num-classes 3 contradicts" in message and "predicts 2 classes" in message
