@@ -58,6 +58,7 @@ def test_demo_stops_at_its_time_budget(tmp_path):
     # --seconds must be positive; a budget shorter than any step stops after the first.
     stdout, out = _demo(tmp_path, "--iterations", "50", "--seconds", "0.001")
     assert "trained 1 of 50 iterations" in stdout
+    assert "iteration 1/50 - loss" in stdout and "25/25" not in stdout  # no epoch line claiming 25 steps
     assert out.exists()
 
 
