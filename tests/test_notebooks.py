@@ -42,17 +42,21 @@ def _kernel_for_this_python(directory):
     return "keras-ann-tests"
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, with_camvid",
+    [(name, True) for name in NOTEBOOKS] + [("02_finetune_your_data.ipynb", False)],  # as in a fresh clone
+)
+def test_notebook_runs_top_to_bottom(name, with_camvid, tmp_path, monkeypatch):
     nbformat = require("nbformat")
     nbclient = require("nbclient")
     require("ipykernel")
     require("matplotlib")
-    camvid = pathlib.Path(shared_path("data", "camvid"))
-    # The kernel inherits this environment: the CamVid copy the tests use,
-    # no checkpoint (the notebooks then save and load a fresh model),
-    # scratch files under tmp_path. Figures use the kernel's inline backend.
-    monkeypatch.setenv("KERAS_ANN_SHARED", str(camvid.parent.parent))
+    # The kernel inherits this environment: the CamVid copy the tests use
+    # (or none: a fresh clone without shared/), no checkpoint (the notebooks
+    # then save and load a fresh model), scratch files under tmp_path.
+    # Figures use the kernel's inline backend.
+    shared = pathlib.Path(shared_path("data", "camvid")).parent.parent if with_camvid else tmp_path / "no-shared"
+    monkeypatch.setenv("KERAS_ANN_SHARED", str(shared))
     monkeypatch.delenv("KERAS_ANN_CHECKPOINT", raising=False)
     monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))

