@@ -329,6 +329,7 @@ def _calibration_files(args):
 
 def _calibration_image(path, size):
     import numpy as np
+    from PIL import Image
 
     from keras_ann.data.io import read_image
 

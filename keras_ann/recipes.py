@@ -63,20 +63,6 @@ IMAGENET_CHECKPOINTS = {
 # configs/_base_/schedules/schedule_*k.py: max_iters -> val_interval.
 _VAL_INTERVAL = {20000: 2000, 40000: 4000, 80000: 8000, 160000: 16000}
 
-# Names of earlier versions of this module, still accepted by `replace` and
-# as attributes (`scale` sets both scales, reads the training one).
-_OLD_NAMES = {
-    "dataset": "data",
-    "batch_size": "total_batch",
-    "eval_interval": "val_interval",
-    "learning_rate": "lr",
-    "min_learning_rate": "min_lr",
-    "power": "poly_power",
-    "auxiliary_loss_weight": "aux_loss_weight",
-    "imagenet_checkpoint": "backbone_init",
-    "scale": "train_scale",
-}
-
 # Marks a field the data config fills in.
 _FROM_DATA = None
 
@@ -287,24 +273,17 @@ class Recipe:
         and folder keys that are set."""
         return dataset_options({key: getattr(self, key) for key in ("class_names", "palette") + FOLDER_KEYS})
 
-    def __getattr__(self, name):
-        if name in _OLD_NAMES:
-            return getattr(self, _OLD_NAMES[name])
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     def replace(self, **changes):
         """A copy with some keys changed (e.g. `iterations=1000`).
 
-        `scale` sets both `train_scale` and `test_scale`; the other names of
-        earlier versions (`batch_size`, `eval_interval`, `learning_rate`,
-        ...) are accepted for their keys. A new `backbone` takes its own
-        ImageNet checkpoint when the recipe had the old backbone's.
+        `scale` sets both `train_scale` and `test_scale`. A new `backbone`
+        takes its own ImageNet checkpoint when the recipe had the old
+        backbone's.
         """
         if "scale" in changes:
             scale = changes.pop("scale")
             changes.setdefault("train_scale", scale)
             changes.setdefault("test_scale", scale)
-        changes = {_OLD_NAMES.get(key, key): value for key, value in changes.items()}
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
@@ -628,7 +607,7 @@ def replace_data(recipe, **changes):
     if "data" in changes and changes["data"] != recipe.data:
         for key in ("num_classes", "class_names", "palette", "train_split", "val_split") + FOLDER_KEYS:
             changes.setdefault(key, None)
-    unknown = sorted(set(changes) - set(CONFIG_KEYS) - set(_OLD_NAMES) - {"scale"})
+    unknown = sorted(set(changes) - set(CONFIG_KEYS) - {"scale"})
     if unknown:
         raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
     return recipe.replace(**changes)

@@ -28,6 +28,7 @@ from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation,
 from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.callbacks.unevaluated import hide_unevaluated
 from keras_ann.checks import PRECISIONS, check_positive_int
+from keras_ann.data.configs import build_datasets
 from keras_ann.precision import resolve_precision
 from keras_ann.distribute import default_strategy
 from keras_ann.layers.conv_bn import set_synchronized_batch_norm
@@ -40,47 +41,8 @@ from keras_ann.schedules import PolyDecay
 from keras_ann.weights.imagenet import resolve_backbone_init
 from keras_ann.work_dir import WorkDir, WorkDirError
 
-# `ResumeState` and `default_strategy` are re-exported from their old home.
-__all__ = [
-    "PRECISIONS",
-    "ResumeError",
-    "ResumeState",
-    "WorkDirError",
-    "build_datasets",
-    "compile_for_recipe",
-    "default_strategy",
-    "train",
-]
+__all__ = ["PRECISIONS", "ResumeError", "WorkDirError", "compile_for_recipe", "train"]
 
-
-
-def build_datasets(
-    recipe, data_root, *, seed=0, per_replica_batch=None, num_replicas=1, val_split="val", start=0
-):
-    """Training and evaluation `tf.data` pipelines of a recipe.
-
-    Args:
-        recipe: a `Recipe`.
-        data_root: the dataset's root directory in the layout of the
-            recipe's data config (`keras_ann.data.configs`).
-        seed: data order and augmentation seed.
-        per_replica_batch: images per device (defaults to the recipe's).
-        num_replicas: devices.
-        val_split: evaluation split.
-        start: training samples already drawn (a resumed run's position
-            in the stream).
-
-    Returns:
-        `(train_ds, val_ds, dataset_object)`.
-
-    Raises:
-        DatasetError: label mistakes in either split, found by a scan of
-            every label file before training (`data.check_dataset_labels`).
-    """
-    from keras_ann.data.configs import build_datasets as build
-
-    per_replica = per_replica_batch or recipe.per_replica_batch(num_replicas)
-    return build(recipe, data_root, batch_size=per_replica * num_replicas, seed=seed, start=start, val_split=val_split)
 
 
 def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
@@ -93,10 +55,10 @@ def compile_for_recipe(model, recipe, precision="float32", jit_compile="auto"):
     `fit()` adds the auxiliary loss.
     """
     schedule = PolyDecay(
-        recipe.learning_rate,
+        recipe.lr,
         decay_steps=recipe.iterations,
-        power=recipe.power,
-        end_learning_rate=recipe.min_learning_rate,
+        power=recipe.poly_power,
+        end_learning_rate=recipe.min_lr,
     )
     optimizer = TorchSGD(schedule, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     if precision == "mixed_float16":
@@ -210,7 +172,7 @@ def train(
     if eval_steps is not None:  # 0 would silently mean "all" below
         eval_steps = check_positive_int(eval_steps, "eval_steps")
     recipe = _apply_overrides(
-        get_recipe(recipe), iterations=iterations, batch_size=batch_size, eval_interval=eval_interval,
+        get_recipe(recipe), iterations=iterations, total_batch=batch_size, val_interval=eval_interval,
         crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
@@ -251,7 +213,7 @@ def train(
         # augmentation) it would have drawn next without the interruption.
         def datasets(start):
             batch = recipe.per_replica_batch(replicas) * replicas
-            return build_datasets(recipe, data_root, seed=seed, num_replicas=replicas, start=start * batch)
+            return build_datasets(recipe, data_root, batch_size=batch, seed=seed, start=start * batch)
 
         train_ds, val_ds, val_data = datasets(done)  # the data is checked (labels scanned) here
         aside = run.set_aside(resume.files()) if restart else None
@@ -367,7 +329,7 @@ def _intervals(recipe, checkpoint_interval):
     evaluation interval divides the iterations, the checkpoint interval
     (default: the largest divisor of the evaluation interval not above
     1000) divides the evaluation interval."""
-    eval_interval = min(recipe.eval_interval, recipe.iterations)
+    eval_interval = min(recipe.val_interval, recipe.iterations)
     if recipe.iterations % eval_interval:
         raise ValueError(
             f"`iterations` ({recipe.iterations}) must be a multiple of `eval_interval` ({eval_interval})."

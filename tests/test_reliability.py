@@ -88,7 +88,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_usable(tmp_path, monkeyp
     y = np.random.default_rng(1).integers(0, 3, (2, 32, 32))
     model.fit(x, y, epochs=1, verbose=0)
     directory = str(tmp_path / "resume")
-    state = training.ResumeState(directory)
+    state = resume_state.ResumeState(directory)
     state.set_model(model)
     state.on_epoch_end(0)
     saved = [w.copy() for w in model.get_weights()]
@@ -113,7 +113,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_usable(tmp_path, monkeyp
     assert _state(directory)["iteration"] == 1
     fresh = _tiny_model()
     fresh.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    assert training.ResumeState(directory).restore(fresh) == 1
+    assert resume_state.ResumeState(directory).restore(fresh) == 1
     for got, want in zip(fresh.get_weights(), saved):
         np.testing.assert_array_equal(got, want)
 
@@ -202,7 +202,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tmp_path):
     good_model = keras.saving.load_model(os.path.join(work, "latest.keras"))
 
     # Continue with a learning rate that blows the weights up.
-    exploding = get_recipe("ann_r18_d8_camvid_cpu").replace(learning_rate=1e38)
+    exploding = get_recipe("ann_r18_d8_camvid_cpu").replace(lr=1e38)
     with pytest.raises(FloatingPointError, match=r"loss became (nan|inf).*iteration 4"):
         training.train(exploding, root, work, iterations=8, allow_changes=True, **common)
     assert _state(os.path.join(work, "resume")) == good
@@ -212,7 +212,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tmp_path):
         np.testing.assert_array_equal(a, b)
     fresh = keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=11)
     training.compile_for_recipe(fresh, get_recipe("ann_r18_d8_camvid_cpu"))
-    assert training.ResumeState(os.path.join(work, "resume")).restore(fresh) == 4
+    assert resume_state.ResumeState(os.path.join(work, "resume")).restore(fresh) == 4
     assert all(np.all(np.isfinite(w)) for w in fresh.get_weights())
 
 
@@ -311,7 +311,7 @@ def test_a_state_naming_a_file_outside_its_directory_is_refused_and_nothing_is_d
         with pytest.raises(training.ResumeError, match=r"not a file inside .*resume.*--restart"):
             training.train(RECIPE, root, work, iterations=8, allow_changes=True, **RUN)
         # Nor does a checkpoint delete it: saving reads the same state first.
-        state = training.ResumeState(os.path.join(work, "resume"))
+        state = resume_state.ResumeState(os.path.join(work, "resume"))
         state.set_model(_tiny_model())
         with pytest.raises(training.ResumeError):
             state.on_epoch_end(0)
@@ -414,7 +414,7 @@ def test_a_full_disk_keeps_the_previous_state_and_says_how_much_space_a_checkpoi
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     model.fit(x, np.zeros((2, 32, 32), "int32"), epochs=1, verbose=0)
     directory = str(tmp_path / "resume")
-    state = training.ResumeState(directory, model_path=str(tmp_path / "latest.keras"))
+    state = resume_state.ResumeState(directory, model_path=str(tmp_path / "latest.keras"))
     state.set_model(model)
     state.on_epoch_end(0)
     before = sorted(os.listdir(directory)), _state(directory)
@@ -508,7 +508,7 @@ def test_a_state_of_an_earlier_version_in_keras_weights_format_is_restored(tmp_p
         json.dump({"iteration": 1, "weights": "state-1.weights.h5", "sha256": digest}, f)
     fresh = _tiny_model()
     fresh.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-    assert training.ResumeState(str(directory)).restore(fresh) == 1
+    assert resume_state.ResumeState(str(directory)).restore(fresh) == 1
     # (the dropout generators' states live in state.json, absent here)
     for got, want in zip(fresh.weights + fresh.optimizer.variables, model.weights + model.optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
@@ -518,7 +518,7 @@ def test_a_state_of_another_model_is_refused_naming_its_file(tmp_path):
     model = _tiny_model()
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
     model.fit(np.zeros((2, 32, 32, 3), "float32"), np.zeros((2, 32, 32), "int32"), epochs=1, verbose=0)
-    state = training.ResumeState(str(tmp_path / "resume"))
+    state = resume_state.ResumeState(str(tmp_path / "resume"))
     state.set_model(model)
     state.on_epoch_end(0)
     assert sorted(os.listdir(tmp_path / "resume")) == ["state-1.npz", "state.json"]

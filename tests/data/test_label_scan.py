@@ -256,7 +256,7 @@ def test_a_bad_val_label_is_refused_before_training(tmp_path):
 
 def test_build_datasets_scans_both_splits(tmp_path, monkeypatch):
     from keras_ann.recipes import get_recipe
-    from keras_ann.training import build_datasets
+    from keras_ann.data.configs import build_datasets
 
     monkeypatch.setenv("KERAS_ANN_HOME", str(tmp_path / "home"))  # the default scan cache
 
@@ -273,7 +273,7 @@ def test_build_datasets_scans_both_splits(tmp_path, monkeypatch):
         os.rmdir(root / split)
         os.rename(root / f"{split}_img", root / split)
     with pytest.raises(DatasetError, match=r"(?s)camvid/val.*14 \(1 pixels in 1 files.*valannot.*s1\.png"):
-        build_datasets(get_recipe("ann_r18_d8_camvid_cpu"), str(root))
+        build_datasets(get_recipe("ann_r18_d8_camvid_cpu"), str(root), batch_size=2)
     assert len(os.listdir(tmp_path / "home" / "label_scans")) == 2  # one cache file per split
 
 
