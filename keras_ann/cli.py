@@ -63,6 +63,24 @@ def non_negative_int(text):
     return _checked(lambda t: check_positive_int(_int(t), "value", allow_zero=True), text)
 
 
+def class_count(text):
+    """`type=` for a dataset's `--num-classes`: 1..256 (labels are 8-bit
+    images: class ids 0..255)."""
+    value = positive_int(text)
+    if value > 256:
+        raise argparse.ArgumentTypeError(f"must be at most 256 (labels are 8-bit images: class ids 0..255), got {value}")
+    return value
+
+
+def label_value(text):
+    """`type=` for `--ignore-index`: a label value 0..255 (labels are 8-bit
+    images)."""
+    value = non_negative_int(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"must be a label value 0..255 (labels are 8-bit images), got {value}")
+    return value
+
+
 def positive_float(text):
     """`type=` for a finite number > 0 (seconds, learning rates)."""
     import math
@@ -395,7 +413,22 @@ def _class_names(text):
     names = [n.strip() for n in text.split(",")]
     if not all(names):
         raise argparse.ArgumentTypeError(f"must be comma-separated class names (e.g. sky,road,car), got {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must name each class once (the scores are keyed by name), got {text!r}")
     return names
+
+
+def _split_pattern(text):
+    """`type=` for `--split-file`: `{split}` its only field."""
+    from keras_ann.data.configs import split_file_path
+
+    try:
+        split_file_path(text, "train")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must hold {{split}} and no other {{...}} field, e.g. 'splits/{{split}}.txt', got {text!r}"
+        ) from None
+    return text
 
 
 def _dataset_changes(args, with_classes=True):
@@ -788,12 +821,12 @@ def build_parser():
         folder.add_argument("--img-suffix", help="image name ending after the stem (default: any image extension)")
         folder.add_argument("--ann-suffix", help="label name ending after the stem (default .png)")
         folder.add_argument(
-            "--split-file", metavar="PATTERN",
+            "--split-file", type=_split_pattern, metavar="PATTERN",
             help="files of stems per split instead of split sub-directories, relative to --data-root, "
             "with {split} in the name, e.g. 'splits/{split}.txt'",
         )
         folder.add_argument(
-            "--num-classes", type=positive_int,
+            "--num-classes", type=class_count,
             help="number of classes (required for folder)" if training
             else "the model's number of classes (another is refused; inspect: default what the labels suggest)",
         )
@@ -802,7 +835,7 @@ def build_parser():
             folder.add_argument("--val-split", help="evaluation split (default val)")
         folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
         folder.add_argument(
-            "--palette", dest="class_palette", type=_colour_or_dataset, nargs="+", metavar="R,G,B",
+            "--palette", dest="class_palette", type=_colour_or_dataset, nargs="+", action="extend", metavar="R,G,B",
             help="colour of each class (for overlays), or a dataset name whose colours to use (e.g. camvid)",
         )
         labels = p.add_argument_group("label encoding")
@@ -810,14 +843,15 @@ def build_parser():
             "--reduce-zero-label", action="store_true", help="label 0 is void: ignored, k becomes k-1 (mmseg's)"
         )
         labels.add_argument(
-            "--ignore-index", type=non_negative_int, help="the ignored label value (default 255)"
+            "--ignore-index", type=label_value, help="the ignored label value (default 255)"
         )
         labels.add_argument(
-            "--label-map", type=_label_pair, nargs="+", metavar="RAW:NEW",
-            help="map label values, e.g. 255:1 for 0/255 binary masks, 11:255 for a void value 11",
+            "--label-map", type=_label_pair, nargs="+", action="extend", metavar="RAW:NEW",
+            help="map label values, e.g. 255:1 for 0/255 binary masks, 11:255 for a void value 11 (repeated flags "
+            "add up; a raw value mapped twice is refused)",
         )
         labels.add_argument(
-            "--label-palette", type=_rgb, nargs="+", metavar="R,G,B",
+            "--label-palette", type=_rgb, nargs="+", action="extend", metavar="R,G,B",
             help="labels are RGB colour masks: the colour of class 0, 1, ...",
         )
 

@@ -58,3 +58,84 @@ def test_compile_refuses_loss_names_that_do_not_take_class_ids_in_one_line(loss)
     with pytest.raises(ValueError, match=f"loss '{loss}' does not apply: the model outputs logits") as error:
         _tiny_model().compile(loss=loss)
     assert "\n" not in str(error.value)
+
+
+# --------------------------------------------------------------------------
+# 2. `--set key=value` checked as its flag; flags with values that broke later
+# --------------------------------------------------------------------------
+
+_PRINT = ["train", "ann_r18_d8_camvid_cpu", "--print-config"]
+_FOLDER = ["train", "--dataset", "folder", "--num-classes", "3", "--print-config"]
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (_PRINT + ["--set", "iterations=0"], "`iterations` must be a positive integer, got 0"),
+        (_PRINT + ["--set", "iterations=abc"], "`iterations` must be a positive integer, got 'abc'"),
+        (_PRINT + ["--set", "iterations=-4"], "`iterations` must be a positive integer, got -4"),
+        (_PRINT + ["--set", "val_interval=0"], "`val_interval` must be a positive integer, got 0"),
+        (_PRINT + ["--set", "crop_size=[0,0]"], "`crop_size` must be a pair of positive integers"),
+        (_PRINT + ["--set", "scale=[0,5]"], "`train_scale` must be a pair of positive integers"),
+        (_PRINT + ["--set", "total_batch=0"], "`total_batch` must be a positive integer, got 0"),
+        (_PRINT + ["--set", "images_per_gpu=1.5"], "`images_per_gpu` must be a positive integer, got 1.5"),
+        (_PRINT + ["--set", "momentum=x"], "`momentum` must be a number in [0, 1), got 'x'"),
+        (_PRINT + ["--set", "momentum=1"], "`momentum` must be a number in [0, 1), got 1"),
+        (_PRINT + ["--set", "lr=-1"], "`lr` must be a positive number, got -1"),
+        (_PRINT + ["--set", "weight_decay=-0.1"], "`weight_decay` must be a non-negative number, got -0.1"),
+        (_PRINT + ["--set", "dropout=1.5"], "`dropout` must be a number in [0, 1), got 1.5"),
+        (_PRINT + ["--set", "flip_prob=2"], "`flip_prob` must be a probability in [0, 1], got 2"),
+        (_PRINT + ["--set", "align_corners=maybe"], "`align_corners` must be true or false, got 'maybe'"),
+        (_PRINT + ["--set", "ignore_index=300"], "`ignore_index` must be a label value 0..255"),
+        (_FOLDER[:3] + ["--num-classes", "300", "--print-config"], "--num-classes must be at most 256"),
+        (_FOLDER + ["--ignore-index", "300"], "--ignore-index must be a label value 0..255"),
+        (_FOLDER + ["--split-file", "splits/{split}_{x}.txt"], "--split-file must hold {split} and no other"),
+        (_FOLDER + ["--split-file", "{0}"], "--split-file must hold {split} and no other"),
+        (_FOLDER + ["--classes", "a,a,b"], "--classes must name each class once"),
+        (_FOLDER + ["--label-map", "255:1", "--label-map", "255:2"], "`label_map` maps a raw value twice"),
+        (["export", "m.keras", "out.onnx", "--format", "onnx", "--opset", "3"],
+         "`opset` 3 is outside the opsets tf2onnx supports, 14 to"),
+    ],
+)
+def test_each_flag_and_set_key_with_a_bad_value_is_refused_in_one_line_naming_it(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    code = exit_.value.code
+    text = code if isinstance(code, str) else capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in text
+    line = _last_line(text)
+    assert line.startswith(f"keras-ann {argv[0]}: error: ") and named in line, line
+
+
+def test_the_recipe_checks_its_numbers_from_python_and_recipe_files_too(tmp_path):
+    from keras_ann.recipes import get_recipe, load_recipe
+
+    with pytest.raises(ValueError, match="`val_interval` must be a positive integer, got 0"):
+        get_recipe("ann_r18_d8_camvid_cpu").replace(val_interval=0)
+    path = tmp_path / "r.json"
+    path.write_text(__import__("json").dumps(dict(get_recipe("ann_r18_d8_camvid_cpu").to_config(), lr=-1)))
+    with pytest.raises(ValueError, match=r"r.json: Recipe .*`lr` must be a positive number, got -1"):
+        load_recipe(str(path))
+
+
+def test_repeated_label_map_flags_add_up(capsys):
+    cli.main(_FOLDER + ["--label-map", "255:1", "--label-map", "11:255"])
+    config = __import__("json").loads(capsys.readouterr().out)
+    assert config["label_map"] == [[255, 1], [11, 255]]
+
+
+def test_duplicate_class_names_are_refused_by_the_test_protocol_and_the_recipe():
+    from keras_ann.recipes import get_recipe
+    from keras_ann.test_protocol import TestProtocol
+
+    with pytest.raises(ValueError, match="`class_names` must be distinct .* got 'a' more than once"):
+        TestProtocol(class_names=["a", "a", "b"])
+    with pytest.raises(ValueError, match="`class_names` must be distinct"):
+        get_recipe("ann_r18_d8_camvid_cpu").replace(data="folder", num_classes=3, class_names=("a", "a", "b"))
+
+
+# --------------------------------------------------------------------------
+# 3. Silent wrong results
+# --------------------------------------------------------------------------
+
