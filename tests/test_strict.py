@@ -139,3 +139,25 @@ def test_duplicate_class_names_are_refused_by_the_test_protocol_and_the_recipe()
 # 3. Silent wrong results
 # --------------------------------------------------------------------------
 
+
+def _folder(root, labels, split="train", size=16):
+    os.makedirs(root / "img_dir" / split, exist_ok=True)
+    os.makedirs(root / "ann_dir" / split, exist_ok=True)
+    for i, label in enumerate(labels):
+        Image.fromarray(np.full((size, size, 3), 40 * i, np.uint8)).save(root / "img_dir" / split / f"{i}.png")
+        Image.fromarray(np.asarray(label, np.uint8)).save(root / "ann_dir" / split / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_a_split_with_no_labelled_pixel_is_refused_by_the_label_scan(tmp_path, num_classes):
+    from keras_ann.data import FolderDataset
+    from keras_ann.data.errors import DatasetError
+    from keras_ann.data.label_scan import check_dataset_labels
+
+    root = _folder(tmp_path, [np.full((16, 16), 255)] * 3)
+    dataset = FolderDataset(str(root / "img_dir" / "train"), str(root / "ann_dir" / "train"), num_classes=num_classes)
+    with pytest.raises(DatasetError, match="No label file in .* holds a labelled pixel: all 768 pixels .* are 255 "
+                       r"\(ignore index 255.*--label-map RAW:NEW, e.g. 255:1"):  # fmt: skip
+        check_dataset_labels(dataset, cache_dir=False, verbose=0)
+
