@@ -749,16 +749,30 @@ def _predict(args):
             f"keras-ann predict: error: --palette has {len(palette)} colours but the model predicts "
             f"{model.num_classes} classes."
         )
+    from keras_ann.data.errors import DatasetError
+
+    unreadable = []
     for path, name in zip(paths, names):
         # As the training loader reads images: EXIF orientation applied,
-        # 16-bit images scaled to 8 bits, a clear error for a bad file.
-        image = read_image(path)
+        # 16-bit images scaled to 8 bits, a clear error for a bad file,
+        # which is named and skipped (the first one stopped the run).
+        try:
+            image = read_image(path)
+        except (DatasetError, OSError, ValueError) as error:
+            print(f"keras-ann predict: error: {error}", file=sys.stderr)
+            unreadable.append(path)
+            continue
         labels = segment(model, image[None], protocol)[0]
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         save_label_map(labels, f"{out}_labels.png", palette)
         overlay_figure(image, labels, palette, protocol.class_names).save(f"{out}_overlay.png")
         print(f"{path}: wrote {out}_labels.png and {out}_overlay.png")
+    if unreadable:
+        raise SystemExit(
+            f"keras-ann predict: error: {len(unreadable)} of {len(paths)} images could not be read (named above); "
+            f"the other {len(paths) - len(unreadable)} were written to {args.output_dir}"
+        )
 
 
 def build_parser():

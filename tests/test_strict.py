@@ -161,3 +161,28 @@ def test_a_split_with_no_labelled_pixel_is_refused_by_the_label_scan(tmp_path, n
                        r"\(ignore index 255.*--label-map RAW:NEW, e.g. 255:1"):  # fmt: skip
         check_dataset_labels(dataset, cache_dir=False, verbose=0)
 
+
+# --------------------------------------------------------------------------
+# 4. predict goes on past unreadable files
+# --------------------------------------------------------------------------
+
+
+def test_predict_names_each_unreadable_file_writes_the_others_and_exits_non_zero(tmp_path, capsys):
+    model = _tiny_model()
+    model_path = str(tmp_path / "m.keras")
+    model.save(model_path)
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "c"):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(images / f"{name}.png")
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(images / "b.png")
+    data = (images / "b.png").read_bytes()
+    (images / "b.png").write_bytes(data[: len(data) // 2])  # truncated
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["predict", model_path, str(images), "--output-dir", str(out)])
+    assert exit_.value.code == f"keras-ann predict: error: 1 of 3 images could not be read (named above); the other 2 were written to {out}"
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("keras-ann")]
+    assert len(err) == 1 and "b.png" in err[0] and err[0].startswith("keras-ann predict: error: ")
+    assert sorted(os.listdir(out)) == ["a_labels.png", "a_overlay.png", "c_labels.png", "c_overlay.png"]
