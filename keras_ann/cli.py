@@ -63,6 +63,24 @@ def non_negative_int(text):
     return _checked(lambda t: check_positive_int(_int(t), "value", allow_zero=True), text)
 
 
+def class_count(text):
+    """`type=` for a dataset's `--num-classes`: 1..256 (labels are 8-bit
+    images: class ids 0..255)."""
+    value = positive_int(text)
+    if value > 256:
+        raise argparse.ArgumentTypeError(f"must be at most 256 (labels are 8-bit images: class ids 0..255), got {value}")
+    return value
+
+
+def label_value(text):
+    """`type=` for `--ignore-index`: a label value 0..255 (labels are 8-bit
+    images)."""
+    value = non_negative_int(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"must be a label value 0..255 (labels are 8-bit images), got {value}")
+    return value
+
+
 def positive_float(text):
     """`type=` for a finite number > 0 (seconds, learning rates)."""
     import math
@@ -396,7 +414,22 @@ def _class_names(text):
     names = [n.strip() for n in text.split(",")]
     if not all(names):
         raise argparse.ArgumentTypeError(f"must be comma-separated class names (e.g. sky,road,car), got {text!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must name each class once (the scores are keyed by name), got {text!r}")
     return names
+
+
+def _split_pattern(text):
+    """`type=` for `--split-file`: `{split}` its only field."""
+    from keras_ann.data.configs import split_file_path
+
+    try:
+        split_file_path(text, "train")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must hold {{split}} and no other {{...}} field, e.g. 'splits/{{split}}.txt', got {text!r}"
+        ) from None
+    return text
 
 
 def _dataset_changes(args, with_classes=True):
@@ -717,16 +750,30 @@ def _predict(args):
             f"keras-ann predict: error: --palette has {len(palette)} colours but the model predicts "
             f"{model.num_classes} classes."
         )
+    from keras_ann.data.errors import DatasetError
+
+    unreadable = []
     for path, name in zip(paths, names):
         # As the training loader reads images: EXIF orientation applied,
-        # 16-bit images scaled to 8 bits, a clear error for a bad file.
-        image = read_image(path)
+        # 16-bit images scaled to 8 bits, a clear error for a bad file,
+        # which is named and skipped (the first one stopped the run).
+        try:
+            image = read_image(path)
+        except (DatasetError, OSError, ValueError) as error:
+            print(f"keras-ann predict: error: {error}", file=sys.stderr)
+            unreadable.append(path)
+            continue
         labels = segment(model, image[None], protocol)[0]
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         save_label_map(labels, f"{out}_labels.png", palette)
         overlay_figure(image, labels, palette, protocol.class_names).save(f"{out}_overlay.png")
         print(f"{path}: wrote {out}_labels.png and {out}_overlay.png")
+    if unreadable:
+        raise SystemExit(
+            f"keras-ann predict: error: {len(unreadable)} of {len(paths)} images could not be read (named above); "
+            f"the other {len(paths) - len(unreadable)} were written to {args.output_dir}"
+        )
 
 
 def build_parser():
@@ -789,12 +836,12 @@ def build_parser():
         folder.add_argument("--img-suffix", help="image name ending after the stem (default: any image extension)")
         folder.add_argument("--ann-suffix", help="label name ending after the stem (default .png)")
         folder.add_argument(
-            "--split-file", metavar="PATTERN",
+            "--split-file", type=_split_pattern, metavar="PATTERN",
             help="files of stems per split instead of split sub-directories, relative to --data-root, "
             "with {split} in the name, e.g. 'splits/{split}.txt'",
         )
         folder.add_argument(
-            "--num-classes", type=positive_int,
+            "--num-classes", type=class_count,
             help="number of classes (required for folder)" if training
             else "the model's number of classes (another is refused; inspect: default what the labels suggest)",
         )
@@ -803,7 +850,7 @@ def build_parser():
             folder.add_argument("--val-split", help="evaluation split (default val)")
         folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
         folder.add_argument(
-            "--palette", dest="class_palette", type=_colour_or_dataset, nargs="+", metavar="R,G,B",
+            "--palette", dest="class_palette", type=_colour_or_dataset, nargs="+", action="extend", metavar="R,G,B",
             help="colour of each class (for overlays), or a dataset name whose colours to use (e.g. camvid)",
         )
         labels = p.add_argument_group("label encoding")
@@ -811,14 +858,15 @@ def build_parser():
             "--reduce-zero-label", action="store_true", help="label 0 is void: ignored, k becomes k-1 (mmseg's)"
         )
         labels.add_argument(
-            "--ignore-index", type=non_negative_int, help="the ignored label value (default 255)"
+            "--ignore-index", type=label_value, help="the ignored label value (default 255)"
         )
         labels.add_argument(
-            "--label-map", type=_label_pair, nargs="+", metavar="RAW:NEW",
-            help="map label values, e.g. 255:1 for 0/255 binary masks, 11:255 for a void value 11",
+            "--label-map", type=_label_pair, nargs="+", action="extend", metavar="RAW:NEW",
+            help="map label values, e.g. 255:1 for 0/255 binary masks, 11:255 for a void value 11 (repeated flags "
+            "add up; a raw value mapped twice is refused)",
         )
         labels.add_argument(
-            "--label-palette", type=_rgb, nargs="+", metavar="R,G,B",
+            "--label-palette", type=_rgb, nargs="+", action="extend", metavar="R,G,B",
             help="labels are RGB colour masks: the colour of class 0, 1, ...",
         )
 

@@ -243,7 +243,28 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
     if format == "onnx":
         _require("tf2onnx", "format='onnx'")
         _require("onnx", "format='onnx'")
+        if opset is not None:
+            low, high = onnx_opsets()
+            if not low <= check_positive_int(opset, "opset") <= high:
+                # tf2onnx failed deep in the conversion with a raw traceback.
+                raise ValueError(
+                    f"`opset` {opset} is outside the opsets tf2onnx supports, {low} to {high}; "
+                    f"leave it out for tf2onnx's default."
+                )
     return input_size, batch_size, path
+
+
+# The lowest ONNX opset tf2onnx supports and tests ("We support and test
+# ONNX opset-14 to opset-18", tf2onnx 1.16-1.17).
+MIN_ONNX_OPSET = 14
+
+
+def onnx_opsets():
+    """`(lowest, highest)` ONNX opset `export_model(format="onnx")` takes:
+    tf2onnx's supported range (the highest from its opset table)."""
+    from tf2onnx import constants
+
+    return MIN_ONNX_OPSET, max(constants.OPSET_TO_IR_VERSION)
 
 
 _BFLOAT16_POLICIES = ("bfloat16", "mixed_bfloat16")

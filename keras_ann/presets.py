@@ -137,8 +137,10 @@ def get_preset(name):
 
 def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
     """Implementation of `ANNSegmenter.from_preset`; see there."""
+    from keras_ann.models.ann_segmenter import check_arguments
     from keras_ann.weights import convert, download
 
+    check_arguments(overrides, f"{cls.__name__}.from_preset", cls)  # before any file is read or downloaded
     if os.path.exists(str(name_or_path)):
         from keras_ann.models.loading import load_model_file
 

@@ -34,10 +34,12 @@ Example:
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 
-from keras_ann.data.configs import PIPELINE_KEYS, get_data_config
-from keras_ann.test_protocol import label_map_pairs, rgb_colours
+from keras_ann.data.configs import PIPELINE_KEYS, get_data_config, split_file_path
+from keras_ann.test_protocol import duplicate_names_message, label_map_pairs, rgb_colours
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -197,10 +199,7 @@ class Recipe:
             set_("total_batch", 4 * self.images_per_gpu)
         if self.backbone_init == "imagenet":
             set_("backbone_init", IMAGENET_CHECKPOINTS.get(self.backbone))
-        for key in ("crop_size", "train_scale", "ratio_range", "test_scale", "pad_value", "test_crop", "test_stride"):
-            value = getattr(self, key)
-            if value is not None:
-                set_(key, tuple(value))
+        self._check_numbers(set_)
         self._check_data_keys(config, set_)
         if self.class_weight is not None:
             try:
@@ -219,6 +218,55 @@ class Recipe:
             raise ValueError(f"Recipe {self.name!r}: `test_mode` must be 'whole' or 'slide', got {self.test_mode!r}.")
         if self.test_mode == "slide" and (self.test_crop is None or self.test_stride is None):
             raise ValueError(f"Recipe {self.name!r}: `test_mode='slide'` needs `test_crop` and `test_stride`.")
+
+    def _check_numbers(self, set_):
+        """Checks every numeric and boolean key (from `--set`, a recipe
+        file or Python alike): one `ValueError` naming the key and the
+        value; pairs become tuples."""
+        def fail(key, what):
+            raise ValueError(f"Recipe {self.name!r}: `{key}` must be {what}, got {getattr(self, key)!r}.")
+
+        for key in ("iterations", "val_interval", "total_batch", "images_per_gpu", "num_classes"):
+            if not _is_int(getattr(self, key), 1):
+                fail(key, "a positive integer")
+        if self.num_classes > 256:
+            fail("num_classes", "at most 256: labels are 8-bit images, class ids 0..255")
+        if not _is_int(self.ignore_index, 0) or self.ignore_index > 255:
+            fail("ignore_index", "a label value 0..255 (labels are 8-bit images)")
+        for key, optional in (("crop_size", False), ("train_scale", True), ("test_scale", True),
+                              ("test_crop", True), ("test_stride", True)):  # fmt: skip
+            value = getattr(self, key)
+            if value is None and optional:
+                continue
+            if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v, 1) for v in value)):
+                fail(key, "a pair of positive integers, e.g. [512, 512]" + (", or null" if optional else ""))
+            set_(key, tuple(int(v) for v in value))
+        value = self.ratio_range
+        if value is not None:
+            if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v, 0, None, True) for v in value)
+                    and value[0] <= value[1]):  # fmt: skip
+                fail("ratio_range", "a pair of positive numbers [low, high], e.g. [0.5, 2.0], or null")
+            set_("ratio_range", tuple(float(v) for v in value))
+        value = self.pad_value
+        if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(_is_number(v, 0, 255) for v in value)):
+            fail("pad_value", "three numbers 0..255 (an RGB colour)")
+        set_("pad_value", tuple(value))
+        for key, low, high, low_open, high_open, what in (
+            ("lr", 0, None, True, False, "a positive number"),
+            ("momentum", 0, 1, False, True, "a number in [0, 1)"),
+            ("weight_decay", 0, None, False, False, "a non-negative number"),
+            ("poly_power", 0, None, False, False, "a non-negative number"),
+            ("min_lr", 0, None, False, False, "a non-negative number"),
+            ("aux_loss_weight", 0, None, False, False, "a non-negative number"),
+            ("dropout", 0, 1, False, True, "a number in [0, 1)"),
+            ("flip_prob", 0, 1, False, False, "a probability in [0, 1]"),
+            ("cat_max_ratio", 0, 1, True, False, "a number in (0, 1]"),
+        ):
+            if not _is_number(getattr(self, key), low, high, low_open, high_open):
+                fail(key, what)
+        for key in ("photometric_distortion", "reduce_zero_label", "align_corners"):
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "true or false")
 
     def _check_data_keys(self, config, set_):
         """Normalises (tuples) and checks the class and folder keys."""
@@ -262,11 +310,13 @@ class Recipe:
                     f"Recipe {self.name!r}: {', '.join(given)} only apply to the `folder` data config "
                     f"(this recipe's data is {config.name!r})."
                 )
-        if self.split_file is not None and "{split}" not in self.split_file:
-            raise ValueError(
-                f"Recipe {self.name!r}: `split_file` must contain {{split}} (one file per split, e.g. "
-                f"'splits/{{split}}.txt'), got {self.split_file!r}."
-            )
+        if self.split_file is not None:
+            try:
+                split_file_path(self.split_file, "train")
+            except ValueError as error:
+                raise ValueError(f"Recipe {self.name!r}: {error}") from None
+        if self.class_names is not None and len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f"Recipe {self.name!r}: {duplicate_names_message(self.class_names)}")
 
     def data_options(self):
         """The `keras_ann.data.configs.build_dataset` options of the class
@@ -356,6 +406,20 @@ class Recipe:
         )
 
 
+def _is_int(value, low):
+    """An integer (not a bool) of at least `low`."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number (not a bool) within the bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    return high is None or (value < high if high_open else value <= high)
+
+
 def _loss_entries(name, loss):
     """The `loss` key as a tuple of JSON-ready dicts, checked by building
     the losses (Keras is imported only for a recipe that sets it)."""
@@ -404,7 +468,7 @@ def dataset_options(keys):
         if value is None or key not in ("class_names", "palette", "reduce_zero_label", "ignore_index") + FOLDER_KEYS:
             continue
         if key == "label_map":
-            value = {int(old): int(new) for old, new in (value.items() if isinstance(value, dict) else value)}
+            value = dict(label_map_pairs(value))  # a raw value mapped twice refused, not kept once
         elif key == "label_palette":
             value = [list(c) for c in value]
         options[_DATASET_OPTION_NAMES.get(key, key)] = value
@@ -521,7 +585,7 @@ DEFAULT_RECIPE = "ann_r18_d8_camvid_cpu"
 
 # Keys a recipe file may hold besides the recipe's: what `train()` writes
 # into `recipe.json` next to them (the run's, not the recipe's; ignored).
-_RUN_KEYS = ("precision", "seed")
+_RUN_KEYS = ("precision", "seed", "checkpoint_interval", "eval_steps", "data_root")
 
 
 def load_recipe(name_or_path):

@@ -37,6 +37,20 @@ __all__ = ["TestProtocol"]
 _MODES = ("whole", "slide")
 
 
+def duplicate_names_message(names):
+    """The error for class names that repeat (`a,a,b`: the scores are
+    keyed by name, so a repeated name left fewer IoU keys than classes)."""
+    seen, repeated = set(), []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return (
+        f"`class_names` must be distinct (the scores are keyed by name), got {', '.join(map(repr, repeated))} "
+        f"more than once in {list(names)}."
+    )
+
+
 def label_map_pairs(value, name="label_map"):
     """`((raw, new), ...)` of a label map given as pairs or a dict; a
     `ValueError` naming `name` for anything else or a raw value given
@@ -143,6 +157,8 @@ class TestProtocol:
         set_("flip", bool(self.flip))
         if self.class_names is not None:
             set_("class_names", tuple(str(name) for name in self.class_names))
+            if len(set(self.class_names)) != len(self.class_names):
+                raise ValueError(duplicate_names_message(self.class_names))
         for key in ("palette", "label_palette"):
             if getattr(self, key) is not None:
                 set_(key, rgb_colours(getattr(self, key), key))

@@ -204,8 +204,10 @@ def train(
             if recipe.load_from and isinstance(backbone, ResNetBackbone):  # recipe.json names what was loaded
                 recipe = recipe.replace(backbone=f"resnet{backbone.depth}_d{backbone.output_stride}")
             compile_for_recipe(model, recipe, precision)
+        # The data root too: a resume on other data was not noticed.
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
-                    "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps}  # fmt: skip
+                    "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps,
+                    "data_root": os.path.realpath(os.fspath(data_root))}  # fmt: skip
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
         done = 0 if restart else _restore(resume, model, recipe.iterations, work_dir)
 

@@ -742,6 +742,16 @@ def test_truncated_checkpoint(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_a_truncated_zip_checkpoint_is_called_truncated_and_downloaded_again(tmp_path):
+    data = valid_archive_bytes(tmp_path)
+    path = write_bytes(tmp_path / "cut.pth", data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as info:
+        load_torch_checkpoint(path)
+    message = str(info.value)
+    assert "looks truncated" in message and "download it again" in message and str(path) in message
+    assert "not a zip archive" not in message and "\n" not in message
+
+
 def test_truncated_torch_checkpoint(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "real.pth"

@@ -263,6 +263,18 @@ def test_a_restart_with_other_settings_is_refused_with_the_differences_listed(ru
     assert _state(os.path.join(work, "resume")) == before
 
 
+def test_a_resume_with_another_data_root_is_refused_naming_both_roots(run_copy, tmp_path):
+    root, work = run_copy
+    other = str(shutil.copytree(root, tmp_path / "other_scenes"))
+    before = _state(os.path.join(work, "resume"))
+    with pytest.raises(training.WorkDirError) as info:
+        training.train(RECIPE, other, work, iterations=4, **RUN)
+    message = str(info.value)
+    assert f"data_root: {os.path.realpath(root)!r} -> {os.path.realpath(other)!r}" in message, message
+    assert "--allow-changes" in message
+    assert _state(os.path.join(work, "resume")) == before
+
+
 def test_a_restart_with_another_checkpoint_interval_continues_at_the_saved_iteration(run_copy):
     root, work = run_copy  # saved at iteration 4, checkpoints every 2
     # Every 3 iterations now: 4 -> 6 (to the next multiple of 3), then 9, 12.

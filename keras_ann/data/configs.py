@@ -209,6 +209,32 @@ def dataset_defaults(config):
     return {key: getattr(config, key) for key in _DATASET_KEYS}
 
 
+def split_file_path(pattern, split):
+    """The split file of `split` for a `split_file` pattern: `{split}` is
+    the only field it may hold (`ValueError` naming the pattern otherwise;
+    `'splits/{split}_{x}.txt'` and `'{0}'` raised a raw `KeyError` /
+    `IndexError`). Write `{{` and `}}` for braces in the name.
+
+    Example:
+
+    >>> split_file_path("splits/{split}.txt", "val")
+    'splits/val.txt'
+    """
+    import string
+
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]  # fmt: skip
+    except ValueError:  # an unmatched brace
+        fields = None
+    if fields is None or not fields or any(field != ("split", "", None) for field in fields):
+        raise ValueError(
+            f"`split_file` must hold {{split}} and no other {{...}} field (one file per split, e.g. "
+            f"'splits/{{split}}.txt'), got {pattern!r}."
+        )
+    return pattern.format(split=split)
+
+
 def build_dataset(config, root, split, **options):
     """The one dataset factory: the files of `split` with the config's settings.
 
@@ -262,7 +288,7 @@ def build_dataset(config, root, split, **options):
             extra.pop("label_suffix", None)
         if split_file is not None:
             return data.FolderDataset.from_split_file(
-                os.path.join(root, split_file.format(split=split)),
+                os.path.join(root, split_file_path(split_file, split)),
                 os.path.join(root, img_dir), os.path.join(root, ann_dir), **settings, **extra,
             )
         return data.FolderDataset(

@@ -410,6 +410,17 @@ class LabelScan:
         k, ignore = self.num_classes, self.ignore_index
         where = f"in {self.name}"
         present = [v for v in range(256) if self.pixels[v]]
+        if present and not any(self.pixels[:k]):
+            # Trained on, the loss was 0 at every step and the run "succeeded".
+            values = ", ".join(str(v) for v in present[:8])
+            self.problems.append(
+                f"No label file {where} holds a labelled pixel: all {int(self.pixels.sum())} pixels of its "
+                f"{n} files are {values} (ignore index {ignore}; classes are 0..{k - 1}), so there is "
+                f"nothing to learn or score. Map the values that mark classes to class ids (--label-map "
+                f"RAW:NEW, e.g. {present[0]}:1, or --label-palette for colour masks), or fix the label "
+                f"files."
+            )
+            return
         if 0 <= ignore <= 255 and is_binary_mask_encoding(present, k, ignore):
             self.problems.append(
                 f"The labels {where} hold only 0 and {ignore} ({ignore} in {self.images[ignore]} of {n} "

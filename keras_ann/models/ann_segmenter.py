@@ -19,6 +19,38 @@ from keras_ann.metrics import PixelAccuracy, SegmentationIoU
 from keras_ann.test_protocol import TestProtocol
 
 
+# The base `keras.Model` arguments `ANNSegmenter` passes on.
+BASE_ARGUMENTS = ("name", "dtype", "trainable")
+
+
+def argument_names(cls=None):
+    """The keyword arguments `ANNSegmenter(...)` (or a subclass `cls`) and
+    its `from_preset` overrides take."""
+    import inspect
+
+    parameters = inspect.signature((cls or ANNSegmenter).__init__).parameters
+    names = [n for n, p in parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
+    return tuple(names) + BASE_ARGUMENTS
+
+
+def check_arguments(given, where, cls=None):
+    """Refuses keyword arguments that `ANNSegmenter` does not take:
+    `TypeError` naming each one and its close match, if any (a misspelt
+    `num_clases=5` was silently passed on to `keras.Model` and ignored)."""
+    import difflib
+
+    allowed = argument_names(cls)
+    unknown = [name for name in given if name not in allowed]
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, allowed, n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(
+        f"{where} got unknown keyword argument(s) {', '.join(parts)}; it takes {', '.join(allowed)}."
+    )
+
 
 @keras.saving.register_keras_serializable(package="keras_ann")
 class ANNSegmenter(keras.Model):
@@ -83,7 +115,9 @@ class ANNSegmenter(keras.Model):
             `predict_labels`, `evaluate_dataset`, the evaluation callback
             and `keras-ann evaluate` / `predict` use it. Defaults to
             whole-image inference at the image's size.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`,
+            `trainable`); any other name is refused (`TypeError` naming
+            the close match), so that a misspelt argument is not ignored.
 
     Example:
 
@@ -116,6 +150,7 @@ class ANNSegmenter(keras.Model):
         test_protocol=None,
         **kwargs,
     ):
+        check_arguments(kwargs, "ANNSegmenter")
         dtype = kwargs.get("dtype")
         if isinstance(backbone, str):
             backbone = ResNetBackbone.from_name(backbone, dtype=dtype)
@@ -359,8 +394,9 @@ class ANNSegmenter(keras.Model):
                 taking `(labels, logits)`. The model outputs logits: the
                 string `"sparse_categorical_crossentropy"` is taken as
                 `SegmentationCrossEntropy(ignore_index)` (with a message);
-                `"categorical_crossentropy"` (one-hot labels) and Keras
-                cross-entropy losses with `from_logits=False` are refused.
+                `"categorical_crossentropy"` (one-hot labels), every other
+                loss name (`"mse"`, ...) and Keras cross-entropy losses
+                with `from_logits=False` are refused.
             metrics: `"auto"` is `SegmentationIoU` (the reference's mIoU,
                 accumulated over the whole evaluation set) and
                 `PixelAccuracy` (the reference's aAcc), both leaving out
@@ -397,7 +433,15 @@ class ANNSegmenter(keras.Model):
                     "masks with `argmax(masks, axis=-1)` and use loss='auto' "
                     "(SegmentationCrossEntropy)."
                 )
-            return loss
+            # Any other Keras loss name ('mse', 'binary_crossentropy', ...)
+            # compares labels and outputs of one shape: it failed later,
+            # in `fit()`, with a raw traceback.
+            raise ValueError(
+                f"ANNSegmenter.compile: loss {loss!r} does not apply: the model outputs logits "
+                "(batch, height, width, classes) and the labels are class ids (batch, height, width); "
+                "use loss='auto' (SegmentationCrossEntropy) or a keras_ann.losses loss "
+                "(e.g. keras_ann.losses.build_loss([{'type': 'DiceLoss'}]))."
+            )
         config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
         if config.get("from_logits") is False:
             raise ValueError(

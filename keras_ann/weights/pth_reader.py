@@ -1060,6 +1060,16 @@ def load_torch_checkpoint(path: PathLike) -> Any:
                     file.seek(0)
                     with zipfile.ZipFile(file) as archive:
                         return _Loader(path, file_size).load_zip(archive)
+                file.seek(0)
+                if file.read(4) == b"PK\x03\x04":
+                    # A zip's first entry but no end record: the end is
+                    # missing (it was called "not a zip archive ... not a
+                    # legacy torch.save file either").
+                    _Loader(path, file_size).fail(
+                        f"it starts as a zip archive (as torch.save writes) but its end is missing "
+                        f"({file_size} bytes): it looks truncated, e.g. an interrupted download; "
+                        f"download it again."
+                    )
                 _Loader(path, file_size).not_a_checkpoint(
                     "it does not start with a pickle"
                 )
