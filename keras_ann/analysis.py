@@ -408,8 +408,9 @@ def count_macs(model, input_size):
     backbone, AFNB, APNB, the rest of the decode head (bottleneck,
     classifier) and the auxiliary head.
 
-    The multiply-adds are counted from the layers as the model runs on an
-    `(1, H, W, 3)` image: a convolution `H_out * W_out * C_in / groups *
+    The multiply-adds are counted from the layers as the model runs on one
+    `(1, H, W, channels)` image (3 channels unless the model's input says
+    otherwise): a convolution `H_out * W_out * C_in / groups *
     kh * kw * C_out`, a dense layer `inputs * units` per position, and each
     asymmetric attention's two matrix products `N * S * C_key` (queries
     times the `S` pooled keys) and `N * S * C_value` (weights times
@@ -445,7 +446,9 @@ def count_macs(model, input_size):
     for name, part in parts:
         for layer in part._flatten_layers(include_self=True, recursive=True):
             owners.setdefault(id(layer), name)
-    images = np.zeros((1, h, w, 3), "float32")
+    inputs = getattr(model, "inputs", None)
+    channels = int(inputs[0].shape[-1]) if inputs and inputs[0].shape[-1] else 3
+    images = np.zeros((1, h, w, channels), "float32")
     with _Recorder() as recorder:
         if getattr(model, "training_graph", None) is not None:
             model(images, training=False, return_auxiliary=True)
