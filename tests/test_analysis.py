@@ -274,3 +274,48 @@ def test_predict_cityscapes_refuses_other_names_and_class_counts(cityscapes_mode
         cli.main(["predict", cityscapes_model, str(good), "--format", "cityscapes", "--output-dir", str(tmp_path)])
     assert "would replace it" in str(info.value.code)
     assert not (tmp_path / "o").exists()
+
+
+def test_r50_d8_counts_match_mmsegmentation_up_to_two_known_differences():
+    """mmengine's FlopAnalyzer (mmseg's get_flops) on the reference ANN
+    R-50-D8, convolutions and matrix products only, at 64x64 (8x8 features):
+    the backbone, the rest of the decode head and the auxiliary head are
+    equal; AFNB and APNB differ by exactly (1) our value projection, run on
+    the S = 110 pooled keys where the reference projects all N = 64
+    positions and pools after (the same values: a 1x1 convolution commutes
+    with average pooling), and (2) APNB's shared key/query projection,
+    which the reference runs twice on the same features."""
+    torch = pytest.importorskip("torch")
+    analysis = pytest.importorskip("mmengine.analysis")
+    sys.path.insert(0, os.path.dirname(__file__))
+    from reference.mmseg_ann import build_reference_ann
+
+    from keras_ann import ANNSegmenter
+
+    reference = build_reference_ann(depth=50, randomize=False)
+    x = torch.zeros(1, 3, 64, 64)
+
+    def count(module, inputs):
+        analyzer = analysis.FlopAnalyzer(module, inputs)
+        analyzer._op_handles = {k: v for k, v in analyzer._op_handles.items()
+                                if any(op in k for op in ("conv", "matmul", "bmm", "einsum", "linear", "addmm"))}  # fmt: skip
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        return analyzer
+
+    with torch.no_grad():
+        features = list(reference.backbone(x))
+        head = count(reference.decode_head, (features,)).by_module()
+        theirs = {
+            "backbone": count(reference.backbone, (x,)).total(),
+            "AFNB": head["fusion"],
+            "APNB": head["context"],
+            "decode head (rest)": head[""] - head["fusion"] - head["context"],
+            "auxiliary head": count(reference.auxiliary_head, (features,)).total(),
+        }
+    ours = {part: value["macs"] for part, value in count_macs(ANNSegmenter("resnet50_d8", 19), (64, 64)).items()}
+    n, s = 8 * 8, 110
+    assert ours["AFNB"] - theirs["AFNB"] == (s - n) * 1024 * 256  # value projection of the 1024-channel keys
+    assert theirs["APNB"] - ours["APNB"] == n * 512 * 256 - (s - n) * 512 * 256  # twice key/query, value projection
+    for part in ("backbone", "decode head (rest)", "auxiliary head"):
+        assert ours[part] == theirs[part], part
