@@ -587,18 +587,19 @@ def _test_protocol(model, args):
     return protocol
 
 
-def _evaluate(args):
+def _evaluation_data(args, model, protocol):
+    """The dataset of `evaluate` (and `analyze confusion`): the split of
+    the model's data config (or `--dataset`) with its label encoding,
+    scanned as `train` scans it; and the protocol with the dataset's class
+    names where it had none."""
     from keras_ann.data.configs import build_dataset, get_data_config
     from keras_ann.data.label_scan import check_dataset_labels
-    from keras_ann.evaluation import evaluate_dataset
     from keras_ann.recipes import dataset_options
 
-    model = _load_model(args.model, inference=True)
-    protocol = _test_protocol(model, args)
+    command = f"keras-ann {args.command}" + (f" {args.analysis}" if getattr(args, "analysis", None) else "")
     if protocol.data is None:
         raise SystemExit(
-            f"keras-ann evaluate: error: --dataset is required: {args.model} carries no test protocol "
-            "naming its data."
+            f"{command}: error: --dataset is required: {args.model} carries no test protocol naming its data."
         )
     config = get_data_config(protocol.data)
     layout = {key: getattr(args, key) for key in ("img_dir", "ann_dir", "img_suffix", "ann_suffix", "split_file")}
@@ -610,10 +611,10 @@ def _evaluate(args):
                        if key not in ("data", "reduce_zero_label", "ignore_index")]  # fmt: skip
         if folder_only:
             flags = ", ".join("--" + key.replace("_", "-") for key in folder_only)
-            raise SystemExit(f"keras-ann evaluate: error: {flags} only apply to --dataset folder (the data is {config.name})")
+            raise SystemExit(f"{command}: error: {flags} only apply to --dataset folder (the data is {config.name})")
         if config.num_classes != model.num_classes:
             raise SystemExit(
-                f"keras-ann evaluate: error: {args.model} predicts {model.num_classes} classes but {config.name} "
+                f"{command}: error: {args.model} predicts {model.num_classes} classes but {config.name} "
                 f"has {config.num_classes}; evaluate it on the data it was trained for (--dataset folder with its layout)"
             )
         options = {key: options[key] for key in ("reduce_zero_label", "ignore_index") if key in options}
@@ -621,6 +622,15 @@ def _evaluate(args):
     check_dataset_labels(dataset, before="scoring")  # the label scan of `train`
     if protocol.class_names is None and len(dataset.class_names) == model.num_classes:
         protocol = protocol.replace(class_names=dataset.class_names)
+    return dataset, protocol, config
+
+
+def _evaluate(args):
+    from keras_ann.evaluation import evaluate_dataset
+
+    model = _load_model(args.model, inference=True)
+    protocol = _test_protocol(model, args)
+    dataset, protocol, config = _evaluation_data(args, model, protocol)
     window = f" {protocol.crop} / {protocol.stride}" if protocol.mode == "slide" else ""
     scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
     print(f"testing {protocol.mode}{window} {scales} on {config.name} {args.split}")
@@ -736,6 +746,8 @@ def _predict(args):
     from keras_ann.visualization import dataset_palette, default_palette, overlay_figure, save_label_map
 
     paths = _image_paths(args.images)  # before loading the model
+    if args.format == "cityscapes":
+        return _predict_cityscapes(args, paths)
     names = _output_names(paths)
     refuse_overwriting_inputs(paths, names, args.output_dir)  # before loading the model
     model = _load_model(args.model, inference=True)
@@ -774,6 +786,50 @@ def _predict(args):
             f"keras-ann predict: error: {len(unreadable)} of {len(paths)} images could not be read (named above); "
             f"the other {len(paths) - len(unreadable)} were written to {args.output_dir}"
         )
+
+
+_CITYSCAPES_NAME = re.compile(r"^\w+_\d{6}_\d{6}_leftImg8bit\.png$")
+
+
+def _predict_cityscapes(args, paths):
+    """`predict --format cityscapes`: for each `<city>_<seq>_<frame>_leftImg8bit.png`
+    a PNG of the same name in `--output-dir` whose values are Cityscapes
+    label ids (cityscapesScripts' and mmseg's `format_only` convention),
+    nothing else."""
+    from PIL import Image
+
+    from keras_ann.data.cityscapes import train_ids_to_label_ids
+    from keras_ann.data.io import read_image
+    from keras_ann.inference import segment
+
+    command = "keras-ann predict --format cityscapes"
+    outputs, seen = [], {}
+    for path in paths:  # before loading the model
+        name = os.path.basename(path)
+        if not _CITYSCAPES_NAME.match(name):
+            raise SystemExit(
+                f"{command}: error: {path} is not named <city>_<seq>_<frame>_leftImg8bit.png, the name the test "
+                "server matches results by; give the leftImg8bit images of the Cityscapes layout"
+            )
+        if name in seen:
+            raise SystemExit(f"{command}: error: {seen[name]} and {path} have the same name; give each image once")
+        seen[name] = path
+        out = os.path.join(args.output_dir, name)
+        if os.path.exists(out) and os.path.samefile(out, path):
+            raise SystemExit(f"{command}: error: the result for {path} would replace it; give another --output-dir")
+        outputs.append(out)
+    model = _load_model(args.model, inference=True)
+    if model.num_classes != 19:
+        raise SystemExit(
+            f"{command}: error: {args.model} predicts {model.num_classes} classes, not the 19 Cityscapes train ids; "
+            "give a model trained on Cityscapes"
+        )
+    protocol = _test_protocol(model, args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    for path, out in zip(paths, outputs):
+        labels = segment(model, read_image(path)[None], protocol)[0]
+        Image.fromarray(train_ids_to_label_ids(labels)).save(out)
+        print(f"{path}: wrote {out} (Cityscapes label ids)")
 
 
 def build_parser():
@@ -1007,6 +1063,12 @@ def build_parser():
         "of its inputs (e.g. an earlier x_labels.png among the images) is refused before the model loads: "
         "give another --output-dir; outputs written by this run are never read as inputs",
     )
+    predict.add_argument(
+        "--format", choices=("overlay", "cityscapes"), default="overlay",
+        help="overlay (default): <name>_labels.png and <name>_overlay.png as above; cityscapes: the test server's "
+        "submission, for each <city>_<seq>_<frame>_leftImg8bit.png a PNG of that name directly in --output-dir "
+        "holding Cityscapes label ids (7, 8, 11, ..., 33), nothing else (a 19-class model)",
+    )
     add_dataset_args(predict, training=False)
     add_inference_args(predict)
     predict.set_defaults(func=_predict)
@@ -1094,6 +1156,10 @@ def build_parser():
 
     recipes = sub.add_parser("recipes", help="list the training recipes (`keras-ann train RECIPE`)")
     recipes.set_defaults(func=_recipes)
+
+    from keras_ann.cli_analyze import add_analyze_parser
+
+    add_analyze_parser(sub, add_dataset_args, add_inference_args)
     return parser
 
 

@@ -13,7 +13,7 @@ from keras_ann.data.metainfo import (
 )
 from keras_ann.data.pipeline import SegmentationDataset
 
-__all__ = ["Cityscapes", "cityscapes_label_id_map"]
+__all__ = ["Cityscapes", "cityscapes_label_id_map", "train_ids_to_label_ids"]
 
 _IMAGE_SUFFIX = "_leftImg8bit.png"
 _TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
@@ -30,6 +30,35 @@ def cityscapes_label_id_map():
         dict of ints, to use as `label_map` with `*_gtFine_labelIds.png`.
     """
     return {i: CITYSCAPES_LABEL_ID_TO_TRAIN_ID.get(i, 255) for i in range(256)}
+
+
+def train_ids_to_label_ids(labels):
+    """Train ids (0..18, as the model predicts) to Cityscapes label ids
+    (7, 8, 11, ..., 33: the values of `*_gtFine_labelIds.png` and of the
+    test server's submissions); the inverse of
+    `CITYSCAPES_LABEL_ID_TO_TRAIN_ID`.
+
+    Args:
+        labels: integer array of train ids in 0..18.
+
+    Returns:
+        uint8 array of the same shape.
+
+    Example:
+
+    >>> import numpy as np
+    >>> train_ids_to_label_ids(np.array([[0, 1], [10, 18]])).tolist()
+    [[7, 8], [23, 33]]
+    """
+    import numpy as np
+
+    table = np.zeros(len(CITYSCAPES_CLASSES), np.uint8)
+    for label_id, train_id in CITYSCAPES_LABEL_ID_TO_TRAIN_ID.items():
+        table[train_id] = label_id
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(table)):
+        raise ValueError(f"Cityscapes train ids are 0..{len(table) - 1}, got values {labels.min()}..{labels.max()}.")
+    return table[labels]
 
 
 class Cityscapes(SegmentationDataset):
