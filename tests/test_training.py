@@ -15,17 +15,17 @@ from testing_utils import camvid_subset
 def test_recipes_follow_the_reference():
     assert len(recipes.RECIPES) == 18  # 16 released models + the two CPU CamVid recipes
     r = recipes.get_recipe("ann_r50_d8_cityscapes_512x1024_40k")
-    assert (r.backbone, r.crop_size, r.iterations, r.batch_size, r.eval_interval) == (
+    assert (r.backbone, r.crop_size, r.iterations, r.total_batch, r.val_interval) == (
         "resnet50_d8", (512, 1024), 40000, 8, 4000)
-    assert (r.learning_rate, r.momentum, r.weight_decay, r.min_learning_rate, r.power) == (0.01, 0.9, 5e-4, 1e-4, 0.9)
-    assert r.test_mode == "whole" and not r.align_corners and r.imagenet_checkpoint.endswith("resnet50_v1c-2cccc1ad.pth")
+    assert (r.lr, r.momentum, r.weight_decay, r.min_lr, r.poly_power) == (0.01, 0.9, 5e-4, 1e-4, 0.9)
+    assert r.test_mode == "whole" and not r.align_corners and r.backbone_init.endswith("resnet50_v1c-2cccc1ad.pth")
     r = recipes.get_recipe("ann_r101_d8_cityscapes_769x769_80k")
     assert r.align_corners and r.test_mode == "slide" and r.test_crop == (769, 769) and r.test_stride == (513, 513)
-    assert r.eval_interval == 8000
+    assert r.val_interval == 8000
     r = recipes.get_recipe("ann_r50_d8_ade20k_512x512_160k")
-    assert (r.num_classes, r.batch_size, r.eval_interval, r.scale) == (150, 16, 16000, (2048, 512))
+    assert (r.num_classes, r.total_batch, r.val_interval, r.train_scale) == (150, 16, 16000, (2048, 512))
     r = recipes.get_recipe("ann_r50_d8_pascal_voc_512x512_20k")
-    assert (r.num_classes, r.batch_size, r.eval_interval) == (21, 16, 2000)
+    assert (r.num_classes, r.total_batch, r.val_interval) == (21, 16, 2000)
     # The total batch is the recipe's whatever the number of devices.
     assert r.per_replica_batch(4) == 4 and r.per_replica_batch(1) == 16
     with pytest.raises(ValueError, match="3 devices"):
