@@ -389,20 +389,21 @@ def _work_dir_layout(work_dir, strategy):
     chief, task = distribute.cluster_task(strategy)
     run = WorkDir(work_dir if chief else os.path.join(work_dir, task),
                   os.path.join(work_dir, "latest.keras") if chief else None)  # fmt: skip
-    resume = ResumeState(run.resume_dir, run.model_path, history_path=run.history_csv)
+    resume = ResumeState(run.resume_dir, run.model_path, logs=(run.history_csv, run.log_jsonl))
     return run, resume
 
 
 def _callbacks(run, resume, val_ds, every):
     """Evaluation every `every` checkpoint intervals, the best checkpoint,
-    the CSV history, then the resume state (which commits the history's row
-    count with it), the JSON-lines log and TensorBoard."""
+    the CSV history and the JSON-lines log, then the resume state (which
+    commits the logs' line counts with it: a resumed run's logs end where
+    its state does) and TensorBoard."""
     evaluation = MeanIoUEvaluation(val_ds, every_n_epochs=every)  # the model's test protocol
     return [
         evaluation,
         BestCheckpoint(run.best_model),
         keras.callbacks.CSVLogger(run.history_csv, append=True),
-        resume,  # after the evaluation: a run killed during it evaluates again
         JsonLinesLog(run.log_jsonl, evaluation),
+        resume,  # after the evaluation and the logs: a run killed before its commit redoes them
         keras.callbacks.TensorBoard(run.logs, update_freq=50),
     ]

@@ -275,6 +275,41 @@ def test_a_resume_with_another_data_root_is_refused_naming_both_roots(run_copy, 
     assert _state(os.path.join(work, "resume")) == before
 
 
+class _Killed(BaseException):
+    """Stands for kill -9: nothing may catch it."""
+
+
+def _log_iterations(work):
+    with open(os.path.join(work, "log.jsonl")) as f:
+        return [json.loads(line)["iteration"] for line in f]
+
+
+@pytest.mark.parametrize("killed_in", ["latest.keras", "state.json"])
+def test_a_run_killed_at_an_evaluation_resumes_with_one_log_line_per_checkpoint(tmp_path, monkeypatch, killed_in):
+    # Killed while writing latest.keras (after the state's commit) or while
+    # writing state.json (before it): either way the resumed run's
+    # log.jsonl and history.csv hold each checkpoint interval exactly once.
+    root = _scene_folder(tmp_path / "scenes")
+    work = str(tmp_path / "run")
+    write = resume_state.ResumeState._write
+
+    def killed_at_4(self, path, save):
+        iteration = int(self.model.optimizer.iterations.numpy())
+        target = "latest.tmp.keras" if killed_in == "latest.keras" else "state.json.tmp"
+        if iteration == 4 and os.path.basename(path) == target:
+            raise _Killed
+        return write(self, path, save)
+
+    monkeypatch.setattr(resume_state.ResumeState, "_write", killed_at_4)
+    with pytest.raises(_Killed):
+        training.train(RECIPE, root, work, iterations=8, **RUN)
+    monkeypatch.undo()
+    assert _state(os.path.join(work, "resume"))["iteration"] == (4 if killed_in == "latest.keras" else 2)
+    training.train(RECIPE, root, work, iterations=8, **RUN)
+    assert _log_iterations(work) == [2, 4, 6, 8]
+    assert [row["epoch"] for row in _history_rows(work)] == ["0", "1", "2", "3"]
+
+
 def test_a_restart_with_another_checkpoint_interval_continues_at_the_saved_iteration(run_copy):
     root, work = run_copy  # saved at iteration 4, checkpoints every 2
     # Every 3 iterations now: 4 -> 6 (to the next multiple of 3), then 9, 12.

@@ -84,7 +84,8 @@ def test_overfits_a_few_camvid_images_and_resumes(tmp_path):
         keras.Model.fit = original_fit
     with open(os.path.join(work, "resume", "state.json")) as f:
         assert json.load(f) == {
-            "iteration": 20, "weights": "state-20.npz", "sha256": ANY, "seed_states": ANY, "history_rows": 2
+            "iteration": 20, "weights": "state-20.npz", "sha256": ANY, "seed_states": ANY,
+            "log_lines": {"history.csv": 3, "log.jsonl": 2},
         }
     # The same command again continues at iteration 20 and ends at 60.
     model, history = training.train("ann_r18_d8_camvid_cpu", root, work, **common)

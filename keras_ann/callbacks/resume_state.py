@@ -30,8 +30,8 @@ class ResumeState(keras.callbacks.Callback):
     under a temporary name with plain file I/O, then renamed; then
     `state.json`,
     which names that file and holds its SHA-256, the iteration, the
-    dropout layers' random-generator states and the number of rows of the
-    history CSV, is replaced the same way. `state.json` is the commit
+    dropout layers' random-generator states and the number of lines of
+    each log, is replaced the same way. `state.json` is the commit
     point: a crash at any moment leaves it naming a complete weights file,
     and older files are deleted only after it has moved on. Optionally the
     whole model also goes to `model_path` (e.g. `latest.keras`), atomically
@@ -53,10 +53,12 @@ class ResumeState(keras.callbacks.Callback):
         directory: where the state lives.
         model_path: optional `.keras` path to save the full model to at
             every epoch end.
-        history_path: optional CSV history (a `CSVLogger`'s file, written
-            before this callback runs): its row count is committed with the
-            state, and `restore` drops the rows of a run killed after
-            writing its row but before committing its state.
+        logs: append-only text files written before this callback runs at
+            each epoch end (a `CSVLogger`'s history, a `JsonLinesLog`):
+            their line counts are committed with the state, and `restore`
+            drops the lines of a run killed after writing them but before
+            committing its state, so the logs always end at the restored
+            iteration.
 
     Example:
 
@@ -69,11 +71,11 @@ class ResumeState(keras.callbacks.Callback):
     2
     """
 
-    def __init__(self, directory, model_path=None, history_path=None):
+    def __init__(self, directory, model_path=None, logs=()):
         super().__init__()
         self.directory = directory
         self.model_path = model_path
-        self.history_path = history_path
+        self.logs = tuple(logs)
         self.meta_path = os.path.join(directory, STATE_FILE)
         self.failure = None
 
@@ -145,8 +147,10 @@ class ResumeState(keras.callbacks.Callback):
         if len(saved) == len(seeds):
             for variable, value in zip(seeds, saved):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
-        if self.history_path and "history_rows" in meta:
-            _truncate_csv(self.history_path, int(meta["history_rows"]))
+        for path in self.logs:
+            lines = meta.get("log_lines", {}).get(os.path.basename(path))
+            if lines is not None:
+                _truncate_lines(path, int(lines))
         return int(meta["iteration"])
 
     def clear(self):
@@ -201,8 +205,8 @@ class ResumeState(keras.callbacks.Callback):
         os.replace(tmp, os.path.join(self.directory, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
         meta = {"iteration": iteration, "weights": name, "sha256": digest, "seed_states": seeds}
-        if self.history_path:
-            meta["history_rows"] = _csv_rows(self.history_path)
+        if self.logs:
+            meta["log_lines"] = {os.path.basename(path): _count_lines(path) for path in self.logs}
         self._write(self.meta_path + ".tmp", lambda path: _write_json(path, meta))
         os.replace(self.meta_path + ".tmp", self.meta_path)
         if old and old["weights"] != name:
@@ -347,25 +351,28 @@ def _write_json(path, value):
         os.fsync(f.fileno())
 
 
-def _csv_rows(path):
-    """Data rows (lines after the header) of a CSV file; 0 when absent."""
+def _count_lines(path):
+    """Non-empty lines of a text file (a CSV's header included); 0 when
+    absent."""
     if not os.path.exists(path):
         return 0
     with open(path, "rb") as f:
-        return max(sum(1 for line in f if line.strip()) - 1, 0)
+        return sum(1 for line in f if line.strip())
 
 
-def _truncate_csv(path, rows):
-    """Keep the header and the first `rows` data rows of a CSV file."""
+def _truncate_lines(path, count):
+    """Keep the first `count` non-empty lines of a text file (atomically);
+    a line cut short by a crash is dropped as well."""
     if not os.path.exists(path):
         return
     with open(path, "rb") as f:
         lines = [line for line in f if line.strip()]
-    if len(lines) <= rows + 1:
+    if len(lines) <= count and all(line.endswith(b"\n") for line in lines):
         return
+    kept = [line if line.endswith(b"\n") else line + b"\n" for line in lines[:count]]
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.writelines(lines[: rows + 1] if rows else [])
+        f.writelines(kept)
     os.replace(tmp, path)
 
 
