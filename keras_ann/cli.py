@@ -448,6 +448,13 @@ def _dataset_changes(args, with_classes=True):
         label_map=[pair for pairs in args.label_map for pair in pairs] if args.label_map else None,
         label_palette=args.label_palette,
     )
+    if args.ignore_colour:
+        from keras_ann.recipes import with_ignore_colours
+
+        changes["label_palette"], changes["label_map"] = with_ignore_colours(
+            args.label_palette, changes["label_map"], args.ignore_colour,
+            255 if args.ignore_index is None else args.ignore_index,
+        )
     if with_classes:
         changes.update(
             num_classes=args.num_classes, train_split=args.train_split, val_split=args.val_split
@@ -924,6 +931,10 @@ def build_parser():
         labels.add_argument(
             "--label-palette", type=_rgb, nargs="+", action="extend", metavar="R,G,B",
             help="labels are RGB colour masks: the colour of class 0, 1, ...",
+        )
+        labels.add_argument(
+            "--ignore-colour", type=_rgb, nargs="+", action="extend", metavar="R,G,B",
+            help="with --label-palette: a colour of void pixels, ignored in training and scoring (repeat for more)",
         )
 
     train = sub.add_parser(

@@ -268,6 +268,20 @@ class Recipe:
             if not isinstance(getattr(self, key), bool):
                 fail(key, "true or false")
 
+    def _check_label_palette(self, colours):
+        """A colour mask's colour `i` is the raw label `i`: one colour per
+        class, then colours whose raw labels `label_map` maps (void
+        colours, mapped to the ignore index: `--ignore-colour`)."""
+        mapped = dict(label_map_pairs(self.label_map)) if self.label_map else {}
+        unmapped = [i for i in range(self.num_classes, len(colours)) if i not in mapped]
+        if len(colours) < self.num_classes or unmapped:
+            raise ValueError(
+                f"Recipe {self.name!r}: `label_palette` has {len(colours)} colours for "
+                f"num_classes={self.num_classes}: give one colour per class, then any void colours "
+                f"with `--ignore-colour R,G,B` (or map their raw labels, e.g. `label_map` "
+                f"[[{self.num_classes}, {self.ignore_index}]])."
+            )
+
     def _check_data_keys(self, config, set_):
         """Normalises (tuples) and checks the class and folder keys."""
         for key in ("train_split", "val_split"):
@@ -293,7 +307,9 @@ class Recipe:
                 colours = rgb_colours(value, key)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"Recipe {self.name!r}: {error}") from None
-            if len(colours) != self.num_classes:
+            if key == "label_palette":
+                self._check_label_palette(colours)
+            elif len(colours) != self.num_classes:
                 raise ValueError(
                     f"Recipe {self.name!r}: `{key}` has {len(colours)} colours for num_classes={self.num_classes}."
                 )
@@ -450,6 +466,37 @@ assert set(PIPELINE_KEYS) <= set(CONFIG_KEYS)
 # Recipe keys (and flags, `--img-suffix` -> `img_suffix`) whose
 # `build_dataset` option has another name.
 _DATASET_OPTION_NAMES = {"img_suffix": "image_suffix", "ann_suffix": "label_suffix"}
+
+
+def with_ignore_colours(label_palette, label_map, colours, ignore_index=255):
+    """`(label_palette, label_map)` with `colours` ignored: each void colour
+    is appended to the label palette (a colour mask's colour `i` reads as
+    the raw label `i`) and its raw label mapped to `ignore_index`.
+
+    Args:
+        label_palette: the colour of each class.
+        label_map: `[[raw, new], ...]` or `None`.
+        colours: the RGB colours of void pixels.
+        ignore_index: int, the ignored label value.
+
+    Example:
+
+    >>> with_ignore_colours([(0, 0, 0), (255, 0, 0)], None, [(255, 255, 255)])
+    ([(0, 0, 0), (255, 0, 0), (255, 255, 255)], [[2, 255]])
+    """
+    if not label_palette:
+        raise ValueError(
+            "--ignore-colour needs --label-palette: the colour of each class, then the colours to ignore."
+        )
+    palette = [tuple(int(v) for v in c) for c in label_palette]
+    pairs = [list(p) for p in (label_map or [])]
+    for colour in colours:
+        colour = tuple(int(v) for v in colour)
+        if colour in palette:
+            raise ValueError(f"--ignore-colour {','.join(map(str, colour))} is also a class colour in --label-palette.")
+        pairs.append([len(palette), int(ignore_index)])
+        palette.append(colour)
+    return palette, pairs
 
 
 def dataset_options(keys):

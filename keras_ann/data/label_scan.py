@@ -367,7 +367,8 @@ class LabelScan:
                 f"e.g. {_names(p for p, _ in colour)}: labels must be single-channel class ids, "
                 f"one value per class. Convert colour masks with "
                 f"`keras_ann.data.rgb_to_labels(mask, palette)` (palette: the RGB colour of each "
-                f"class; on the command line `--label-palette`); the most frequent colours in "
+                f"class; on the command line `--label-palette`, and `--ignore-colour` for void "
+                f"colours); the most frequent colours in "
                 f"{path} are {common} ({entry['num_colours']} colours in all)."
             )
         if grey:
