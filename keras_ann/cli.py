@@ -522,9 +522,18 @@ def _scale_from_data(recipe, data_root, say):
     return recipe.replace(train_scale=scale, test_scale=scale, crop_size=crop)
 
 
+def _duration(text):
+    from keras_ann.budget import parse_duration
+
+    return _checked(parse_duration, text)
+
+
 def _train(args):
     import json
 
+    if args.time_budget and (args.iterations or args.eval_interval):
+        raise SystemExit("keras-ann train: error: --time-budget plans the iterations and evaluations: "
+                         "give it or --iterations/--eval-interval, not both")  # fmt: skip
     recipe = _recipe(args)
     if args.print_config:
         print(json.dumps(recipe.to_config(), indent=2))
@@ -546,6 +555,7 @@ def _train(args):
             remat=args.remat,
             checkpoint_interval=args.checkpoint_interval,
             keep_snapshots=args.keep_snapshots,
+            time_budget=args.time_budget,
             # The recipe holds the choice; "none" only to say so in the log.
             imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
             seed=args.seed,
@@ -966,6 +976,11 @@ def build_parser():
         "--remat=stem,stage1 for the large, cheap high-resolution ones",
     )
     train.add_argument("--iterations", type=positive_int)
+    train.add_argument(
+        "--time-budget", type=_duration, metavar="DURATION",
+        help="instead of --iterations: the whole run's time, e.g. 15m or 1h; the iteration count is planned "
+        "from a timed step, evaluation and save, and the poly schedule runs to its end",
+    )
     train.add_argument("--batch-size", type=positive_int, help="total batch over all devices")
     train.add_argument("--eval-interval", type=positive_int)
     train.add_argument(

@@ -20,10 +20,11 @@ Distribution lives in `keras_ann.distribute`, the callbacks in
 
 import json
 import os
+import time
 
 import keras
 
-from keras_ann import distribute
+from keras_ann import budget, distribute
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
 from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.callbacks.unevaluated import hide_unevaluated
@@ -99,6 +100,7 @@ def train(
     verbose="auto",
     callbacks=None,
     keep_snapshots=None,
+    time_budget=None,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
@@ -156,6 +158,13 @@ def train(
         verbose: `fit()` verbosity.
         keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
             evaluation and keep the newest so many (default: none).
+        time_budget: seconds (or a duration such as `"30m"`) for the whole
+            run, start-up, evaluations and checkpoints included: the
+            iteration count and evaluation interval are planned from a
+            step, an evaluation and a save timed on this run's model and
+            data (`keras_ann.budget`), and the poly schedule runs to its
+            end at that count. The plan is printed and saved in
+            `recipe.json`; a resumed run keeps it.
         callbacks: more Keras callbacks, run after keras-ann's (so they see
             `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
             in the logs; at the end of an interval without an evaluation
@@ -168,6 +177,11 @@ def train(
     Returns:
         `(model, history)`.
     """
+    started = time.monotonic()
+    if time_budget is not None:
+        time_budget = budget.parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)
+        if not time_budget > 0:
+            raise ValueError(f"`time_budget` must be a positive number of seconds, got {time_budget!r}.")
     precision = resolve_precision(precision, log=print)
     if eval_steps is not None:  # 0 would silently mean "all" below
         eval_steps = check_positive_int(eval_steps, "eval_steps")
@@ -175,6 +189,7 @@ def train(
         get_recipe(recipe), iterations=iterations, total_batch=batch_size, val_interval=eval_interval,
         crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
+    checkpoint_interval_asked = checkpoint_interval
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
     if recipe.load_from:  # fine-tuning: the whole model's weights, no ImageNet initialisation
         recipe, imagenet_path = recipe.replace(backbone_init=None), None
@@ -187,6 +202,12 @@ def train(
     _check_memory(recipe, replicas, precision)
     run, resume = _work_dir_layout(work_dir, strategy)
     with run.lock():
+        planned = time_budget is not None and not restart and resume.exists()
+        if planned:  # a budgeted run resumes with its plan
+            saved = run.read_recipe() or {}
+            if saved.get("time_budget") == time_budget and "iterations" in saved:
+                recipe = recipe.replace(iterations=saved["iterations"], val_interval=saved["val_interval"])
+                eval_interval, checkpoint_interval = _intervals(recipe, saved.get("checkpoint_interval"))
         if run.stopped_before_first_state(resume.exists()):  # nothing to resume: the same command starts over
             print(f"{work_dir}: the earlier run stopped before its first checkpoint; starting over")
             restart = True
@@ -208,6 +229,8 @@ def train(
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
                     "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps,
                     "data_root": os.path.realpath(os.fspath(data_root))}  # fmt: skip
+        if time_budget is not None:
+            settings["time_budget"] = time_budget
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
         done = 0 if restart else _restore(resume, model, recipe.iterations, work_dir)
 
@@ -222,6 +245,17 @@ def train(
         model.test_protocol = recipe.test_protocol(val_data.class_names, val_data.palette)  # the data's own classes
         if eval_steps:
             val_ds = val_ds.take(eval_steps)
+        if time_budget is not None and not done:
+            timed = budget.measure(model, train_ds, val_ds, min(len(val_data), eval_steps or len(val_data)))
+            plan = budget.plan_iterations(started + time_budget - time.monotonic(), **timed)
+            print(plan.describe())
+            recipe = recipe.replace(iterations=plan.iterations, val_interval=plan.eval_interval)
+            asked = checkpoint_interval_asked if plan.eval_interval % (checkpoint_interval_asked or 1) == 0 else None
+            eval_interval, checkpoint_interval = _intervals(recipe, asked)
+            with strategy.scope():
+                compile_for_recipe(model, recipe, precision)  # the schedule of the planned count, a new optimiser
+            settings.update(iterations=plan.iterations, val_interval=plan.eval_interval,
+                            checkpoint_interval=checkpoint_interval)  # fmt: skip
         if distribute.cluster_task(strategy)[1] is not None:
             with strategy.scope():
                 distribute.enable_multi_worker_fit(model, train_ds)
