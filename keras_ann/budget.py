@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-__all__ = ["BudgetPlan", "measure", "parse_duration", "plan_iterations"]
+__all__ = ["BudgetPlan", "measure", "parse_duration", "plan_iterations", "process_start"]
 
 # What the plan keeps back: a share of the budget for the jitter of step
 # times (other processes, the input pipeline), evaluations at most this
@@ -57,6 +57,28 @@ def parse_duration(text):
     if seconds <= 0:
         raise ValueError(f"a time budget must be longer than 0; got {text!r}.")
     return seconds
+
+
+def process_start():
+    """The `time.monotonic()` reading at which this process started (Linux:
+    `/proc/self/stat`), so that a command's budget includes its imports;
+    `None` where it cannot be told.
+
+    Example:
+
+    >>> import time
+    >>> start = process_start()
+    >>> start is None or 0 <= time.monotonic() - start < 3600 * 24 * 365
+    True
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.monotonic() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

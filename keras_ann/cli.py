@@ -544,6 +544,7 @@ def _train(args):
             f"keras-ann train: error: the following arguments are required: {', '.join(missing)} "
             "(only --print-config runs without them)"
         )
+    from keras_ann.budget import process_start
     from keras_ann.training import ResumeError, WorkDirError, train
 
     try:
@@ -556,6 +557,7 @@ def _train(args):
             checkpoint_interval=args.checkpoint_interval,
             keep_snapshots=args.keep_snapshots,
             time_budget=args.time_budget,
+            budget_start=process_start(),
             # The recipe holds the choice; "none" only to say so in the log.
             imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,
             seed=args.seed,

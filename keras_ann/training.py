@@ -101,6 +101,7 @@ def train(
     callbacks=None,
     keep_snapshots=None,
     time_budget=None,
+    budget_start=None,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
@@ -165,6 +166,9 @@ def train(
             data (`keras_ann.budget`), and the poly schedule runs to its
             end at that count. The plan is printed and saved in
             `recipe.json`; a resumed run keeps it.
+        budget_start: the `time.monotonic()` reading the budget counts
+            from (default: this call; `keras-ann train` counts from its
+            process's start, `keras_ann.budget.process_start()`).
         callbacks: more Keras callbacks, run after keras-ann's (so they see
             `val_mIoU`, `val_mAcc`, `val_aAcc`, `decode_loss`, `aux_loss`
             in the logs; at the end of an interval without an evaluation
@@ -177,7 +181,7 @@ def train(
     Returns:
         `(model, history)`.
     """
-    started = time.monotonic()
+    started = time.monotonic() if budget_start is None else budget_start
     if time_budget is not None:
         time_budget = budget.parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)
         if not time_budget > 0:

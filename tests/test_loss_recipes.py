@@ -84,3 +84,33 @@ def test_train_loss_flag_refuses_unknown_names_and_weights(capsys, value, messag
     with pytest.raises(SystemExit) as exit_:
         cli.main(["train", "ann_r18_d8_camvid_cpu", "--print-config", "--loss", value])
     assert message in str(exit_.value.code)
+
+
+def test_a_camvid_model_fine_tunes_with_focal_and_dice_losses_from_the_command_line(tmp_path):
+    import io
+    import contextlib
+    import math
+
+    from testing_utils import camvid_subset
+
+    root = camvid_subset(tmp_path, 4)
+    start = str(tmp_path / "start.keras")
+    _tiny_model().save(start)
+    work = str(tmp_path / "fine_tuned")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli.main([
+            "train", WEIGHTED, "--data-root", root, "--work-dir", work, "--from-preset", start,
+            "--loss", "Focal:1,Dice:0.5", "--iterations", "2", "--eval-interval", "2", "--batch-size", "2",
+            "--crop-size", "64", "64", "--scale", "120", "90", "--eval-steps", "1",
+        ])  # fmt: skip
+    assert status in (0, None), out.getvalue()
+    assert f"fine-tuning from {start}" in out.getvalue()
+    with open(f"{work}/recipe.json") as f:
+        saved = json.load(f)
+    assert saved["loss"] == [{"type": "FocalLoss", "loss_weight": 1.0}, {"type": "DiceLoss", "loss_weight": 0.5}]
+    assert saved["load_from"] == start
+    with open(f"{work}/log.jsonl") as f:
+        last = [json.loads(line) for line in f][-1]
+    assert last["iteration"] == 2 and math.isfinite(last["decode_loss"]) and last["decode_loss"] > 0
+    assert "mIoU" in out.getvalue()
