@@ -921,7 +921,7 @@ def build_parser():
             else "the model's number of classes (another is refused; inspect: default what the labels suggest)",
         )
         if training:
-            folder.add_argument("--train-split", help="training split (default train)")
+            folder.add_argument("--train-split", help="training split (default train); several joined by commas, e.g. train,val")
             folder.add_argument("--val-split", help="evaluation split (default val)")
         folder.add_argument("--classes", type=_class_names, metavar="A,B,C", help="class names")
         folder.add_argument(

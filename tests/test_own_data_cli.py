@@ -452,3 +452,44 @@ def test_ignore_colour_without_a_label_palette_is_refused(colour_folder):
     message = _refused(["train", "--dataset", "folder", "--data-root", colour_folder, "--num-classes", "3",
                         "--ignore-colour", "1,2,3", "--print-config"])  # fmt: skip
     assert "--ignore-colour needs --label-palette" in message
+
+
+# --------------------------------------------------------------------------
+# Several splits at once
+# --------------------------------------------------------------------------
+
+
+def test_train_split_train_val_trains_on_the_samples_of_both_splits(camvid3):
+    from keras_ann.data.configs import build_datasets
+    from keras_ann.recipes import Recipe
+
+    config = _config(["--dataset", "folder", "--data-root", camvid3, "--num-classes", "3",
+                      "--train-split", "train,val", *QUICK])  # fmt: skip
+    assert config["train_split"] == "train,val"
+    _, _, val_data = build_datasets(Recipe.from_config(config), camvid3, batch_size=2)
+    train_data = build_dataset_of(config, camvid3, "train,val")
+    assert len(train_data) == 4 + 2 and train_data.name == "train+val"
+    assert len(val_data) == 2
+
+
+def build_dataset_of(config, root, split):
+    from keras_ann.data.configs import build_dataset
+    from keras_ann.recipes import Recipe
+
+    recipe = Recipe.from_config(config)
+    return build_dataset("folder", root, split, num_classes=recipe.num_classes, **recipe.data_options())
+
+
+def test_a_sample_listed_in_two_joined_splits_is_refused_naming_it(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder in ("img_dir", "ann_dir", "splits"):
+        (tmp_path / folder).mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "img_dir" / f"{stem}.png")
+        Image.fromarray(rng.integers(0, 2, (16, 16), dtype=np.uint8)).save(tmp_path / "ann_dir" / f"{stem}.png")
+    (tmp_path / "splits" / "train.txt").write_text("a\nb\n")
+    (tmp_path / "splits" / "val.txt").write_text("b\n")
+    config = _config(["--dataset", "folder", "--data-root", str(tmp_path), "--num-classes", "2",
+                      "--split-file", "splits/{split}.txt", *QUICK])  # fmt: skip
+    with pytest.raises(ValueError, match=r"b\.png is in both .* and .*: list each sample in one split"):
+        build_dataset_of(config, str(tmp_path), "train,val")

@@ -244,7 +244,9 @@ def build_dataset(config, root, split, **options):
             of `leftImg8bit/` and `gtFine/`, `ADEChallengeData2016`,
             `VOCdevkit`, a CamVid-style folder, or the `folder` root).
         split: the split (`"train"` and `"val"` take the config's
-            `train_split` and `val_split`).
+            `train_split` and `val_split`), or several joined by commas
+            (`"train,val"`: one dataset of their samples, in that order, as
+            the literature trains a final model on train+val).
         **options: overrides of the config's pipeline settings
             (`train_scale`, `crop_size`, `test_scale`, ...) and, for
             `folder`, `num_classes` (required), `class_names`, `palette`,
@@ -259,6 +261,8 @@ def build_dataset(config, root, split, **options):
     from keras_ann import data
 
     config = get_data_config(config)
+    if "," in str(split):
+        return _joined([build_dataset(config, root, part.strip(), **options) for part in str(split).split(",")])
     split = {"train": config.train_split, "val": config.val_split}.get(split, split)
     settings = dataset_defaults(config)
     extra = dict(config.loader_options)
@@ -295,6 +299,23 @@ def build_dataset(config, root, split, **options):
             os.path.join(root, img_dir, split), os.path.join(root, ann_dir, split), **settings, **extra
         )
     raise ValueError(f"Data config {config.name!r} has an unknown loader {config.loader!r}.")
+
+
+def _joined(datasets):
+    """One dataset of the samples of `datasets` (splits of one dataset, so
+    of one setting); a file in two of them is refused."""
+    import copy
+
+    seen = {}
+    for dataset in datasets:
+        for image, _ in dataset.files:
+            if image in seen:
+                raise ValueError(f"{image} is in both {seen[image]} and {dataset.name}: list each sample in one split.")
+            seen[image] = dataset.name
+    joined = copy.copy(datasets[0])
+    joined.files = [pair for dataset in datasets for pair in dataset.files]
+    joined.name = "+".join(dataset.name for dataset in datasets)
+    return joined
 
 
 def build_datasets(
