@@ -44,7 +44,7 @@ def enet_class_weights(shares, c=1.02, decimals=3):
     Example:
 
     >>> enet_class_weights([0.9, 0.1])
-    [0.326, 1.674]
+    [0.296, 1.704]
     """
     raw = [1.0 / math.log(c + p) for p in shares]
     mean = sum(raw) / len(raw)
