@@ -482,6 +482,7 @@ def _recipe(args):
         crop_size=tuple(args.crop_size) if args.crop_size else None,
         scale=tuple(args.scale) if args.scale else None,
         load_from=args.from_preset,
+        time_budget=args.time_budget,
     )
     changes = {k: v for k, v in changes.items() if v is not None}
     try:
@@ -556,7 +557,6 @@ def _train(args):
             remat=args.remat,
             checkpoint_interval=args.checkpoint_interval,
             keep_snapshots=args.keep_snapshots,
-            time_budget=args.time_budget,
             budget_start=process_start(),
             # The recipe holds the choice; "none" only to say so in the log.
             imagenet_checkpoint="none" if (args.imagenet or "").lower() == "none" else None,

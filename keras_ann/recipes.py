@@ -138,6 +138,11 @@ class Recipe:
             `((255, 1),)` for 0/255 binary masks.
         label_palette: the colour of each class, for label files that are
             RGB colour masks (class `i` has colour `i`).
+        time_budget: seconds for the whole run (a duration such as
+            `"30m"` is read too), or `None`: the iteration count and
+            evaluation interval are then planned by `train()` from timings
+            of the run (`keras_ann.budget`), and `iterations` and
+            `val_interval` are the plan's. Giving `iterations` drops it.
     """
 
     name: str
@@ -184,6 +189,7 @@ class Recipe:
     split_file: str = None
     label_map: tuple = None
     label_palette: tuple = None
+    time_budget: float = None
 
     def __post_init__(self):
         config = get_data_config(self.data)
@@ -231,6 +237,17 @@ class Recipe:
                 fail(key, "a positive integer")
         if self.num_classes > 256:
             fail("num_classes", "at most 256: labels are 8-bit images, class ids 0..255")
+        if isinstance(self.time_budget, str):
+            from keras_ann.budget import parse_duration
+
+            try:
+                set_("time_budget", parse_duration(self.time_budget))
+            except ValueError:
+                fail("time_budget", "seconds or a duration such as 30m, or null")
+        if self.time_budget is not None:
+            if not _is_number(self.time_budget, 0, None, True):
+                fail("time_budget", "seconds or a duration such as 30m, or null")
+            set_("time_budget", float(self.time_budget))
         if not _is_int(self.ignore_index, 0) or self.ignore_index > 255:
             fail("ignore_index", "a label value 0..255 (labels are 8-bit images)")
         for key, optional in (("crop_size", False), ("train_scale", True), ("test_scale", True),
@@ -344,7 +361,7 @@ class Recipe:
 
         `scale` sets both `train_scale` and `test_scale`. A new `backbone`
         takes its own ImageNet checkpoint when the recipe had the old
-        backbone's.
+        backbone's. An iteration count replaces a time budget.
         """
         if "scale" in changes:
             scale = changes.pop("scale")
@@ -359,6 +376,8 @@ class Recipe:
             and self.backbone_init == IMAGENET_CHECKPOINTS.get(self.backbone)
         ):
             changes["backbone_init"] = IMAGENET_CHECKPOINTS.get(changes["backbone"])
+        if changes.get("iterations") is not None:
+            changes.setdefault("time_budget", None)
         return dataclasses.replace(self, **changes)
 
     def per_replica_batch(self, num_replicas):
@@ -597,6 +616,7 @@ RECIPES["ann_r18_d16_camvid_cpu_1h"] = Recipe(
     total_batch=8,
     lr=0.05,
     class_weight=(0.269, 0.206, 1.61, 0.16, 0.743, 0.419, 1.513, 1.535, 0.615, 1.823, 2.106),
+    time_budget=3300,  # 55 min, start-up included: the iterations that fit the hour on the CPU at hand
 )
 
 

@@ -160,7 +160,8 @@ def train(
         keep_snapshots: save `iter_<N>.keras` in `work_dir` at every
             evaluation and keep the newest so many (default: none).
         time_budget: seconds (or a duration such as `"30m"`) for the whole
-            run, start-up, evaluations and checkpoints included: the
+            run, start-up, evaluations and checkpoints included (default:
+            the recipe's `time_budget`, dropped by `iterations`): the
             iteration count and evaluation interval are planned from a
             step, an evaluation and a save timed on this run's model and
             data (`keras_ann.budget`), and the poly schedule runs to its
@@ -182,17 +183,16 @@ def train(
         `(model, history)`.
     """
     started = time.monotonic() if budget_start is None else budget_start
-    if time_budget is not None:
-        time_budget = budget.parse_duration(time_budget) if isinstance(time_budget, str) else float(time_budget)
-        if not time_budget > 0:
-            raise ValueError(f"`time_budget` must be a positive number of seconds, got {time_budget!r}.")
+    if time_budget is not None and (iterations is not None or eval_interval is not None):
+        raise ValueError("`time_budget` plans the iterations and evaluations: give it or `iterations`/`eval_interval`.")
     precision = resolve_precision(precision, log=print)
     if eval_steps is not None:  # 0 would silently mean "all" below
         eval_steps = check_positive_int(eval_steps, "eval_steps")
     recipe = _apply_overrides(
-        get_recipe(recipe), iterations=iterations, total_batch=batch_size, val_interval=eval_interval,
-        crop_size=crop_size, scale=scale, backbone=backbone,
+        get_recipe(recipe), time_budget=time_budget, iterations=iterations, total_batch=batch_size,
+        val_interval=eval_interval, crop_size=crop_size, scale=scale, backbone=backbone,
     )  # fmt: skip
+    time_budget = recipe.time_budget
     checkpoint_interval_asked = checkpoint_interval
     eval_interval, checkpoint_interval = _intervals(recipe, checkpoint_interval)
     if recipe.load_from:  # fine-tuning: the whole model's weights, no ImageNet initialisation
@@ -210,7 +210,8 @@ def train(
         if planned:  # a budgeted run resumes with its plan
             saved = run.read_recipe() or {}
             if saved.get("time_budget") == time_budget and "iterations" in saved:
-                recipe = recipe.replace(iterations=saved["iterations"], val_interval=saved["val_interval"])
+                recipe = recipe.replace(iterations=saved["iterations"], val_interval=saved["val_interval"],
+                                        time_budget=time_budget)  # fmt: skip
                 eval_interval, checkpoint_interval = _intervals(recipe, saved.get("checkpoint_interval"))
         if run.stopped_before_first_state(resume.exists()):  # nothing to resume: the same command starts over
             print(f"{work_dir}: the earlier run stopped before its first checkpoint; starting over")
@@ -233,8 +234,6 @@ def train(
         settings = {**recipe.to_config(), "precision": precision, "seed": seed,
                     "checkpoint_interval": checkpoint_interval, "eval_steps": eval_steps,
                     "data_root": os.path.realpath(os.fspath(data_root))}  # fmt: skip
-        if time_budget is not None:
-            settings["time_budget"] = time_budget
         run.check_restart(settings, resuming=resume.exists(), restart=restart, allow_changes=allow_changes)
         done = 0 if restart else _restore(resume, model, recipe.iterations, work_dir)
 
@@ -253,7 +252,7 @@ def train(
             timed = budget.measure(model, train_ds, val_ds, min(len(val_data), eval_steps or len(val_data)))
             plan = budget.plan_iterations(started + time_budget - time.monotonic(), **timed)
             print(plan.describe())
-            recipe = recipe.replace(iterations=plan.iterations, val_interval=plan.eval_interval)
+            recipe = recipe.replace(iterations=plan.iterations, val_interval=plan.eval_interval, time_budget=time_budget)
             asked = checkpoint_interval_asked if plan.eval_interval % (checkpoint_interval_asked or 1) == 0 else None
             eval_interval, checkpoint_interval = _intervals(recipe, asked)
             with strategy.scope():

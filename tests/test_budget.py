@@ -91,3 +91,26 @@ def test_time_budget_mistakes_are_one_line_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["train", "ann_r18_d8_camvid_cpu", "--print-config", *flags])
     assert message in str(info.value.code) + capsys.readouterr().err
+
+
+def test_the_time_budget_is_a_recipe_key_that_an_iteration_count_replaces():
+    from keras_ann import cli, recipes
+
+    one_hour = recipes.get_recipe("ann_r18_d16_camvid_cpu_1h")
+    assert one_hour.time_budget == 3300  # fits the hour on any CPU, with or without bfloat16
+    assert one_hour.replace(iterations=100).time_budget is None
+    assert recipes.get_recipe("ann_r18_d8_camvid_cpu").replace(time_budget="15m").time_budget == 900
+    with pytest.raises(ValueError, match="`time_budget` must be seconds or a duration such as 30m, or null"):
+        one_hour.replace(time_budget=-5)
+    with pytest.raises(ValueError, match="give it or `iterations`"):
+        training.train(one_hour, "unused", "unused", time_budget=60, iterations=10)
+
+
+def test_print_config_shows_the_time_budget(capsys):
+    from keras_ann import cli
+
+    cli.main(["train", "ann_r18_d8_camvid_cpu", "--print-config", "--time-budget", "1h30m"])
+    assert json.loads(capsys.readouterr().out)["time_budget"] == 5400
+    cli.main(["train", "ann_r18_d16_camvid_cpu_1h", "--print-config", "--iterations", "50", "--eval-interval", "50"])
+    config = json.loads(capsys.readouterr().out)
+    assert config["time_budget"] is None and config["iterations"] == 50
