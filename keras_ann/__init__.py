@@ -13,7 +13,7 @@ model) and exposes the model-building names (`ANNSegmenter`,
 Everything that needs
 TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
-`.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
+`.inference`, `.tiled_inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
 `.precision`, `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
 `.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.analysis`. So
 `import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
@@ -65,6 +65,7 @@ _LAZY_SUBMODULES = (
     "quantize",
     "recipes",
     "resizing",
+    "tiled_inference",
     "training",
     "visualization",
     "weights",

@@ -471,16 +471,86 @@ def check_memory(height, width, num_classes, *, what, flag, batch=1, window=None
     return needed
 
 
-def check_inference_memory(height, width, num_classes, *, scale=None, window=None, what="inference",
-                           flag="--test-scale", batch=1, precision="float32"):
+def check_inference_memory(height, width, num_classes, *, scale=None, window=None, stride=None, what="inference",
+                           flag=None, batch=1, precision="float32", mode=None, tiled=False, multiscale=False,
+                           label_bytes=4, window_batch=None, budget=None):
     """`check_memory` of inference on an image of `height` x `width`,
     resized first to the keep-ratio test `scale` (`(long, short)`) when
-    given, run whole or on `window`s. Returns the estimate in bytes."""
-    if scale is not None:
+    given, run whole or on `window`s.
+
+    With `tiled` (sliding windows at the image's own size,
+    `keras_ann.tiled_inference`, `window` and `stride` given) the logits
+    are kept for one window's height of rows only: the estimate is the
+    images and their labels (`label_bytes` a pixel), a band `window_h x
+    width x num_classes` (held twice, as sums and as averages) and
+    `window_batch` windows (default:
+    `keras_ann.tiled_inference.window_batch_size`). Otherwise, as
+    `check_memory`, plus the labels. The message says what to change:
+    lower `flag` if given, else what helps (leave out `--ms-flip`, lower
+    `--crop` when the image and its labels fit, `--mode slide` for a
+    whole-image pass at the image's size, lower `--test-scale`).
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        MemoryBudgetError: as `check_memory`.
+
+    Example:
+
+    >>> check_inference_memory(9000, 9000, 19, window=(512, 512), stride=(341, 341), tiled=True, label_bytes=1,
+    ...                        budget=4e9)
+    1596938496
+    >>> check_inference_memory(9000, 9000, 19, mode="whole", budget=4e9)
+    Traceback (most recent call last):
+    ...
+    keras_ann.checks.MemoryBudgetError: inference at 9000x9000 needs about 59.3 GB of memory, more than the 4.0 GB available: use --mode slide --crop H W --stride H W (sliding windows at the image's size run in tiles, in memory that does not grow with the image).
+    """
+    budget = available_memory_bytes() if budget is None else budget
+    if tiled:
+        from keras_ann.tiled_inference import window_batch_size
+
+        window_h, window_w = min(window[0], height), min(window[1], width)
+        columns = max(width - window[1] + stride[1] - 1, 0) // stride[1] + 1
+        windows = window_batch or window_batch_size(window, columns)
+        pixels = batch * height * width * (3 + label_bytes)  # the images (uint8) and the labels
+        band = window_h * width * num_classes * 4 * 2
+        network = windows * window_h * window_w * ((3 + num_classes) * 4 + INFERENCE_VALUES_PER_PIXEL * 4)
+        needed = pixels + band + network
+        if needed > budget:
+            fix = (
+                f"split the image into parts (its pixels and labels alone need {_gigabytes(pixels)})"
+                if pixels > budget
+                else f"lower --crop (the logits of a band one window high and a batch of windows need "
+                f"{_gigabytes(band + network)})"
+            )
+            raise MemoryBudgetError(
+                f"{what} at {height}x{width} in tiles needs about {_gigabytes(needed)} of memory, more than the "
+                f"{_gigabytes(budget)} available: {f'lower {flag}' if flag else fix}."
+            )
+        return needed
+    labels = batch * height * width * label_bytes
+    if flag is not None:
+        fix = f"lower {flag}"
+    elif multiscale:
+        fix = ("leave out --ms-flip (multi-scale + flip keeps every scale's scores whole; single-scale sliding "
+               "windows run in tiles)")
+    elif scale is None and mode == "whole":
+        fix = ("use --mode slide --crop H W --stride H W (sliding windows at the image's size run in tiles, in "
+               "memory that does not grow with the image)")
+    else:
+        fix = "lower --test-scale"
+    if scale is not None and not multiscale:
         from keras_ann.resizing import rescale_size
 
         height, width = rescale_size(height, width, tuple(scale))
-    return check_memory(
-        height, width, num_classes, what=f"{what} at {height}x{width}", flag=flag, batch=batch,
-        window=window, precision=precision,
+    what = f"{what} at {height}x{width}"
+    needed = labels + check_memory(
+        height, width, num_classes, what=what, flag="", batch=batch, window=window if mode != "whole" else None,
+        precision=precision, budget=float("inf"),
     )  # fmt: skip
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {_gigabytes(needed)} of memory, more than the {_gigabytes(budget)} available: {fix}."
+        )
+    return needed

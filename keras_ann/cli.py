@@ -762,6 +762,7 @@ def _predict(args):
     from keras_ann.data.metainfo import METAINFO
     from keras_ann.file_lists import refuse_overwriting_inputs
     from keras_ann.inference import segment
+    from keras_ann.tiled_inference import label_dtype
     from keras_ann.visualization import dataset_palette, default_palette, overlay_figure, save_label_map
 
     paths = _image_paths(args.images)  # before loading the model
@@ -794,7 +795,8 @@ def _predict(args):
             print(f"keras-ann predict: error: {error}", file=sys.stderr)
             unreadable.append(path)
             continue
-        labels = segment(model, image[None], protocol)[0]
+        # Huge images: sliding windows run in tiles; uint8 labels (81 MB for 9000x9000).
+        labels = segment(model, image[None], protocol, dtype=label_dtype(model.num_classes))[0]
         out = os.path.join(args.output_dir, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         save_label_map(labels, f"{out}_labels.png", palette)

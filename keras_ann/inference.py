@@ -32,7 +32,7 @@ import numpy as np
 from keras import ops
 
 from keras_ann.checks import check_images, check_inference_memory, check_pair, check_positive_int
-from keras_ann.ops import bilinear_resize
+from keras_ann.ops import bilinear_interpolation_matrix, bilinear_resize, separable_product
 from keras_ann.resizing import rescale_size, resize_linear
 from keras_ann.test_protocol import TestProtocol
 
@@ -61,6 +61,8 @@ _IMAGE_RESIZES = ("bilinear", "cv2")
 def _check_images(images, name="images"):
     """(N, H, W, 3) images as a NumPy array (dtype kept)."""
     check_images(images, name)
+    if isinstance(images, np.ndarray):
+        return images  # not copied (a 9000x9000 image is 243 MB)
     return np.asarray(ops.convert_to_numpy(images))
 
 
@@ -485,7 +487,7 @@ def predict_labels(
     return _labels(model, _check_images(images), protocol, _check_batch_size(batch_size), image_resize)
 
 
-def segment(model, images, protocol=None, batch_size=None):
+def segment(model, images, protocol=None, batch_size=None, dtype="int32"):
     """Label maps of raw RGB images, tested as the reference tests them.
 
     The one way keras-ann turns images into labels. As `protocol` says:
@@ -496,6 +498,16 @@ def segment(model, images, protocol=None, batch_size=None):
     multi-scale + flip test on the original image instead (OpenCV's resize
     for integer pixel values, bilinear for others).
 
+    Images of any size: sliding-window tests at the image's own size (no
+    test resize, or one to the same size) run in tiles
+    (`keras_ann.tiled_inference.segment_tiled`): only a band of rows of
+    logits, one window high, is kept, so memory does not grow with the
+    image, and the labels are slide mode's exactly. A test resize keeps the
+    logits at the resized size only, and resizes them back in bands of rows.
+    What still cannot fit (a whole-image pass, multi-scale + flip, a large
+    test scale) is refused before any array of that size is made, with the
+    memory needed and the flag to change (`MemoryBudgetError`).
+
     Args:
         model: an `ANNSegmenter` (or any Keras model mapping RGB images to
             logits at the input size).
@@ -504,10 +516,15 @@ def segment(model, images, protocol=None, batch_size=None):
         protocol: a `TestProtocol` (or its config dict). Defaults to the
             model's `test_protocol`, else whole images at their own size.
         batch_size: images (`"whole"`) or windows (`"slide"`) per model
-            call. Defaults to all at once.
+            call. Defaults to all images at once (`"whole"`), or to a row of
+            windows capped to bound the activations
+            (`keras_ann.tiled_inference.window_batch_size`).
+        dtype: of the returned labels: `"int32"`, or e.g. `"uint8"` (a
+            quarter of the memory: 81 MB for a 9000x9000 image; up to 256
+            classes).
 
     Returns:
-        A NumPy array `(batch, H, W)` of int32 labels at the images' size.
+        A NumPy array `(batch, H, W)` of labels at the images' size.
 
     Example:
 
@@ -523,23 +540,37 @@ def segment(model, images, protocol=None, batch_size=None):
         protocol = getattr(model, "test_protocol", None)
     protocol = TestProtocol.of(protocol)
     images = _check_images(images)
+    batch_size = _check_batch_size(batch_size)
+    n, height, width = images.shape[:3]
+    num_classes = getattr(model, "num_classes", 1)
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or num_classes - 1 > np.iinfo(dtype).max:
+        raise ValueError(f"`dtype` must be an integer dtype holding {num_classes} classes' labels, got {dtype}.")
+    size = (height, width) if protocol.scale is None else rescale_size(height, width, protocol.scale)
+    tiled = protocol.mode == "slide" and not protocol.multiscale and tuple(size) == (height, width)
     # Refused before anything of that size exists (a hostile saved scale).
     check_inference_memory(
-        *images.shape[1:3], getattr(model, "num_classes", 1), scale=protocol.scale, batch=images.shape[0],
-        window=protocol.crop if protocol.mode == "slide" else None, what="segmentation",
+        height, width, num_classes, scale=protocol.scale, batch=n, window=protocol.crop, stride=protocol.stride,
+        mode=protocol.mode, tiled=tiled, multiscale=protocol.multiscale, label_bytes=dtype.itemsize,
+        window_batch=batch_size, what="segmentation",
     )  # fmt: skip
+    out = np.empty((n, height, width), dtype)
+    if tiled:
+        from keras_ann.tiled_inference import segment_tiled
+
+        for i in range(n):
+            segment_tiled(model, images[i], protocol.crop, protocol.stride, batch_size, out=out[i])
+        return out
     integral = _uint8_if_integral(images)
     if protocol.multiscale:
-        return _labels(model, images if integral is None else integral, protocol, _check_batch_size(batch_size),
-                       "bilinear" if integral is None else "cv2")  # fmt: skip
-    height, width = images.shape[1:3]
+        return _labels(model, images if integral is None else integral, protocol, batch_size,
+                       "bilinear" if integral is None else "cv2", out)  # fmt: skip
     if protocol.scale is not None:
-        size = rescale_size(height, width, protocol.scale)
         if integral is not None:
             images = resize_image_cv2(integral, size)
         else:
             images = _resize_for_tta(images, size, "bilinear", _float_dtype(model))
-    return _labels(model, images, protocol, _check_batch_size(batch_size), "bilinear", (height, width))
+    return _labels(model, images, protocol, batch_size, "bilinear", out)
 
 
 def _uint8_if_integral(images):
@@ -552,9 +583,9 @@ def _uint8_if_integral(images):
     return None
 
 
-def _labels(model, images, protocol, batch_size, image_resize, size=None):
+def _labels(model, images, protocol, batch_size, image_resize, out=None):
     """The argmax of `protocol`'s scores for checked `images`, resized to
-    `size` (default: the images') first."""
+    `out`'s size (default: the images') first, written into `out`."""
     if protocol.multiscale:
         scores = multiscale_flip_inference(
             model, images, ratios=protocol.ratios or (1.0,), flip=protocol.flip, mode=protocol.mode,
@@ -562,6 +593,34 @@ def _labels(model, images, protocol, batch_size, image_resize, size=None):
         )  # fmt: skip
     else:
         scores = predict_logits(model, images, protocol.mode, protocol.crop, protocol.stride, batch_size)
-    if size is not None and tuple(scores.shape[1:3]) != tuple(size):
-        scores = bilinear_resize(scores, tuple(size), bool(getattr(model, "align_corners", False)))
-    return np.argmax(np.asarray(ops.convert_to_numpy(scores)), axis=-1).astype(np.int32)
+    if out is None:
+        out = np.empty(scores.shape[:3], np.int32)
+    if tuple(scores.shape[1:3]) == tuple(out.shape[1:3]):
+        out[...] = np.argmax(scores, axis=-1)
+        return out
+    for i in range(len(scores)):
+        _resized_argmax(scores[i], out[i], bool(getattr(model, "align_corners", False)))
+    return out
+
+
+# Bytes of resized logits computed at once when resizing back to the image.
+_RESIZE_BAND_BYTES = 64 << 20
+
+
+def _resized_argmax(scores, out, align_corners):
+    """`out[...] = argmax(bilinear_resize(scores, out.shape), -1)` for one
+    `(h, w, C)` score map, a band of output rows at a time, so that the
+    scores at the output's size never exist whole (a huge image tested at a
+    smaller scale). Each band is `bilinear_resize`'s separable product with
+    the rows of its interpolation matrix and the source rows they use."""
+    (in_h, in_w, classes), (out_h, out_w) = scores.shape, out.shape
+    dtype = scores.dtype
+    rows = np.asarray(ops.convert_to_numpy(bilinear_interpolation_matrix(in_h, out_h, align_corners, dtype)))
+    cols = bilinear_interpolation_matrix(in_w, out_w, align_corners, dtype)
+    step = max(1, _RESIZE_BAND_BYTES // (out_w * classes * dtype.itemsize))
+    for top in range(0, out_h, step):
+        weights = rows[top : top + step]
+        used = np.flatnonzero(weights.any(axis=0))
+        r0, r1 = int(used[0]), int(used[-1]) + 1
+        band = separable_product(scores[None, r0:r1], np.ascontiguousarray(weights[:, r0:r1]), cols)
+        out[top : top + step] = np.argmax(np.asarray(ops.convert_to_numpy(band))[0], axis=-1)

@@ -325,11 +325,16 @@ def overlay(image, labels, palette, alpha=0.5, ignore_index=255):
         raise ValueError(f"`labels` must have shape {image.shape[:2]} (the image's), got {labels.shape}.")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"`alpha` must be in [0, 1], got {alpha}.")
-    image = image.astype(np.float32)
-    colours = colorize(labels, palette, ignore_index=ignore_index).astype(np.float32)
-    blended = (1.0 - alpha) * image + alpha * colours
-    blended = np.where((labels == ignore_index)[..., None], image, blended)
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    out = np.empty(image.shape, np.uint8)
+    # In bands of rows: the float copies of a 9000x9000 image would be GBs.
+    step = max(1, (8 << 20) // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], step):
+        part, part_labels = image[top : top + step].astype(np.float32), labels[top : top + step]
+        colours = colorize(part_labels, palette, ignore_index=ignore_index).astype(np.float32)
+        blended = (1.0 - alpha) * part + alpha * colours
+        blended = np.where((part_labels == ignore_index)[..., None], part, blended)
+        out[top : top + step] = np.clip(np.round(blended), 0, 255)
+    return out
 
 
 def plot_training_curves(history_csv, output, title=None):
