@@ -133,7 +133,7 @@ def enable_multi_worker_fit(model, train_ds):
     model.compute_metrics = vector_logs
 
 
-# Longer than a worker's process teardown (~10 s seen on a loaded CPU),
+# Longer than a worker's process teardown (several seconds on a loaded CPU),
 # during which it may stop sending heartbeats before its server closes.
 HEARTBEAT_TIMEOUT_S = 60
 

@@ -164,10 +164,10 @@ def separable_product(x, rows, cols):
     `rows @ x` over `(b, h, w * c)`, then `cols @ y` over `(b, i, w, c)`,
     in this order whatever the sizes, so that a model traced with static
     and with dynamic shapes rounds alike (columns first would take fewer
-    multiply-adds when upsampling: 21 against 31 ms for 19x64x128 ->
-    512x1024 on a CPU, 0.2 % of the forward pass). TensorFlow's einsum
-    for the same contractions moved the large input around first and took
-    3-9x longer on a CPU.
+    multiply-adds when upsampling, a small gain on a small part of the
+    forward pass). TensorFlow's einsum for the same contractions moved the
+    large input around first and was slower on a CPU (BENCHMARKS.md,
+    "Choices in the code and the measurements behind them").
 
     Args:
         x: `(batch, H, W, channels)` tensor.
@@ -252,12 +252,12 @@ def conv2d_as_matmul(x, kernel, dilation_rate=1, padding="valid"):
     `(i * dilation, j * dilation)`.
 
     The same arithmetic as the convolution, in a different order, so equal
-    to it up to round-off. On a CPU it runs at the matrix-multiply rate: for
-    the decode head's 3x3 convolution of 2048 channels at 64x128 it took
-    0.53 s where TensorFlow's float32 convolution took 0.95 s on an Intel
-    Xeon with 2 threads; with few input channels, or in bfloat16, the
-    convolution is the faster (`benchmarks/conv_as_matmul.py`, figures in
-    BENCHMARKS.md).
+    to it up to round-off. On a CPU it runs at the matrix-multiply rate, so
+    in float32 it beats TensorFlow's convolution when the input channels
+    are many (the decode head's 3x3 convolution of 2048 channels); with
+    few input channels, or in bfloat16, the convolution is the faster
+    (`benchmarks/conv_as_matmul.py`; figures in BENCHMARKS.md, "Choices in
+    the code and the measurements behind them").
 
     Args:
         x: `(batch, H, W, C_in)` tensor.

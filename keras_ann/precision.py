@@ -3,9 +3,9 @@ natively, float32 elsewhere.
 
 bfloat16 halves the memory traffic and, on hardware with bfloat16 units,
 doubles (AVX512_BF16) or more (AMX, tensor cores) the matrix-multiply rate.
-Without such units it is emulated and slower than float32: on an Intel Ice
-Lake (AVX-512 and VNNI, no AVX512_BF16, no AMX) a CamVid training step in
-`mixed_bfloat16` took about 5x the float32 time. So `"auto"` looks at the
+Without such units it is emulated and several times slower than float32
+(an Intel Ice Lake: AVX-512 and VNNI, no AVX512_BF16, no AMX; BENCHMARKS.md,
+"How to read these figures"). So `"auto"` looks at the
 hardware the active Keras backend computes on:
 
 - a CUDA GPU: `mixed_bfloat16` from compute capability 8.0 (Ampere) on,

@@ -579,7 +579,8 @@ RECIPES = {
 # classes, 480x360 images; ../shared/data/camvid) and to a CPU, from
 # scratch (there is no ImageNet ResNet-18-V1c checkpoint).
 # Images at half resolution (240x180), 128x128 crops, batch 8, 600
-# iterations: about 20 minutes on 2 CPU cores.
+# iterations: a short run on 2 CPU cores (its runs' times and scores:
+# BENCHMARKS.md, "The 20-minute CPU recipe").
 RECIPES["ann_r18_d8_camvid_cpu"] = Recipe(
     name="ann_r18_d8_camvid_cpu",
     data="camvid",
@@ -594,15 +595,16 @@ RECIPES["ann_r18_d8_camvid_cpu"] = Recipe(
 )
 
 # CamVid from scratch to a real result in an hour of 2 CPU cores
-# (BENCHMARKS.md, "CamVid from scratch in an hour"; run with
-# `--precision mixed_bfloat16` where the CPU has AVX512_BF16 or AMX, 1.5-2.6x
-# faster than float32 there): ResNet-18 at output stride 16 (2.3x faster to
-# train than 8), full-resolution images (480x360, resized 0.5-2x) and
-# 256x256 crops, batch 8, 2500 iterations (3000 filled the hour with no
-# margin), the reference's SGD and poly schedule at 5x its learning rate
-# (from scratch, 1500 iterations: 45.65 % val mIoU at 0.05, 31.13 % at the
-# reference's 0.01), ENet's class weights 1 / ln(1.02 + p) of the CamVid training
-# labels' class shares p (normalised to mean 1), tested whole at 480x360.
+# (BENCHMARKS.md, "CamVid from scratch in an hour", which has the runs and
+# how each choice was measured): bfloat16 where the CPU has AVX512_BF16 or
+# AMX (`--precision auto`), much faster than float32 there; ResNet-18 at
+# output stride 16, much faster to train than 8; full-resolution images
+# (480x360, resized 0.5-2x) and 256x256 crops, batch 8; 2500 iterations,
+# which leave a margin in the hour (3000 filled it); the reference's SGD
+# and poly schedule at 5x its learning rate, which learns far faster from
+# scratch at this budget than the reference's 0.01; ENet's class weights
+# 1 / ln(1.02 + p) of the CamVid training labels' class shares p
+# (normalised to mean 1); tested whole at 480x360.
 RECIPES["ann_r18_d16_camvid_cpu_1h"] = Recipe(
     name="ann_r18_d16_camvid_cpu_1h",
     data="camvid",

@@ -130,8 +130,9 @@ def train(
         remat: recompute the backbone's activations in the backward pass
             instead of keeping them (the reference's `with_cp=True`): the
             same training up to round-off, with less memory and a slower
-            step (BENCHMARKS.md). `True` for all of it, or the parts to
-            recompute (`"stem,stage1"`: see `ResNetBackbone`). Needs a
+            step (BENCHMARKS.md, "Training memory: `--remat`"). `True`
+            for all of it, or the parts to recompute (`"stem,stage1"`:
+            see `ResNetBackbone`). Needs a
             `ResNetBackbone`; a run-time choice, not part of the recipe (a
             run may resume with it on or off).
         iterations, batch_size, eval_interval, crop_size, scale, backbone:

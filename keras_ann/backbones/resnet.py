@@ -81,13 +81,12 @@ class ResNetBackbone(keras.Model):
             block of those parts for the backward pass, which computes
             their activations again (the reference's `with_cp=True`, and
             its stem too). `True` recomputes all of them. The same
-            gradients and moving statistics up to round-off; on ANN
-            R-50-D8 at 2x512x512 on a CPU the peak memory of a float32
-            training step falls from 4.9-5.5 to 3.4 GB with `True`
-            (mmsegmentation's: 4.6 GB) and the step takes about 1.2x the
-            time; `"stem,stage1,stage2"`, the parts whose activations are
-            large for the arithmetic they cost, gives 4.3-4.5 GB for
-            1.00-1.06x the time (BENCHMARKS.md). Inference is unchanged,
+            gradients and moving statistics up to round-off. `True` saves
+            the most memory for the longest step; `"stem,stage1,stage2"`,
+            the parts whose activations are large for the arithmetic they
+            cost, saves much of that memory for a small part of the time
+            (figures: BENCHMARKS.md, "Training memory: `--remat`").
+            Inference is unchanged,
             and so are the weights and their names: a model trains and
             loads the same either way (`set_remat` turns it on for a
             loaded model).

@@ -13,7 +13,8 @@ from keras_ann.ops import conv2d_as_matmul
 # From this many input channels a float32 inference convolution with a
 # kernel larger than 1x1 runs as one matrix product on the TensorFlow
 # backend (`conv2d_as_matmul`), where that measured faster than TensorFlow's
-# oneDNN convolution (`benchmarks/conv_as_matmul.py`, BENCHMARKS.md).
+# oneDNN convolution (`benchmarks/conv_as_matmul.py`; BENCHMARKS.md, "Choices
+# in the code and the measurements behind them").
 MATMUL_MIN_CHANNELS = 1024
 # `plain_convolutions()`'s setting, per thread (as Keras keeps its scopes).
 _plain = threading.local()
