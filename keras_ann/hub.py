@@ -230,9 +230,14 @@ def upload(directory, handle, commit_message=None):
     huggingface_hub = _library("hf", handle)
     from huggingface_hub import constants, errors
 
+    import keras_ann
+
+    # A client of its own: huggingface_hub's module-level one keeps the
+    # endpoint it saw when first imported.
+    api = huggingface_hub.HfApi(library_name="keras-ann", library_version=keras_ann.__version__)
     try:
-        huggingface_hub.create_repo(repo_id, repo_type="model", exist_ok=True)
-        info = huggingface_hub.upload_folder(
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        info = api.upload_folder(
             repo_id=repo_id, folder_path=directory, commit_message=commit_message or "Upload keras-ann preset"
         )
     except errors.LocalTokenNotFoundError:

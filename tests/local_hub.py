@@ -9,6 +9,8 @@ Hugging Face (`HF_ENDPOINT` = `LocalHub.url`):
   and the download; a missing file answers 404 with `X-Error-Code:
   EntryNotFound`, a missing repository `RepoNotFound`.
 - `POST /api/repos/create`: `create_repo` (409 when it exists).
+- `POST /api/validate-yaml`: `upload_folder` checks a README.md's front
+  matter (here: a YAML mapping; kept in `cards`).
 - `POST /api/models/{owner}/{name}/preupload/{revision}`: the upload mode of
   each file; every file is `regular` (sent inline in the commit, base64),
   so no LFS or Xet storage is involved.
@@ -51,7 +53,7 @@ class LocalHub:
 
     def __init__(self):
         self.hf, self.kaggle = {}, {}
-        self.requests, self.unknown = [], []
+        self.requests, self.unknown, self.cards = [], [], []
         hub = self
 
         class Handler(_Handler):
@@ -175,6 +177,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(409, {"error": "You already created this model repo", "url": f"{self.hub.url}/{repo_id}"})
             self.hub.hf[repo_id] = {}
             return self._send(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
+        if path == "/api/validate-yaml":
+            return self._validate_yaml(json.loads(body)["content"])
         parts = path.strip("/").split("/")
         if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] in ("preupload", "commit"):
             repo_id = "/".join(parts[2:4])
@@ -187,6 +191,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 ]})  # fmt: skip
             return self._commit(repo_id, body)
         return self._unknown("POST", path)
+
+    def _validate_yaml(self, content):
+        """The model card's front matter must be a YAML mapping (the Hub
+        checks its keys too)."""
+        import yaml
+
+        try:
+            _, front, _ = content.split("---\n", 2)
+            metadata = yaml.safe_load(front)
+            assert isinstance(metadata, dict), "not a mapping"
+        except (ValueError, AssertionError, yaml.YAMLError) as error:
+            return self._send(400, {"errors": [{"message": f"invalid front matter: {error}"}], "warnings": []})
+        self.hub.cards.append(metadata)
+        return self._send(200, {"errors": [], "warnings": []})
 
     def _commit(self, repo_id, body):
         files = dict(self.hub.hf[repo_id])
