@@ -1046,8 +1046,9 @@ def build_parser():
         "'none': from scratch)",
     )
     train.add_argument(
-        "--from-preset", metavar="NAME|PATH",
-        help="fine-tune a released model (see `keras-ann presets`) or a .keras/.pth file; "
+        "--from-preset", metavar="NAME|PATH|HANDLE",
+        help="fine-tune a released model (see `keras-ann presets`), a .keras/.pth file, a preset directory or a "
+        "hub handle (hf://OWNER/NAME); "
         "the classifiers are new when --num-classes differs (recipe key load_from)",
     )
     train.add_argument(

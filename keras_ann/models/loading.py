@@ -78,18 +78,25 @@ def _size(n):
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
+def irregular_kind(path):
+    """What `path` is when it is not a regular file after links (`"a
+    FIFO (named pipe)"`, `"a directory"`, ...), else `None`."""
+    mode = os.stat(path).st_mode
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def check_model_path(path):
     """Refuse a model path that is not a regular file (after links).
 
     Raises:
         CheckpointError: naming the path and what it is.
     """
-    mode = os.stat(path).st_mode
-    for test, kind in _NOT_REGULAR:
-        if test(mode):
-            raise CheckpointError(f"{path} is {kind}, not a model file: give the path of a .keras or .pth file.")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{path} is not a regular file: give the path of a .keras or .pth file.")
+    kind = irregular_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is {kind}, not a model file: give the path of a .keras or .pth file.")
 
 
 def sniff_model_file(path):

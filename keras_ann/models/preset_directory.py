@@ -50,7 +50,7 @@ from keras_ann.models.loading import (
     _size,
     check_hdf5,
     check_model_config,
-    check_model_path,
+    irregular_kind,
     sniff_model_file,
 )
 
@@ -364,11 +364,11 @@ def _file(source, name, required=True):
                 "metadata.json, model.weights.h5 and README.md; write one with model.save_to_preset(DIR))."
             )
     try:
-        check_model_path(path)
+        kind = irregular_kind(path)
     except FileNotFoundError:
         raise CheckpointError(f"{label} is a broken link: download or copy the preset directory again.") from None
-    except CheckpointError as error:
-        raise CheckpointError(f"{label}: {error}") from None
+    if kind is not None:
+        raise CheckpointError(f"{label} is {kind}, not a file: save, download or copy the preset directory again.")
     size = os.path.getsize(path)
     limit = _LIMITS.get(name)
     if limit is not None and size > limit:
