@@ -930,7 +930,9 @@ def build_parser():
     demo.set_defaults(func=_demo)
 
     convert = sub.add_parser(
-        "convert", help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras"
+        "convert",
+        help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras, or (--preset) any model to a "
+        "preset directory",
     )
     convert.add_argument("checkpoint", help="a .pth file or a preset name (with --preset: any model)")
     convert.add_argument("output", type=output_path, help="the .keras file to write (with --preset: the directory)")
