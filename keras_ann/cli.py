@@ -252,6 +252,10 @@ def _convert(args):
         overrides["align_corners"] = args.align_corners == "true"
     if args.num_classes is not None:
         overrides["num_classes"] = args.num_classes
+    if args.preset:
+        return _convert_to_preset(args, overrides)
+    if os.path.isdir(args.output):
+        _Parser(prog="keras-ann convert").error(f"output must be a file name, but {args.output} is a directory")
     model = keras_ann.ANNSegmenter.from_preset(args.checkpoint, **overrides)
     model.save(args.output)
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -260,6 +264,52 @@ def _convert(args):
         f"resnet{model.backbone.depth}_d{model.backbone.output_stride}, "
         f"{model.num_classes} classes, {params:,} trainable parameters"
     )
+
+
+# --- preset directories and hub handles (issue #32): _convert_to_preset, _push, _save_evaluated_preset ---
+
+
+def _convert_to_preset(args, overrides):
+    """`convert SOURCE DIR --preset [NAME]`: a preset directory."""
+    from keras_ann.presets import convert_to_preset
+
+    name = None if args.preset is True else args.preset
+    model, metadata = convert_to_preset(args.checkpoint, args.output, name, **overrides)
+    reference = metadata.get("reference")
+    provenance = metadata.get("provenance") or {}
+    print(
+        f"wrote the preset directory {args.output}: {metadata['backbone']}, {model.num_classes} classes, "
+        f"{metadata['parameter_count']:,} parameters"
+        + (f"; reference model {reference['name']} (published mIoU {reference['published']['mIoU']:.2f})" if reference else "")
+        + (f"; {len(provenance['keys_mapped'])} keys mapped from {provenance['source_file']}" if provenance else "")
+    )
+    if provenance.get("matches_published") is False:
+        print(f"note: {provenance['source_file']} is not the published file (its SHA-256 differs): the published scores are not its own")
+    if provenance and reference is None:
+        print("note: not one of the released reference models by name or SHA-256: no recipe or published scores "
+              "(name it with --preset NAME, see keras-ann presets)")  # fmt: skip
+
+
+def _push(args):
+    import keras_ann
+    from keras_ann.models.preset_directory import push_preset
+
+    print(f"uploaded {args.directory} to {args.handle}: {push_preset(keras_ann.ANNSegmenter, args.directory, args.handle)}")
+
+
+def _save_evaluated_preset(args, protocol, results, images):
+    """`evaluate ... --save-preset DIR`: the model (not batch-norm folded)
+    with the protocol it was scored with, and its scores."""
+    import keras_ann
+    from keras_ann.models.preset_directory import save_preset
+
+    model = keras_ann.ANNSegmenter.from_preset(args.model, test_protocol=protocol)
+    evaluation = dict(results, data=protocol.data, split=args.split, images=images)
+    save_preset(model, args.save_preset, evaluation=evaluation)
+    print(f"wrote the preset directory {args.save_preset} (mIoU {results['mIoU']:.2f} on {protocol.data} {args.split})")
+
+
+# --- end of issue #32's command functions ---
 
 
 def _presets(args):
@@ -654,7 +704,10 @@ def _evaluate(args):
     scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
     print(f"testing {protocol.mode}{window} {scales} on {config.name} {args.split}")
     pairs = dataset.raw_dataset().batch(1)
-    evaluate_dataset(model, pairs, protocol, steps=min(args.steps or len(dataset), len(dataset)), verbose=2)
+    steps = min(args.steps or len(dataset), len(dataset))
+    results = evaluate_dataset(model, pairs, protocol, steps=steps, verbose=2)
+    if args.save_preset:  # issue #32
+        _save_evaluated_preset(args, protocol, results, steps)
 
 
 def _inspect(args):
@@ -853,6 +906,12 @@ def _predict_cityscapes(args, paths):
         print(f"{path}: wrote {out} (Cityscapes label ids)")
 
 
+MODEL_HELP = (
+    "a .keras file, a reference .pth, a preset name, a preset directory, or a hub handle "
+    "(hf://OWNER/NAME, kaggle://OWNER/MODEL/keras/VARIANT)"
+)
+
+
 def build_parser():
     from keras_ann.precision import CHOICES as PRECISION_CHOICES
     from keras_ann.data.configs import DATA_CONFIGS
@@ -892,10 +951,18 @@ def build_parser():
     demo.set_defaults(func=_demo)
 
     convert = sub.add_parser(
-        "convert", help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras"
+        "convert",
+        help="convert a reference (mmsegmentation) ANN .pth file or a preset to .keras, or (--preset) any model to a "
+        "preset directory",
     )
-    convert.add_argument("checkpoint", help="a .pth file or a preset name")
-    convert.add_argument("output", type=output_file, help="the .keras file to write")
+    convert.add_argument("checkpoint", help="a .pth file or a preset name (with --preset: any model)")
+    convert.add_argument("output", type=output_path, help="the .keras file to write (with --preset: the directory)")
+    convert.add_argument(
+        "--preset", nargs="?", const=True, metavar="NAME",
+        help="write a preset directory (KerasHub's layout: config.json, metadata.json, model.weights.h5, README.md); "
+        "a reference .pth gets its recipe, protocol and published scores (NAME: which of `keras-ann presets` it is, "
+        "when its file name and SHA-256 do not say)",
+    )  # issue #32
     convert.add_argument("--align-corners", choices=("true", "false"))
     convert.add_argument("--num-classes", type=positive_int)
     convert.set_defaults(func=_convert)
@@ -1011,8 +1078,9 @@ def build_parser():
         "'none': from scratch)",
     )
     train.add_argument(
-        "--from-preset", metavar="NAME|PATH",
-        help="fine-tune a released model (see `keras-ann presets`) or a .keras/.pth file; "
+        "--from-preset", metavar="NAME|PATH|HANDLE",
+        help="fine-tune a released model (see `keras-ann presets`), a .keras/.pth file, a preset directory or a "
+        "hub handle (hf://OWNER/NAME); "
         "the classifiers are new when --num-classes differs (recipe key load_from)",
     )
     train.add_argument(
@@ -1067,7 +1135,7 @@ def build_parser():
     inspect.set_defaults(func=_inspect)
 
     evaluate = sub.add_parser("evaluate", help="mIoU of a model on a dataset split")
-    evaluate.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    evaluate.add_argument("model", help=MODEL_HELP)
     add_dataset_args(evaluate, training=False)
     evaluate.add_argument("--data-root", required=True)
     evaluate.add_argument("--split", default="val")
@@ -1076,11 +1144,15 @@ def build_parser():
         "--steps", type=positive_int,
         help="evaluate on the first N images only (default: all; as train --eval-steps)",
     )
+    evaluate.add_argument(
+        "--save-preset", type=output_dir, metavar="DIR",
+        help="also write the model as a preset directory with this protocol and these scores (for keras-ann push)",
+    )  # issue #32
     add_inference_args(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
     predict = sub.add_parser("predict", help="segment images and write label maps and overlays")
-    predict.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    predict.add_argument("model", help=MODEL_HELP)
     predict.add_argument(
         "images", nargs="+",
         help="image files, directories (their images, recursively) or glob patterns such as 'photos/*.jpg'",
@@ -1150,7 +1222,7 @@ def build_parser():
     export = sub.add_parser(
         "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"
     )
-    export.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
+    export.add_argument("model", help=MODEL_HELP)
     export.add_argument(
         "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx) to write"
     )
@@ -1180,6 +1252,11 @@ def build_parser():
     )
     export.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"))
     export.set_defaults(func=_export)
+
+    push = sub.add_parser("push", help="upload a preset directory to the Hugging Face Hub (hf://OWNER/NAME)")  # issue #32
+    push.add_argument("directory", help="a preset directory (model.save_to_preset, convert --preset, evaluate --save-preset)")
+    push.add_argument("handle", help="hf://OWNER/NAME: the model repository (created if missing)")
+    push.set_defaults(func=_push)
 
     presets = sub.add_parser("presets", help="list the released reference models")
     presets.set_defaults(func=_presets)

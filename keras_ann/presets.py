@@ -140,24 +140,29 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
     from keras_ann.models.ann_segmenter import check_arguments
     from keras_ann.weights import convert, download
 
+    from keras_ann import hub
+
     check_arguments(overrides, f"{cls.__name__}.from_preset", cls)  # before any file is read or downloaded
-    if os.path.exists(str(name_or_path)):
+    spec = str(name_or_path)
+    if hub.is_handle(spec) or os.path.isdir(spec):
+        from keras_ann.models.preset_directory import load_preset_directory
+
+        return load_preset_directory(cls, spec, overrides)
+    if os.path.exists(spec):
         from keras_ann.models.loading import load_model_file
 
-        return load_model_file(cls, str(name_or_path), overrides)
-    if str(name_or_path).endswith((".pth", ".keras")):
+        return load_model_file(cls, spec, overrides)
+    if spec.endswith((".pth", ".keras")):
         raise FileNotFoundError(f"No checkpoint file at {name_or_path!r}.")
+    if "://" in spec:
+        hub.parse_handle(spec)  # the ValueError naming the handles there are
+    if spec not in PRESETS and (os.sep in spec or "/" in spec):
+        raise FileNotFoundError(
+            f"No model file or preset directory at {spec!r} (and it is no preset name: see keras-ann presets)."
+        )
     preset = get_preset(name_or_path)
     directory = os.path.join(cache_dir or download.cache_dir(), "presets")
-    pth = os.path.join(directory, preset.file_name)
-    if not os.path.exists(pth):
-        try:
-            download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
-        except download.DownloadError as error:
-            raise download.DownloadError(
-                f"{preset.name}: {error} Or convert a copy you have: keras-ann convert {preset.file_name} "
-                f"{preset.name}.keras, then use {preset.name}.keras."
-            ) from None
+    pth = reference_file(preset, cache_dir, verbose)
     config = dict(preset.model_config(), **overrides)
     if "test_protocol" not in overrides:  # a new classifier: not these classes
         config["test_protocol"] = preset.test_protocol().for_classes(config["num_classes"])
@@ -178,3 +183,158 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
         os.replace(tmp, weights)
     return model
 
+
+
+def reference_file(preset, cache_dir=None, verbose=True):
+    """The local copy of `preset`'s reference `.pth`, downloaded into the
+    cache (`<cache>/presets/`) and checked against its published hash the
+    first time."""
+    from keras_ann.weights import download
+
+    pth = os.path.join(cache_dir or download.cache_dir(), "presets", preset.file_name)
+    if not os.path.exists(pth):
+        try:
+            download.download(preset.url, pth, preset.sha256_prefix, verbose=verbose)
+        except download.DownloadError as error:
+            raise download.DownloadError(
+                f"{preset.name}: {error} Or convert a copy you have: keras-ann convert {preset.file_name} "
+                f"{preset.name}.keras, then use {preset.name}.keras."
+            ) from None
+    return pth
+
+
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identify_reference(path, sha256=None):
+    """The `Preset` whose released file `path` is, by its SHA-256 (the
+    published name's digits) or its name (the published file name, or
+    the preset's name with `.pth`), or `None`."""
+    sha256 = sha256 or _sha256(path)
+    name = os.path.basename(path)
+    for preset in PRESETS.values():
+        if sha256.startswith(preset.sha256_prefix) or name in (preset.file_name, f"{preset.name}.pth"):
+            return preset
+    return None
+
+
+def reference_card(preset):
+    """What a preset directory records of a released reference model: its
+    name, file, address, recipe and published scores."""
+    data = get_data_config(preset.recipe.data)
+    return {
+        "name": preset.name,
+        "file_name": preset.file_name,
+        "url": preset.url,
+        "sha256_prefix": preset.sha256_prefix,
+        "recipe": preset.recipe.to_config(),
+        "published": {
+            "data": data.name,
+            "split": "val",
+            "mIoU": preset.miou,
+            "mIoU_ms_flip": preset.miou_ms_flip,
+            "memory_gb": preset.memory_gb,
+            "fps": preset.fps,
+            "source": "mmsegmentation configs/ann/README.md",
+        },
+    }
+
+
+def convert_to_preset(source, directory, name=None, *, cache_dir=None, verbose=True, evaluation=None, **overrides):
+    """Write the model of `source` as a preset directory (see
+    `keras_ann.models.preset_directory`).
+
+    A reference `.pth` (or a preset name, whose file is downloaded) of one
+    of the 16 released models (`name`, or recognised by its SHA-256 or file
+    name) is converted with that model's recipe and test protocol, and the
+    directory records its recipe, class names, published scores and the
+    provenance: the source file's name and SHA-256 (and whether it is the
+    published file), the state-dict keys mapped to each Keras variable,
+    the keys ignored, and the keras-ann version. Any other model
+    (`.keras`, another `.pth`, a preset directory or handle) is saved as it
+    loads; a `.pth` records its provenance all the same.
+
+    Args:
+        source: a `.pth` or `.keras` file, a preset name, a preset
+            directory or hub handle.
+        directory: the preset directory to write.
+        name: the reference model the `.pth` is (a key of `PRESETS`), when
+            its name and hash do not say.
+        cache_dir, verbose: as in `ANNSegmenter.from_preset`.
+        evaluation: the model's scores (see `ANNSegmenter.save_to_preset`).
+        **overrides: `ANNSegmenter` arguments (not for a reference model,
+            whose recipe sets them).
+
+    Returns:
+        `(model, metadata)`: the model written and its metadata.
+
+    Raises:
+        CheckpointError: the `.pth` is not of the named reference model's
+            architecture, or overrides are given for a reference model.
+    """
+    from keras_ann.models.ann_segmenter import ANNSegmenter, check_arguments
+    from keras_ann.models.loading import CheckpointError, refuse_mismatch, sniff_model_file
+    from keras_ann.models.preset_directory import save_preset
+
+    import keras_ann
+
+    check_arguments(overrides, "convert_to_preset", ANNSegmenter)
+    spec = str(source)
+    if name is not None:
+        get_preset(name)  # the error listing the names
+    if spec in PRESETS and not os.path.exists(spec):
+        name, spec = spec, reference_file(PRESETS[spec], cache_dir, verbose)
+    is_pth = os.path.isfile(spec) and not spec.endswith(".keras") and sniff_model_file(spec) in ("torch_zip", "torch_legacy")
+    if not is_pth:
+        if name is not None:
+            raise CheckpointError(f"{spec} is not a reference .pth file: only those are converted as reference model {name}.")
+        model = ANNSegmenter.from_preset(spec, cache_dir=cache_dir, verbose=verbose, **overrides)
+        return model, save_preset(model, directory, evaluation=evaluation)
+    from keras_ann.weights import convert, pth_reader
+
+    refuse_mismatch(spec, sniff_model_file(spec))
+    sha256 = _sha256(spec)
+    preset = get_preset(name) if name is not None else identify_reference(spec, sha256)
+    state_dict = pth_reader.extract_state_dict(pth_reader.load_torch_checkpoint(spec))
+    inferred = convert.infer_ann_config(state_dict)
+    if preset is None:
+        config = dict(inferred, **overrides)
+    else:
+        if overrides:
+            raise CheckpointError(
+                f"{os.path.basename(spec)} is the reference model {preset.name}, whose recipe sets the model: "
+                f"leave out {', '.join(sorted(overrides))} (or convert to .keras first)."
+            )
+        wanted = {key: preset.model_config()[key] for key in ("backbone", "num_classes")}
+        found = {key: inferred[key] for key in wanted}
+        if found != wanted:
+            raise CheckpointError(
+                f"{os.path.basename(spec)} holds a {found['backbone']} ANN with {found['num_classes']} classes, not "
+                f"the reference model {preset.name} ({wanted['backbone']}, {wanted['num_classes']} classes): "
+                "name the right one with --preset NAME (see keras-ann presets)."
+            )
+        config = dict(inferred, align_corners=preset.align_corners, test_protocol=preset.test_protocol())
+    model = ANNSegmenter(**config)
+    partial = None if model.num_classes == inferred["num_classes"] else "new_classifier"
+    convert.load_reference_weights(model, state_dict, partial=partial, source=spec)
+    mapped = {key: variable.path for key, variable, _ in convert.segmenter_weight_map(model)}
+    if partial:
+        mapped = {key: path for key, path in mapped.items() if not key.startswith(("decode_head.conv_seg.", "auxiliary_head.conv_seg."))}
+    provenance = {
+        "source_file": os.path.basename(spec),
+        "sha256": sha256,
+        "matches_published": None if preset is None else sha256.startswith(preset.sha256_prefix),
+        "keys_mapped": mapped,
+        "keys_ignored": sorted(key for key in state_dict if key not in mapped),
+        "keras_ann_version": keras_ann.__version__,
+    }
+    reference = None if preset is None else reference_card(preset)
+    metadata = save_preset(model, directory, evaluation=evaluation, reference=reference, provenance=provenance)
+    return model, metadata

@@ -116,8 +116,8 @@ class Recipe:
         backbone_init: URL or path of the ImageNet checkpoint loaded into
             the backbone, or `None` to train from scratch (default: the
             reference's checkpoint for the backbone, if it has one).
-        load_from: a preset name, `.keras` or reference `.pth` file whose
-            weights start the run (fine-tuning, mmseg's `load_from`; the
+        load_from: a preset name, `.keras` or reference `.pth` file,
+            preset directory or hub handle whose weights start the run (fine-tuning, mmseg's `load_from`; the
             classifiers are replaced when `num_classes` differs), or `None`.
         class_names: names of the classes (default: the data config's;
             for `folder`: `"0"`, `"1"`, ...).

@@ -198,9 +198,12 @@ def test_fifos_and_devices_given_as_model_files_are_refused_by_their_kind(saved,
     os.mkfifo(fifo)
     device = str(tmp_path / "zero.keras")
     os.symlink("/dev/zero", device)
-    for path, kind in ((fifo, "a FIFO (named pipe)"), (device, "a character device"), (str(tmp_path), "a directory")):
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (device, "a character device")):
         with pytest.raises(CheckpointError, match=re.escape(f"{path} is {kind}, not a model file")):
             keras_ann.ANNSegmenter.from_preset(path)
+    # A directory is read as a preset directory (tests/test_preset_directories.py).
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path} is not a preset directory: it has no config.json")):
+        keras_ann.ANNSegmenter.from_preset(str(tmp_path))
 
 
 def test_a_sound_keras_file_still_loads_through_the_checks_stored_or_compressed(saved, tmp_path):

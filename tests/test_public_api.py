@@ -24,7 +24,7 @@ EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", 
 # The list, and the modules being split out of training.py.
 LAZY = {
     "analysis", "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export", "file_lists",
-    "inference", "precision", "presets", "quantize", "recipes", "resizing", "tiled_inference", "training",
+    "hub", "inference", "precision", "presets", "quantize", "recipes", "resizing", "tiled_inference", "training",
     "visualization", "weights", "work_dir",
 }  # fmt: skip
 

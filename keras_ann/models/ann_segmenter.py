@@ -475,7 +475,8 @@ class ANNSegmenter(keras.Model):
 
     @classmethod
     def from_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides):
-        """A released reference model, a local `.pth` or a `.keras` file.
+        """A released reference model, a preset directory (local or on a
+        model hub), a local `.pth` or a `.keras` file.
 
         - A preset name (see `keras_ann.presets.PRESETS`, e.g.
           `"ann_r50_d8_cityscapes_512x1024_40k"`) downloads the reference's
@@ -488,9 +489,18 @@ class ANNSegmenter(keras.Model):
           depth, number of classes and head widths come from the weights.
         - A path to a `.keras` file loads it, checked first
           (`keras_ann.models.loading`).
+        - A preset directory (`save_to_preset`, KerasHub's layout) loads
+          its `config.json` and `model.weights.h5`, checked first
+          (`keras_ann.models.preset_directory`).
+        - A model hub handle, `hf://owner/name` (Hugging Face Hub, through
+          `huggingface_hub`) or `kaggle://owner/model/keras/variant[/N]`
+          (Kaggle Models, through `kagglehub`), is a preset directory
+          there, downloaded into the hub library's cache (see
+          `keras_ann.hub`; `pip install "keras-ann[hub]"`).
 
         Args:
-            name_or_path: preset name or file path.
+            name_or_path: preset name, file or directory path, or hub
+                handle.
             cache_dir: overrides the cache directory.
             verbose: show download progress.
             **overrides: `ANNSegmenter` arguments that replace the preset's,
@@ -503,11 +513,44 @@ class ANNSegmenter(keras.Model):
         ```python
         model = keras_ann.ANNSegmenter.from_preset("ann_r50_d8_cityscapes_512x1024_40k")
         model = keras_ann.ANNSegmenter.from_preset("ann.pth", num_classes=11)
+        model = keras_ann.ANNSegmenter.from_preset("hf://keras-ann/ann_r50_cityscapes")
         ```
         """
         from keras_ann.presets import load_preset
 
         return load_preset(cls, name_or_path, cache_dir=cache_dir, verbose=verbose, **overrides)
+
+    def save_to_preset(self, preset_dir, *, evaluation=None):
+        """Write the model as a preset directory in KerasHub's layout.
+
+        `config.json` (the model and its test protocol), `metadata.json`
+        (Keras and keras-ann versions, parameter count, the test protocol
+        and data contract, the evaluation table when given),
+        `model.weights.h5` and a `README.md` model card. `from_preset(DIR)`
+        and `keras-ann evaluate / predict / export DIR` load it and test as
+        its protocol says; `keras-ann push DIR hf://owner/name` uploads it.
+
+        Args:
+            preset_dir: the directory (created if needed).
+            evaluation: the model's scores, as `evaluate_dataset` returns
+                them (optionally with `data`, `split` and `images` keys
+                saying what was scored), written into metadata.json and the
+                card.
+
+        Example:
+
+        >>> import os, tempfile
+        >>> model = ANNSegmenter(backbone="resnet18_d8", num_classes=2)
+        >>> directory = os.path.join(tempfile.mkdtemp(), "cells")
+        >>> model.save_to_preset(directory)
+        >>> sorted(os.listdir(directory))
+        ['README.md', 'config.json', 'metadata.json', 'model.weights.h5']
+        >>> ANNSegmenter.from_preset(directory).num_classes
+        2
+        """
+        from keras_ann.models.preset_directory import save_preset
+
+        save_preset(self, preset_dir, evaluation=evaluation)
 
     def get_config(self):
         backbone = keras.layers.serialize(self.backbone)

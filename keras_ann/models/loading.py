@@ -78,18 +78,25 @@ def _size(n):
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
+def irregular_kind(path):
+    """What `path` is when it is not a regular file after links (`"a
+    FIFO (named pipe)"`, `"a directory"`, ...), else `None`."""
+    mode = os.stat(path).st_mode
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def check_model_path(path):
     """Refuse a model path that is not a regular file (after links).
 
     Raises:
         CheckpointError: naming the path and what it is.
     """
-    mode = os.stat(path).st_mode
-    for test, kind in _NOT_REGULAR:
-        if test(mode):
-            raise CheckpointError(f"{path} is {kind}, not a model file: give the path of a .keras or .pth file.")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{path} is not a regular file: give the path of a .keras or .pth file.")
+    kind = irregular_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is {kind}, not a model file: give the path of a .keras or .pth file.")
 
 
 def sniff_model_file(path):
@@ -299,6 +306,26 @@ def read_keras_config(path):
         raise CheckpointError(f"{name}: cannot read its config.json ({type(error).__name__}: {error}).") from error
 
 
+def check_model_config(cls, config, name):
+    """Refuse a model configuration (`config.json` of a `.keras` file or a
+    preset directory) that does not hold a `cls` of the current layout,
+    before Keras deserialises anything.
+
+    Raises:
+        CheckpointError: naming `name` and what it holds.
+    """
+    class_name = config.get("class_name") if isinstance(config, dict) else None
+    registered = config.get("registered_name") if isinstance(config, dict) else None
+    if class_name != cls.__name__ and registered != f"keras_ann>{cls.__name__}":
+        raise CheckpointError(
+            f"{name} holds a Keras {class_name or type(config).__name__!s} "
+            f"({registered or 'unregistered'}), not a keras_ann {cls.__name__}."
+        )
+    inner = config.get("config")
+    if isinstance(inner, dict) and "synchronized" in inner:
+        raise CheckpointError(OLD_LAYOUT_MESSAGE.format(name=name))
+
+
 def load_keras(cls, path, overrides=None):
     """The `cls` model (an `ANNSegmenter`) of the `.keras` file `path`.
 
@@ -315,17 +342,7 @@ def load_keras(cls, path, overrides=None):
     from keras_ann.models.keras_file import apply_overrides
 
     name = os.path.basename(path)
-    config = read_keras_config(path)
-    class_name = config.get("class_name") if isinstance(config, dict) else None
-    registered = config.get("registered_name") if isinstance(config, dict) else None
-    if class_name != cls.__name__ and registered != f"keras_ann>{cls.__name__}":
-        raise CheckpointError(
-            f"{name} holds a Keras {class_name or type(config).__name__!s} "
-            f"({registered or 'unregistered'}), not a keras_ann {cls.__name__}."
-        )
-    inner = config.get("config")
-    if isinstance(inner, dict) and "synchronized" in inner:
-        raise CheckpointError(OLD_LAYOUT_MESSAGE.format(name=name))
+    check_model_config(cls, read_keras_config(path), name)
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # Keras raises many types for damaged archives
