@@ -15,7 +15,7 @@ TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.tiled_inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
 `.precision`, `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
-`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.analysis`, `.hub`. So
+`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.budget`, `.analysis`, `.hub`. So
 `import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
 `keras_ann.data` is there when wanted.
 
@@ -53,6 +53,7 @@ _LAZY_SUBMODULES = (
     "analysis",
     "attention_maps",
     "benchmark",
+    "budget",
     "callbacks",
     "data",
     "distribute",

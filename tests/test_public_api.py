@@ -23,7 +23,7 @@ ROOT = os.path.dirname(HERE)
 EAGER = {"backbones", "checks", "layers", "losses", "metrics", "models", "ops", "optimizers", "schedules", "test_protocol"}
 # The list, and the modules being split out of training.py.
 LAZY = {
-    "analysis", "attention_maps", "benchmark", "callbacks", "data", "distribute", "evaluation", "export", "file_lists",
+    "analysis", "attention_maps", "benchmark", "budget", "callbacks", "data", "distribute", "evaluation", "export", "file_lists",
     "hub", "inference", "precision", "presets", "quantize", "recipes", "resizing", "tiled_inference", "training",
     "visualization", "weights", "work_dir",
 }  # fmt: skip

@@ -35,6 +35,8 @@ _NAMES = {
     "DataConfig": "configs",
     "build_dataset": "configs",
     "get_data_config": "configs",
+    "enet_class_weights": "class_weights",
+    "defaults_from_data": "defaults",
     "DataReport": "inspect",
     "inspect_dataset": "inspect",
     "LabelScan": "label_scan",
@@ -59,7 +61,9 @@ _NAMES = {
 _SUBMODULES = (
     "ade20k",
     "cityscapes",
+    "class_weights",
     "configs",
+    "defaults",
     "errors",
     "folder",
     "inspect",
