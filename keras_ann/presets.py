@@ -178,3 +178,29 @@ def load_preset(cls, name_or_path, *, cache_dir=None, verbose=True, **overrides)
         os.replace(tmp, weights)
     return model
 
+
+
+def load_model(spec, *, inference=False, **overrides):
+    """The model of a preset name, a reference `.pth` file or a `.keras`
+    file (`ANNSegmenter.from_preset`); for inference (`evaluate`,
+    `predict`) with its batch norm folded into the convolutions
+    (`keras_ann.fold_batch_norm`: the same logits up to round-off, faster).
+
+    Args:
+        spec: a preset name (`PRESETS`), a `.pth` or a `.keras` path.
+        inference: fold the batch norm (no training afterwards).
+        **overrides: `from_preset`'s overrides, e.g. `num_classes`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import keras_ann
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
+    >>> keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=2).save(path)
+    >>> load_model(path, inference=True).num_classes
+    2
+    """
+    from keras_ann.models import ANNSegmenter, fold_batch_norm
+
+    model = ANNSegmenter.from_preset(spec, **overrides)
+    return fold_batch_norm(model) if inference else model
