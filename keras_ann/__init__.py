@@ -15,7 +15,7 @@ TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
 `.precision`, `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
-`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.analysis`. So
+`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.analysis`, `.demo`. So
 `import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
 `keras_ann.data` is there when wanted.
 
@@ -55,6 +55,7 @@ _LAZY_SUBMODULES = (
     "benchmark",
     "callbacks",
     "data",
+    "demo",
     "distribute",
     "evaluation",
     "export",
