@@ -124,6 +124,8 @@ def dataset_keys(args, with_classes=True, num_classes=None):
 def test_protocol(model, args):
     """The model's `TestProtocol` with the fields the test and dataset
     flags give replaced (`TestProtocol.with_overrides`)."""
+    from keras_ann.test_protocol import FIELDS
+
     data = dataset_keys(args, with_classes=False, num_classes=model.num_classes)
     if args.num_classes is not None and args.num_classes != model.num_classes:
         raise SystemExit(
@@ -134,7 +136,8 @@ def test_protocol(model, args):
     try:
         return model.test_protocol.with_overrides(
             model.num_classes, args.model, ms_flip=getattr(args, "ms_flip", False),
-            mode=args.mode, crop=args.crop, stride=args.stride, scale=args.test_scale, **data,
+            mode=args.mode, crop=args.crop, stride=args.stride, scale=args.test_scale,
+            **{key: value for key, value in data.items() if key in FIELDS},  # not the folder layout
         )  # fmt: skip
     except ValueError as error:
         raise SystemExit(f"keras-ann {args.command}: error: {error}")
