@@ -151,7 +151,9 @@ def check_evaluation_data(protocol, num_classes, *, model="the model", layout=No
     return config, {key: options[key] for key in ("reduce_zero_label", "ignore_index") if key in options}
 
 
-def evaluation_dataset(protocol, num_classes, data_root, split, *, model="the model", layout=None, given=()):
+def evaluation_dataset(
+    protocol, num_classes, data_root, split, *, model="the model", layout=None, given=(), verbose=1
+):
     """The split a model is scored on, read as the model's training read
     its labels, and its labels scanned as `train` scans them.
 
@@ -161,6 +163,8 @@ def evaluation_dataset(protocol, num_classes, data_root, split, *, model="the mo
         data_root: the dataset root.
         split: the split, e.g. `"val"`.
         model, layout, given: as `check_evaluation_data`.
+        verbose: 1 prints the label scan's progress and class table, 0
+            nothing.
 
     Returns:
         `(dataset, protocol, config)`: the `SegmentationDataset`, the
@@ -182,7 +186,7 @@ def evaluation_dataset(protocol, num_classes, data_root, split, *, model="the mo
     ...     os.makedirs(os.path.join(root, folder))
     >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.path.join(root, "img_dir/val/a.png"))
     >>> Image.fromarray(np.ones((8, 8), np.uint8)).save(os.path.join(root, "ann_dir/val/a.png"))
-    >>> dataset, protocol, config = evaluation_dataset(TestProtocol(data="folder"), 2, root, "val")
+    >>> dataset, protocol, config = evaluation_dataset(TestProtocol(data="folder"), 2, root, "val", verbose=0)
     >>> len(dataset), config.name
     (1, 'folder')
     """
@@ -191,7 +195,7 @@ def evaluation_dataset(protocol, num_classes, data_root, split, *, model="the mo
 
     config, options = check_evaluation_data(protocol, num_classes, model=model, layout=layout, given=given)
     dataset = build_dataset(config, data_root, split, **options)
-    check_dataset_labels(dataset, before="scoring")  # the label scan of `train`
+    check_dataset_labels(dataset, before="scoring", verbose=verbose)  # the label scan of `train`
     if protocol.class_names is None and len(dataset.class_names) == num_classes:
         protocol = protocol.replace(class_names=dataset.class_names)
     return dataset, protocol, config
