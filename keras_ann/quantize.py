@@ -226,19 +226,19 @@ def calibration_image(path, size):
     return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR), np.float32)
 
 
-def export_int8(model, output, calibration, *, method="minmax", **options):
+def export_int8(model, path, calibration, *, method="minmax", **options):
     """Export `model` to ONNX with int8 convolutions: a float32 export
     (`keras_ann.export.export_model`, in a temporary directory) quantised
     by `quantize_onnx` on the calibration images.
 
     Args:
         model: the `ANNSegmenter` to export.
-        output: the `.onnx` file to write.
+        path: the `.onnx` file to write.
         calibration: image paths (`calibration_files`), resized to the
             export's `input_size`.
         method: the calibration method (`CALIBRATION_METHODS`).
-        **options: `export_model`'s options; `format="onnx"` and a fixed
-            `input_size` are required.
+        **options: `export_model`'s options (`output`, `batch_size`, ...);
+            `format="onnx"` and a fixed `input_size` are required.
 
     Returns:
         the float32 model's `ExportedModel` (its `size_bytes` compares).
@@ -257,7 +257,8 @@ def export_int8(model, output, calibration, *, method="minmax", **options):
     >>> for i in range(2):
     ...     images.append(os.path.join(tmp, f"{i}.png"))
     ...     Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(images[-1])
-    >>> fp32 = export_int8(model, os.path.join(tmp, "int8.onnx"), images, format="onnx", input_size=(32, 32))
+    >>> fp32 = export_int8(model, os.path.join(tmp, "int8.onnx"), images, format="onnx", input_size=(32, 32),
+    ...                    output="labels")
     >>> os.path.getsize(os.path.join(tmp, "int8.onnx")) < fp32.size_bytes
     True
     """
@@ -268,5 +269,5 @@ def export_int8(model, output, calibration, *, method="minmax", **options):
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_model(model, os.path.join(tmp, "float32.onnx"), **options)
         images = (calibration_image(path, options["input_size"]) for path in calibration)
-        quantize_onnx(fp32.path, output, images, method=method)
+        quantize_onnx(fp32.path, path, images, method=method)
     return fp32
