@@ -15,7 +15,7 @@ TensorFlow, files, downloads or an optional dependency lives in a submodule
 that is imported when it is first accessed (PEP 562): `keras_ann.data`,
 `.inference`, `.tiled_inference`, `.evaluation`, `.training`, `.callbacks`, `.distribute`,
 `.precision`, `.presets`, `.recipes`, `.weights`, `.export`, `.quantize`, `.visualization`,
-`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.budget`, `.analysis`, `.hub`. So
+`.resizing`, `.work_dir`, `.attention_maps`, `.benchmark`, `.budget`, `.analysis`, `.hub`, `.demo`. So
 `import keras_ann` on the JAX or PyTorch backend imports no TensorFlow, and
 `keras_ann.data` is there when wanted.
 
@@ -56,6 +56,7 @@ _LAZY_SUBMODULES = (
     "budget",
     "callbacks",
     "data",
+    "demo",
     "distribute",
     "evaluation",
     "export",

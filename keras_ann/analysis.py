@@ -21,6 +21,7 @@ __all__ = [
     "plot_curves",
     "write_confusion",
     "contact_sheet",
+    "architecture_model",
     "count_macs",
     "format_macs",
 ]
@@ -401,6 +402,43 @@ def _part_layers(model):
 
 def _is_statistic(variable):
     return variable.path.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")
+
+
+def architecture_model(name, num_classes=None):
+    """An `ANNSegmenter` of a named architecture, to count
+    (`count_macs`): a preset's or a backbone name's without downloading
+    weights, or the model of a `.keras`/`.pth` file.
+
+    Args:
+        name: a preset name (`keras_ann.presets.PRESETS`), a backbone name
+            (e.g. `"resnet50_d8"`) or a model file.
+        num_classes: the classes (default: the model's; 19 for a backbone
+            name).
+
+    Raises:
+        FileNotFoundError: for a name that is none of these.
+
+    Example:
+
+    >>> architecture_model("resnet18_d8", num_classes=2).num_classes
+    2
+    """
+    import keras_ann
+    from keras_ann.backbones.resnet import BACKBONE_NAMES
+    from keras_ann.presets import PRESETS, load_model
+
+    if name in PRESETS:
+        config = PRESETS[name].model_config()
+        if num_classes is not None:
+            config["num_classes"] = num_classes
+        return keras_ann.ANNSegmenter(**config)
+    if name in BACKBONE_NAMES:
+        return keras_ann.ANNSegmenter(backbone=name, num_classes=num_classes or 19)
+    if not os.path.exists(name):
+        raise FileNotFoundError(
+            f"{name} is no preset (`keras-ann presets`), backbone name ({', '.join(BACKBONE_NAMES)}) or model file"
+        )
+    return load_model(name, **({} if num_classes is None else {"num_classes": num_classes}))
 
 
 def count_macs(model, input_size):

@@ -6,15 +6,20 @@ for them.
   back up the tree (`sub/up -> ..`) ends the walk instead of repeating
   it (`glob.glob` follows such links until the path is too long: with two
   of them, for ever).
+- `image_paths`: the image files of files, directories and glob patterns
+  (`predict`, `export --calibration`).
 - `output_names`: distinct, collision-free output stems for distinct
-  inputs (`predict`).
+  inputs (`predict`); `refuse_overwriting_inputs` checks them.
+- `cityscapes_result_paths`: the files of `predict --format cityscapes`,
+  named as the Cityscapes test server matches them.
 """
 
 import fnmatch
 import glob
 import os
+import re
 
-__all__ = ["glob_files", "output_names", "refuse_overwriting_inputs"]
+__all__ = ["cityscapes_result_paths", "glob_files", "image_paths", "output_names", "refuse_overwriting_inputs"]
 
 
 def _match(parts, names):
@@ -147,3 +152,100 @@ def refuse_overwriting_inputs(paths, names, output_dir, suffixes=("_labels.png",
                     f"the output {out} would overwrite the input {inputs[os.path.realpath(out)]}: "
                     "give another --output-dir."
                 )
+
+
+def image_paths(specs):
+    """Image files from files, directories (their images, recursively) and
+    glob patterns, in order, each file once.
+
+    Args:
+        specs: file paths, directories or glob patterns (`**` matches any
+            number of directories, `glob_files`).
+
+    Returns:
+        list of file paths.
+
+    Raises:
+        ValueError: for a spec that names nothing.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "sub"))
+    >>> for name in ("a.jpg", "sub/b.png", "notes.txt"):
+    ...     open(os.path.join(root, name), "w").close()
+    >>> [os.path.relpath(p, root) for p in image_paths([root, os.path.join(root, "*.jpg")])]
+    ['a.jpg', 'sub/b.png']
+    """
+    from keras_ann.data.io import IMAGE_EXTENSIONS
+
+    paths, seen = [], set()
+    for spec in specs:
+        if os.path.isdir(spec):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(spec)
+                for name in names
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            what = f"directory {spec} holds no image ({', '.join(IMAGE_EXTENSIONS)})"
+        elif os.path.exists(spec):
+            found, what = [spec], None
+        elif glob.has_magic(spec):
+            found = glob_files(spec)  # `**` without walking link loops
+            what = f"no file matches {spec}"
+        else:
+            raise ValueError(f"no such file, directory or pattern: {spec}")
+        if not found:
+            raise ValueError(what)
+        for path in found:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths
+
+
+_CITYSCAPES_NAME = re.compile(r"^\w+_\d{6}_\d{6}_leftImg8bit\.png$")
+
+
+def cityscapes_result_paths(paths, output_dir):
+    """The result files of Cityscapes test images for the test server: for
+    each `<city>_<seq>_<frame>_leftImg8bit.png` a file of the same name
+    directly in `output_dir` (cityscapesScripts' and mmseg's `format_only`
+    convention), checked before anything is written.
+
+    Args:
+        paths: the `leftImg8bit` images.
+        output_dir: where the results go.
+
+    Returns:
+        list of output paths, in the order of `paths`.
+
+    Raises:
+        ValueError: for an image not named as the server matches results,
+            two images of the same name, or a result that would replace its
+            image.
+
+    Example:
+
+    >>> cityscapes_result_paths(["test/bonn/bonn_000004_000019_leftImg8bit.png"], "results")
+    ['results/bonn_000004_000019_leftImg8bit.png']
+    """
+    outputs, seen = [], {}
+    for path in paths:
+        name = os.path.basename(path)
+        if not _CITYSCAPES_NAME.match(name):
+            raise ValueError(
+                f"{path} is not named <city>_<seq>_<frame>_leftImg8bit.png, the name the test "
+                "server matches results by; give the leftImg8bit images of the Cityscapes layout"
+            )
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {path} have the same name; give each image once")
+        seen[name] = path
+        out = os.path.join(output_dir, name)
+        if os.path.exists(out) and os.path.samefile(out, path):
+            raise ValueError(f"the result for {path} would replace it; give another --output-dir")
+        outputs.append(out)
+    return outputs

@@ -338,3 +338,30 @@ def convert_to_preset(source, directory, name=None, *, cache_dir=None, verbose=T
     reference = None if preset is None else reference_card(preset)
     metadata = save_preset(model, directory, evaluation=evaluation, reference=reference, provenance=provenance)
     return model, metadata
+
+
+def load_model(spec, *, inference=False, **overrides):
+    """The model of a preset name, a reference `.pth` file or a `.keras`
+    file (`ANNSegmenter.from_preset`); for inference (`evaluate`,
+    `predict`) with its batch norm folded into the convolutions
+    (`keras_ann.fold_batch_norm`: the same logits up to round-off, faster).
+
+    Args:
+        spec: a preset name (`PRESETS`), a `.pth` or a `.keras` path, a
+            preset directory or a hub handle (`hf://...`, `kaggle://...`).
+        inference: fold the batch norm (no training afterwards).
+        **overrides: `from_preset`'s overrides, e.g. `num_classes`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import keras_ann
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
+    >>> keras_ann.ANNSegmenter(backbone="resnet18_d8", num_classes=2).save(path)
+    >>> load_model(path, inference=True).num_classes
+    2
+    """
+    from keras_ann.models import ANNSegmenter, fold_batch_norm
+
+    model = ANNSegmenter.from_preset(spec, **overrides)
+    return fold_batch_norm(model) if inference else model

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "quantize_onnx"]
+__all__ = ["CALIBRATION_METHODS", "calibration_files", "calibration_image", "export_int8", "quantize_onnx"]
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -163,3 +163,111 @@ def _calibration_batch(image, size, index):
     if not np.all(np.isfinite(image)):
         raise ValueError(f"calibration image {index} has NaN or infinite pixel values.")
     return image
+
+
+def calibration_files(images, count=16, *, format="onnx", input_size=None):
+    """The calibration images of an int8 export (`export_int8`), checked
+    before the model is loaded.
+
+    Args:
+        images: image files, directories or glob patterns
+            (`keras_ann.file_lists.image_paths`).
+        count: use at most this many (the first ones).
+        format: the export format; int8 needs `"onnx"`.
+        input_size: the export's fixed `(H, W)`, which the calibration
+            images are resized to; required.
+
+    Returns:
+        list of image paths.
+
+    Raises:
+        ValueError: another format, no input size, no images, or a spec
+            that names nothing.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("a.jpg", "b.png", "c.png"):
+    ...     open(os.path.join(root, name), "w").close()
+    >>> [os.path.basename(p) for p in calibration_files([root], 2, input_size=(64, 64))]
+    ['a.jpg', 'b.png']
+    """
+    from keras_ann.file_lists import image_paths
+
+    if format != "onnx":
+        raise ValueError("--quantize int8 needs --format onnx.")
+    if input_size is None:
+        raise ValueError("--quantize int8 needs a fixed --input-size H W (the calibration images are resized to it).")
+    if not images:
+        raise ValueError("--quantize int8 needs --calibration IMAGES (files, directories or globs; 8 to 32 images).")
+    return image_paths(images)[:count]
+
+
+def calibration_image(path, size):
+    """The image at `path` (read as training reads it) resized to `(H, W)`
+    `size`, as float32 RGB for `quantize_onnx`.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(path)
+    >>> calibration_image(path, (32, 48)).shape
+    (32, 48, 3)
+    """
+    from PIL import Image
+
+    from keras_ann.data.io import read_image
+
+    image = Image.fromarray(read_image(path))
+    return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR), np.float32)
+
+
+def export_int8(model, path, calibration, *, method="minmax", **options):
+    """Export `model` to ONNX with int8 convolutions: a float32 export
+    (`keras_ann.export.export_model`, in a temporary directory) quantised
+    by `quantize_onnx` on the calibration images.
+
+    Args:
+        model: the `ANNSegmenter` to export.
+        path: the `.onnx` file to write.
+        calibration: image paths (`calibration_files`), resized to the
+            export's `input_size`.
+        method: the calibration method (`CALIBRATION_METHODS`).
+        **options: `export_model`'s options (`output`, `batch_size`, ...);
+            `format="onnx"` and a fixed `input_size` are required.
+
+    Returns:
+        the float32 model's `ExportedModel` (its `size_bytes` compares).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> import keras_ann
+    >>> backbone = keras_ann.ResNetBackbone(depth=18, stem_channels=8, base_channels=8)
+    >>> model = keras_ann.ANNSegmenter(backbone, num_classes=3, head_channels=16,
+    ...                                project_channels=8, auxiliary_channels=8)
+    >>> tmp = tempfile.mkdtemp()
+    >>> images = []
+    >>> for i in range(2):
+    ...     images.append(os.path.join(tmp, f"{i}.png"))
+    ...     Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(images[-1])
+    >>> fp32 = export_int8(model, os.path.join(tmp, "int8.onnx"), images, format="onnx", input_size=(32, 32),
+    ...                    output="labels")
+    >>> os.path.getsize(os.path.join(tmp, "int8.onnx")) < fp32.size_bytes
+    True
+    """
+    import tempfile
+
+    from keras_ann.export import export_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_model(model, os.path.join(tmp, "float32.onnx"), **options)
+        images = (calibration_image(path, options["input_size"]) for path in calibration)
+        quantize_onnx(fp32.path, path, images, method=method)
+    return fp32

@@ -52,6 +52,7 @@ __all__ = [
     "parse_setting",
     "replace_data",
     "resolved_config",
+    "train_recipe",
 ]
 
 # The reference's `open-mmlab://resnet{50,101}_v1c` (mmcv's model zoo, as
@@ -744,3 +745,72 @@ def replace_data(recipe, **changes):
     if unknown:
         raise ValueError(f"Unknown recipe key(s) {unknown}; the keys are {', '.join(CONFIG_KEYS)}.")
     return recipe.replace(**changes)
+
+
+def train_recipe(
+    name=None, *, data_keys=None, changes=None, loss=None, imagenet=None, settings=None, data_root=None, say=print
+):
+    """The recipe that `keras-ann train` runs, built from its parts in order.
+
+    `name` (or, for own data, `DEFAULT_RECIPE`), then the data keys, the
+    other changes, the loss option, the ImageNet choice and last the
+    `key=value` settings. Own folder data on the default recipe with no
+    scale set is trained at the training images' own size
+    (`keras_ann.data.inspect.dataset_scale`), which is read from
+    `data_root` and told through `say`.
+
+    Args:
+        name: a recipe name or a recipe file (`load_recipe`), or `None`
+            for `DEFAULT_RECIPE`.
+        data_keys: recipe keys of the data (`data`, `num_classes`,
+            `class_names`, the folder layout and label encoding).
+        changes: other recipe keys (`iterations`, `total_batch`,
+            `crop_size`, `scale`, `load_from`, ...); `None` values ignored.
+        loss: the heads' losses as `NAME[:WEIGHT],...` text (`--loss`).
+        imagenet: the backbone's ImageNet checkpoint, a path, URL or
+            `"none"` (`keras_ann.weights.imagenet.requested_backbone_init`),
+            or `None` for the recipe's.
+        settings: `key=value` texts (`apply_settings`), applied last.
+        data_root: the dataset root, read for the own-data scale.
+        say: called with the line that tells the own-data scale.
+
+    Example:
+
+    >>> train_recipe(changes={"iterations": 20, "lr": None}, settings=["lr=0.02"]).iterations
+    20
+    """
+    from keras_ann.weights.imagenet import requested_backbone_init
+
+    changes = {key: value for key, value in (changes or {}).items() if value is not None}
+    data_keys = dict(data_keys or {})
+    recipe = load_recipe(name or DEFAULT_RECIPE)
+    if data_keys.get("data", recipe.data) == "folder" and recipe.data != "folder" and "num_classes" not in data_keys:
+        raise ValueError("--dataset folder needs --num-classes K (the number of classes of your labels).")
+    recipe = replace_data(recipe, **data_keys)
+    if loss:
+        from keras_ann.losses.combined import parse_loss_option
+
+        changes["loss"] = parse_loss_option(loss)
+    recipe = recipe.replace(**changes)
+    recipe = requested_backbone_init(recipe, imagenet)
+    if settings:
+        recipe = apply_settings(recipe, settings)
+    scale_set = "scale" in changes or any(s.split("=")[0].strip() in ("scale", "train_scale", "test_scale") for s in settings or [])
+    if recipe.data == "folder" and name is None and not scale_set and data_root:
+        recipe = _scale_from_data(recipe, data_root, say)
+    return recipe
+
+
+def _scale_from_data(recipe, data_root, say):
+    """The own-data recipe at the training images' own size
+    (`keras_ann.data.inspect.dataset_scale`), its crop within it; says so."""
+    from keras_ann.data.inspect import MAX_LONG_SIDE, dataset_scale
+
+    options = dict(recipe.data_options(), num_classes=recipe.num_classes)
+    scale, sizes = dataset_scale(recipe.data, data_root, recipe.train_split, **options)
+    crop = tuple(min(side, scale[1]) for side in recipe.crop_size)
+    (h, w), n = sizes.most_common(1)[0]
+    shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
+    say(f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}{shrunk}; "
+        f"--scale LONG SHORT changes it), crop {crop[0]}x{crop[1]}")  # fmt: skip
+    return recipe.replace(train_scale=scale, test_scale=scale, crop_size=crop)

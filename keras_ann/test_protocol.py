@@ -199,6 +199,39 @@ class TestProtocol:
             changes.update(crop=None, stride=None)
         return dataclasses.replace(self, **changes)
 
+    def with_overrides(self, num_classes, model="the model", *, ms_flip=False, **changes):
+        """This protocol with the fields a user names replaced (the command
+        line's test and data flags), for a model of `num_classes` classes.
+
+        Args:
+            num_classes: the model's number of classes.
+            model: how an error names the model (a file or preset name).
+            ms_flip: test at the reference's multi-scale ratios
+                (`keras_ann.inference.TTA_RATIOS`) with flips.
+            **changes: the fields to replace (`None`: kept), e.g. `mode`,
+                `crop`, `stride`, `scale`, `data`, `class_names`, `palette`,
+                `label_map`, `reduce_zero_label`, `ignore_index`,
+                `label_palette`.
+
+        Raises:
+            ValueError: a bad field, or class names for another number of
+                classes than the model's.
+
+        Example:
+
+        >>> protocol = TestProtocol(mode="slide", crop=(64, 64), stride=(32, 32))
+        >>> protocol.with_overrides(3, mode="whole", class_names=["a", "b", "c"]).window is None
+        True
+        """
+        if ms_flip:
+            from keras_ann.inference import TTA_RATIOS
+
+            changes.update(ratios=TTA_RATIOS, flip=True)
+        protocol = self.replace(**changes)
+        if protocol.class_names is not None and len(protocol.class_names) != num_classes:
+            raise ValueError(f"--classes names {len(protocol.class_names)} classes but {model} predicts {num_classes}")
+        return protocol
+
     def for_classes(self, num_classes):
         """This protocol without class names and palette when they do not
         name `num_classes` classes (a model whose classifiers were

@@ -37,6 +37,24 @@ def dataset_palette(dataset):
     return np.asarray(METAINFO[dataset]["palette"], np.uint8)
 
 
+def palette_for_classes(num_classes):
+    """The palette of a model with `num_classes` classes and no colours of
+    its own: the dataset's whose class count it has, if exactly one has it,
+    else `default_palette`.
+
+    Example:
+
+    >>> palette_for_classes(11).tolist() == dataset_palette("camvid").tolist()
+    True
+    >>> len(palette_for_classes(5))
+    5
+    """
+    from keras_ann.data.metainfo import METAINFO
+
+    matches = [name for name, info in METAINFO.items() if len(info["classes"]) == num_classes]
+    return dataset_palette(matches[0]) if len(matches) == 1 else default_palette(num_classes)
+
+
 def colorize(labels, palette, ignore_index=255, ignore_color=(0, 0, 0)):
     """Colour an `(H, W)` label map with an `(num_classes, 3)` palette.
 

@@ -134,14 +134,14 @@ def test_fold_batch_norm_refuses_other_models():
 
 
 def test_the_cli_folds_the_model_it_predicts_and_evaluates_with(tmp_path):
-    from keras_ann import cli
+    from keras_ann.presets import load_model  # as the commands load models
 
     model = tiny_segmenter()
     path = str(tmp_path / "model.keras")
     model.save(path)
-    for_inference = cli._load_model(path, inference=True)
+    for_inference = load_model(path, inference=True)
     assert count_batch_norm(for_inference.backbone) == 0
-    assert count_batch_norm(cli._load_model(path).backbone) == 22  # convert, train: unfolded
+    assert count_batch_norm(load_model(path).backbone) == 22  # convert, train: unfolded
     x = images(n=1).astype("float32")
     np.testing.assert_allclose(
         for_inference.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-4, atol=1e-4

@@ -18,6 +18,7 @@ import keras_ann
 from keras_ann import cli
 from keras_ann.data.io import read_image
 from keras_ann.data.synthetic import make_scenes
+from keras_ann.file_lists import output_names
 from keras_ann.weights.pth_reader import CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -315,10 +316,10 @@ def _symlink_loop(root):
 def test_a_recursive_glob_through_a_symlink_loop_returns_each_image_once(tmp_path):
     data = _symlink_loop(tmp_path)
     script = (
-        "import argparse, sys; from keras_ann import cli; p = sys.argv[1]; "
-        "print(cli._image_paths([p])); "
-        "a = argparse.Namespace(format='onnx', input_size=(8, 8), calibration=[p], calibration_count=16); "
-        "print(cli._calibration_files(a))"
+        "import sys; from keras_ann.file_lists import image_paths; "
+        "from keras_ann.quantize import calibration_files; p = sys.argv[1]; "
+        "print(image_paths([p])); "
+        "print(calibration_files([p], 16, format='onnx', input_size=(8, 8)))"
     )
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(  # a hang is a TimeoutExpired
@@ -334,7 +335,7 @@ def test_predict_gives_every_input_its_own_outputs_even_when_stems_and_extension
     rng = np.random.default_rng(4)
     names = ("x.jpg", "x.png", "x_jpg.bmp", "x_png.png", "y.png")
     inputs = [_write(str(tmp_path / "in" / n), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for n in names]
-    stems = cli._output_names(inputs)
+    stems = output_names(inputs)
     assert len(set(stems)) == len(inputs), stems
     out = tmp_path / "out"
     assert cli.main(["predict", model_file, *inputs, "--output-dir", str(out)]) == 0

@@ -101,11 +101,11 @@ def test_evaluate_slides_769_513_over_2049x1025_with_no_flags(preset_model, city
 def loaded_once(preset_model, monkeypatch):
     """`keras-ann` loads the saved `.keras` file once per module (a 769x769
     R-50 takes long to deserialise): later commands get that loaded model."""
-    from keras_ann import cli
+    from keras_ann import presets
 
     path, model = preset_model
-    load = cli._load_model
-    monkeypatch.setattr(cli, "_load_model", lambda spec, **kw: model if spec == path else load(spec, **kw))
+    load = presets.load_model
+    monkeypatch.setattr(presets, "load_model", lambda spec, **kw: model if spec == path else load(spec, **kw))
     return path
 
 
