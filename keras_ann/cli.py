@@ -1118,13 +1118,17 @@ def build_parser():
     benchmark.set_defaults(func=_benchmark)
 
     export = sub.add_parser(
-        "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"
+        "export", help="write a self-contained SavedModel, TFLite, ONNX or OpenVINO model (raw RGB in, logits or labels "
+        "out) from the Keras backend in KERAS_BACKEND"
     )
     export.add_argument("model", help="a .keras file, a reference .pth, or a preset name")
     export.add_argument(
-        "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx) to write"
+        "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx, openvino's .xml) to write"
     )
-    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"))
+    export.add_argument(
+        "--format", default="saved_model", choices=("saved_model", "tflite", "onnx", "openvino"),
+        help="saved_model: TensorFlow or JAX backend; tflite: TensorFlow; onnx, openvino: TensorFlow or PyTorch",
+    )
     export.add_argument(
         "--outputs", default="logits", choices=("logits", "labels"),
         help="what the exported model returns: logits (batch, H, W, classes) or int32 label maps (batch, H, W); "
@@ -1136,7 +1140,7 @@ def build_parser():
     )
     export.add_argument("--batch-size", type=positive_int, help="fixed batch size (default: any; tflite: 1)")
     export.add_argument("--num-classes", type=positive_int, help="replace the classifier (new, untrained weights)")
-    export.add_argument("--opset", type=positive_int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
     export.add_argument(
         "--quantize", choices=("int8",),
         help="int8 convolutions by ONNX Runtime's post-training quantisation (onnx, fixed --input-size)",
