@@ -1136,7 +1136,7 @@ def build_parser():
     )
     export.add_argument(
         "--input-size", type=positive_int, nargs=2, action=_Pair, metavar=("H", "W"),
-        help="fixed image size (required for tflite; default: any size)",
+        help="fixed image size (required for tflite and on JAX; default: any size)",
     )
     export.add_argument("--batch-size", type=positive_int, help="fixed batch size (default: any; tflite: 1)")
     export.add_argument("--num-classes", type=positive_int, help="replace the classifier (new, untrained weights)")
