@@ -56,9 +56,18 @@ def _shape(x):
     if shape is None:
         return None
     try:
-        return tuple(None if d is None else int(d) for d in shape)
+        return tuple(d if d is None else _dimension(d) for d in shape)
     except (TypeError, ValueError):  # unknown rank
         return None
+
+
+def _dimension(d):
+    """`d` as an int, or `None` for a symbolic dimension: JAX's
+    shape-polymorphic export (`tf_saved_model` with any batch size) traces
+    with dimensions that have no int value."""
+    if isinstance(d, numbers.Integral) or not type(d).__module__.startswith("jax"):
+        return int(d)
+    return None
 
 
 def check_images(images, name="images"):

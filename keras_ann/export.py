@@ -1,48 +1,110 @@
 """Export an `ANNSegmenter` as a self-contained inference artifact.
 
-TensorFlow-only module (it needs the TensorFlow Keras backend), written on
-Keras's and TensorFlow's own exporters:
+Written on Keras's own `model.export` (Keras 3.15), from the backend Keras
+runs on (`KERAS_BACKEND`):
 
-- `"saved_model"`: a TensorFlow SavedModel written by
-  `keras.export.ExportArchive` (what `model.export()` uses); reload it with
+| format          | TensorFlow    | JAX                      | PyTorch                 |
+|-----------------|---------------|--------------------------|-------------------------|
+| `"saved_model"` | yes           | yes (jax2tf; fixed H, W) | refused                 |
+| `"tflite"`      | yes           | refused                  | refused                 |
+| `"onnx"`        | yes (tf2onnx) | refused                  | yes (`torch.onnx`)      |
+| `"openvino"`    | yes           | refused                  | yes (`torch.jit.trace`) |
+
+`SUPPORTED` holds the table and `REFUSED` the reason for each refusal,
+which the error names with the backends that can do it.
+
+- `"saved_model"`: a TensorFlow SavedModel; reload it with
   `tf.saved_model.load(path).serve(images)`.
-- `"tflite"`: that SavedModel converted by `tf.lite.TFLiteConverter`, as
-  Keras's LiteRT exporter does, restricted to the builtin op set, so it runs
-  in any LiteRT / TFLite interpreter without the Flex (TF ops) delegate.
-- `"onnx"`: the same inference function converted by `tf2onnx`, as Keras's
-  ONNX exporter does on TensorFlow; run it with `onnxruntime`. Needs the
-  `export` extra (`pip install "keras-ann[export]"`).
-
-`model.export()` itself is not called because it exports the model's
-`call()` alone; the `"labels"` output needs an argmax after it, and a
-wrapper model around the segmenter makes Keras re-trace the graph about
-twice as often (16 instead of 7 CPU seconds for a small model).
+- `"tflite"`: a LiteRT (TFLite) flatbuffer, restricted to the builtin op
+  set, so it runs in LiteRT's interpreter
+  (`ai_edge_litert.interpreter.Interpreter`) without the Flex (TF ops)
+  delegate.
+- `"onnx"`: run it with `onnxruntime`. Needs the `export` extra
+  (`pip install "keras-ann[export]"`).
+- `"openvino"`: an OpenVINO IR (`.xml` and `.bin`); run it with
+  `openvino.Core().compile_model(path, "CPU")` (the `export` extra).
 
 The exported graph is the model's inference graph: raw RGB in (pixel values
 in [0, 255], `float32`; the ImageNet normalisation is inside), batch
-normalisation with its moving statistics, dropout off, no auxiliary head,
-and out either the logits at the input size or, with `output="labels"`,
-the `int32` label map (their argmax over the classes). The input is named
-`"images"` and the output `"logits"` or `"labels"` in every format.
+normalisation folded into the convolutions (with its moving statistics),
+dropout off, no auxiliary head, and out either the logits at the input size
+or, with `output="labels"`, the `int32` label map (their argmax over the
+classes). The input is named `"images"` and the output `"logits"` or
+`"labels"` in every format: Keras exports `call()` alone, so a functional
+model around the segmenter adds the argmax and names the output; where an
+exporter names it after a graph node (PyTorch's), the file is renamed
+after export.
 
-Shapes: SavedModel and ONNX artifacts accept any batch size, and any image
-size when `input_size=None` (the exact interpolation and pooling matrices
-are then computed in the graph from the run-time size; with a fixed
-`input_size` they are constants, as in `model.predict`). TFLite artifacts
-have a fixed shape, `(batch_size or 1, H, W, 3)`: mobile runtimes and their
-GPU delegates want static shapes, and TensorFlow 2.21's converter writes
-the unknown batch size into the static shapes of the tensors it makes when
-lowering the einsums of the resize and pooling matrices, and the interpreter
-then refuses to load the file.
+Shapes: SavedModel, ONNX and OpenVINO artifacts accept any batch size, and
+on TensorFlow and PyTorch any image size when `input_size=None` (the exact
+interpolation and pooling matrices are then computed in the graph from the
+run-time size; with a fixed `input_size` they are constants, as in
+`model.predict`). On JAX, jax2tf traces the batch size symbolically but
+the image size must be fixed. TFLite artifacts have a fixed shape,
+`(batch_size or 1, H, W, 3)`: mobile runtimes and their GPU delegates want
+static shapes, and TensorFlow 2.21's converter writes the unknown batch
+size into the static shapes of the tensors it makes when lowering the
+einsums of the resize and pooling matrices, and the interpreter then
+refuses to load the file.
 """
 
 import contextlib
 import dataclasses
 import os
+import tempfile
 import warnings
 
-FORMATS = ("saved_model", "tflite", "onnx")
+import keras
+
+FORMATS = ("saved_model", "tflite", "onnx", "openvino")
 OUTPUTS = ("logits", "labels")
+
+# Keras's name of each format (`model.export(format=...)`).
+_KERAS_FORMATS = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx", "openvino": "openvino"}
+
+# (format, backend) pairs exported here with Keras's `model.export`; each is
+# tested against the Keras model on the runtime a user deploys with
+# (tests/test_export.py, tests/export_check.py).
+SUPPORTED = (
+    ("saved_model", "tensorflow"),
+    ("saved_model", "jax"),
+    ("tflite", "tensorflow"),
+    ("onnx", "tensorflow"),
+    ("onnx", "torch"),
+    ("openvino", "tensorflow"),
+    ("openvino", "torch"),
+)
+
+# Why the other pairs are refused (Keras 3.15 and the exporters it calls).
+REFUSED = {
+    ("saved_model", "torch"): "Keras writes a SavedModel from PyTorch only through torch_xla",
+    ("tflite", "jax"): "Keras's LiteRT export has no JAX route",
+    # Keras's PyTorch route calls litert-torch, whose releases (0.8 to
+    # 0.10) install their own torch, keras-nightly and a TensorFlow build
+    # over the ones installed: it cannot be installed, so not tested,
+    # beside keras-ann's.
+    ("tflite", "torch"): "Keras's PyTorch route needs litert-torch, which replaces the installed torch, keras "
+    "and tensorflow",
+    # jax2onnx 0.17 turns the stem's max pooling (a `reduce_window` over
+    # (1, 3, 3, 1)) into an ONNX MaxPool over all four axes, which ONNX
+    # Runtime refuses ("Unsupported pooling size"); the labels' argmax
+    # becomes a BitCast, which ONNX has no operator for.
+    ("onnx", "jax"): "jax2onnx writes a max pooling ONNX Runtime cannot run",
+    # Keras converts through jax2tf, whose graph is one XlaCallModule
+    # operation that OpenVINO's TensorFlow front end cannot read.
+    ("openvino", "jax"): "jax2tf's XlaCallModule graph cannot be read by OpenVINO",
+}
+
+
+def backends_for(format):
+    """The Keras backends `export_model` writes `format` from.
+
+    Example:
+
+    >>> backends_for("onnx")
+    ('tensorflow', 'torch')
+    """
+    return tuple(backend for f, backend in SUPPORTED if f == format)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +112,10 @@ class ExportedModel:
     """What `export_model` wrote.
 
     Attributes:
-        path: the file (TFLite, ONNX) or directory (SavedModel) written.
-        format: `"saved_model"`, `"tflite"` or `"onnx"`.
-        size_bytes: total size on disk.
+        path: the file (TFLite, ONNX, OpenVINO's `.xml`) or directory
+            (SavedModel) written.
+        format: `"saved_model"`, `"tflite"`, `"onnx"` or `"openvino"`.
+        size_bytes: total size on disk (with OpenVINO's `.bin`).
         inputs: `{name: (shape, dtype)}` of the artifact's inputs, `None`
             for a dimension of any size.
         outputs: `{name: (shape, dtype)}` of its outputs.
@@ -96,26 +159,30 @@ def export_model(
             `(batch, H, W, 3)` raw RGB images to `(batch, H, W, classes)`
             logits).
         path: where to write: a directory for `"saved_model"`, a file for
-            the others (ending in `.tflite` for `"tflite"`).
-        format: `"saved_model"`, `"tflite"` or `"onnx"`. Defaults to
-            `"saved_model"`.
+            the others (ending in `.tflite` for `"tflite"`, `.xml` for
+            `"openvino"`, which writes the weights beside it in `.bin`).
+        format: `"saved_model"`, `"tflite"`, `"onnx"` or `"openvino"`;
+            which the current Keras backend can write is in `SUPPORTED`
+            (the others raise a `ValueError` naming the backends that
+            can). Defaults to `"saved_model"`.
         output: `"logits"` (float, `(batch, H, W, classes)`) or `"labels"`
             (`int32` argmax, `(batch, H, W)`). Defaults to `"logits"`.
         input_size: `(H, W)` of the input images, or `None` for any size
-            (SavedModel and ONNX only; TFLite needs a fixed size).
+            (SavedModel, ONNX and OpenVINO on TensorFlow and PyTorch;
+            TFLite and JAX need a fixed size).
         batch_size: int, a fixed batch size, or `None` for any batch size
-            (SavedModel and ONNX; TFLite then uses a batch of 1).
+            (TFLite then uses a batch of 1).
         opset: int, the ONNX opset (`format="onnx"` only); `None` uses
-            tf2onnx's default.
+            the exporter's default.
         fold_batch_norm: bool, export an `ANNSegmenter` with its batch norm
             folded into the convolutions (`keras_ann.fold_batch_norm`: the
             same logits up to round-off, fewer operations). Defaults to
             `True`.
 
     A model that computes in bfloat16 (trained under `mixed_bfloat16`)
-    is written in float32 to ONNX and TFLite, which have no bfloat16
-    kernels for it (tf2onnx cannot even write its constants): a copy is
-    built under the float32 policy with the same (float32) weights.
+    is written in float32 to ONNX, TFLite and OpenVINO, which have no
+    bfloat16 kernels for it (tf2onnx cannot even write its constants): a
+    copy is built under the float32 policy with the same (float32) weights.
     SavedModel keeps the model's precision.
 
     Returns:
@@ -133,71 +200,56 @@ def export_model(
     (logits,) = session.run(None, {"images": images})
     ```
     """
-    import keras
-
     input_size, batch_size, path = validate_arguments(path, format, output, input_size, batch_size, opset)
-    if keras.config.backend() != "tensorflow":
-        raise ValueError(
-            "keras_ann.export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), "
-            f"got {keras.config.backend()!r}."
-        )
     if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
         raise ValueError(
             f"`model` must be a functional keras.Model such as an ANNSegmenter, got {type(model).__name__}."
         )
-    if format in ("onnx", "tflite"):
+    if format != "saved_model":
         model = float32_model(model)
-    dtype = model.inputs[0].dtype
+    dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
     if fold_batch_norm:
         from keras_ann.models.ann_segmenter import ANNSegmenter
         from keras_ann.models.batch_norm_folding import fold_batch_norm as fold
 
         model = fold(model) if isinstance(model, ANNSegmenter) else model
 
-    import tensorflow as tf
-
     from keras_ann.layers.conv_bn import plain_convolutions
 
-    spec = tf.TensorSpec((batch_size,) + (input_size or (None, None)) + (3,), dtype, name="images")
+    shape = (batch_size,) + (input_size or (None, None)) + (3,)
+    spec = keras.InputSpec(shape=shape, dtype=dtype, name="images")
+    serving = _serving_model(model, spec, output)
+    options = {}
+    if format == "tflite":
+        import tensorflow as tf
 
-    def serve(images):
-        # Outside `fit()`, and with `training=False`: batch normalisation
-        # uses its moving statistics, dropout is the identity, and the
-        # ANNSegmenter returns the logits alone (no auxiliary head).
-        logits = model(images, training=False)
-        if output == "labels":
-            # `tf.argmax` rather than `keras.ops.argmax`, whose extra test
-            # for -0.0 (a bitcast and a bitwise and) has no TFLite builtin.
-            return {"labels": tf.argmax(logits, axis=-1, output_type=tf.int32)}
-        return {"logits": logits}
+        # The builtin op set only (Keras adds the Flex TF ops by default):
+        # the file runs in any LiteRT interpreter without the Flex delegate.
+        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    if format == "onnx" and opset is not None:
+        options["opset_version"] = opset
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # A SavedModel runs on TensorFlow, where a wide folded convolution is
-    # faster as a matrix product (`ConvBNReLU`); ONNX Runtime and TFLite
-    # get the convolution, which they run (and quantise) as one.
-    with contextlib.nullcontext() if format == "saved_model" else plain_convolutions():
-        if format == "onnx":
-            _write_onnx(tf.function(serve, input_signature=[spec]), spec, path, opset)
-        else:
-            archive = keras.export.ExportArchive()
-            archive.track(model)
-            archive.add_endpoint("serve", serve, input_signature=[spec])
-            if format == "saved_model":
-                archive.write_out(path, verbose=False)
-            else:
-                _write_tflite(archive, path)
+    # faster as a matrix product (`ConvBNReLU`); ONNX Runtime, LiteRT and
+    # OpenVINO get the convolution, which they run (and quantise) as one.
+    with contextlib.nullcontext() if format == "saved_model" else plain_convolutions(), _quiet_exporters():
+        serving.export(path, format=_KERAS_FORMATS[format], verbose=False, input_signature=[spec], **options)
+    if format == "onnx":
+        _name_onnx(path, output)
+    elif format == "openvino":
+        _name_openvino(path, output)
 
     if output == "labels":
-        outputs = {"labels": (tuple(spec.shape[:3]), "int32")}
+        outputs = {"labels": (shape[:3], "int32")}
     else:
         logits = model.outputs[0]
-        shape = tuple(spec.shape[:3]) + (logits.shape[-1],)
-        outputs = {"logits": (shape, keras.backend.standardize_dtype(logits.dtype))}
+        outputs = {"logits": (shape[:3] + (logits.shape[-1],), keras.backend.standardize_dtype(logits.dtype))}
     return ExportedModel(
         path=path,
         format=format,
         size_bytes=_size_on_disk(path),
-        inputs={"images": (tuple(spec.shape), spec.dtype.name)},
+        inputs={"images": (shape, dtype)},
         outputs=outputs,
     )
 
@@ -205,8 +257,9 @@ def export_model(
 def validate_arguments(path, format="saved_model", output="logits", input_size=None, batch_size=None, opset=None):
     """Check `export_model`'s arguments without building or loading anything.
 
-    Raises a `ValueError` naming the offending argument (and an
-    `ImportError` for ONNX without `tf2onnx` / `onnx`); `keras-ann export`
+    Raises a `ValueError` naming the offending argument, or, for a format
+    the current Keras backend cannot write, the backends that can (and an
+    `ImportError` naming the missing exporter package); `keras-ann export`
     calls it before loading the model.
 
     Returns:
@@ -231,6 +284,11 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
     if opset is not None and format != "onnx":
         raise ValueError(f"`opset` applies to format='onnx' only, got format={format!r}.")
     path = os.fspath(path)
+    backend = keras.config.backend()
+    if (format, backend) not in SUPPORTED:
+        reason = REFUSED.get((format, backend), f"Keras has no {format} export from {backend}")
+        names = " or ".join(f"KERAS_BACKEND={b}" for b in backends_for(format))
+        raise ValueError(f"format={format!r} cannot be exported from the {backend} backend ({reason}): run with {names}.")
     if format == "tflite":
         if input_size is None:
             raise ValueError(
@@ -240,31 +298,128 @@ def validate_arguments(path, format="saved_model", output="logits", input_size=N
         if not path.endswith(".tflite"):
             raise ValueError(f"`path` must end with '.tflite' for format='tflite', got {path!r}.")
         batch_size = batch_size or 1
+    if format == "openvino" and not path.endswith(".xml"):
+        raise ValueError(f"`path` must end with '.xml' for format='openvino' (the weights go beside it in .bin), got {path!r}.")
+    if backend == "jax" and input_size is None:
+        # jax2tf traces the batch size symbolically, but the exact resize and
+        # pooling matrices need the image size as numbers.
+        raise ValueError(
+            f"format={format!r} from the jax backend needs a fixed `input_size=(height, width)` "
+            "(KERAS_BACKEND=tensorflow exports any size)."
+        )
     if format == "onnx":
-        _require("tf2onnx", "format='onnx'")
+        if backend == "tensorflow":
+            _require("tf2onnx", "format='onnx' on TensorFlow")
         _require("onnx", "format='onnx'")
         if opset is not None:
             low, high = onnx_opsets()
             if not low <= check_positive_int(opset, "opset") <= high:
                 # tf2onnx failed deep in the conversion with a raw traceback.
+                exporter = "tf2onnx" if backend == "tensorflow" else "torch.onnx (TorchScript)"
                 raise ValueError(
-                    f"`opset` {opset} is outside the opsets tf2onnx supports, {low} to {high}; "
-                    f"leave it out for tf2onnx's default."
+                    f"`opset` {opset} is outside the opsets {exporter} supports, {low} to {high}; "
+                    f"leave it out for its default."
                 )
+    if format == "openvino":
+        _require("openvino", "format='openvino'")
+    if format in ("saved_model", "tflite"):
+        _require("tensorflow", f"format={format!r}")
     return input_size, batch_size, path
 
 
-# The lowest ONNX opset tf2onnx supports and tests ("We support and test
-# ONNX opset-14 to opset-18", tf2onnx 1.16-1.17).
+# The lowest ONNX opset exported here: the lowest tf2onnx supports and
+# tests ("We support and test ONNX opset-14 to opset-18", tf2onnx 1.16-1.17).
 MIN_ONNX_OPSET = 14
 
 
 def onnx_opsets():
-    """`(lowest, highest)` ONNX opset `export_model(format="onnx")` takes:
-    tf2onnx's supported range (the highest from its opset table)."""
+    """`(lowest, highest)` ONNX opset `export_model(format="onnx")` takes
+    on the current backend: tf2onnx's range (the highest from its opset
+    table) on TensorFlow; on PyTorch up to the highest of its TorchScript
+    exporter, which Keras uses for any batch or image size (its other
+    exporter, for fixed shapes, goes higher)."""
+    if keras.config.backend() == "torch":
+        from torch.onnx import _constants
+
+        return MIN_ONNX_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
     from tf2onnx import constants
 
     return MIN_ONNX_OPSET, max(constants.OPSET_TO_IR_VERSION)
+
+
+def _serving_model(model, spec, output):
+    """A functional model around `model`: input `images`, output its
+    logits, or its label map (`output="labels"`), named after `output`."""
+    images = keras.Input(batch_shape=spec.shape, dtype=spec.dtype, name="images")
+    result = model(images)
+    if output == "labels":
+        result = LabelMap(name="labels")(result)
+    if keras.config.backend() == "torch":
+        # `torch.jit.trace` (OpenVINO's route) refuses a dict output: the
+        # file's output is named after export (`_name_onnx`, `_name_openvino`).
+        return keras.Model(images, result, name="serving")
+    return keras.Model(images, {output: result}, name="serving")
+
+
+class LabelMap(keras.layers.Layer):
+    """The `int32` argmax over the last axis (the classes): the `"labels"`
+    output of an export."""
+
+    def call(self, logits):
+        if keras.config.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # `tf.argmax` rather than `keras.ops.argmax`, whose extra test
+            # for -0.0 (a bitcast and a bitwise and) has no TFLite builtin.
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return keras.ops.cast(keras.ops.argmax(logits, axis=-1), "int32")
+
+    def compute_output_spec(self, logits):
+        return keras.KerasTensor(logits.shape[:-1], dtype="int32")
+
+
+def _name_onnx(path, output):
+    """Names the ONNX model's input `images` and output `output` where the
+    exporter named them after graph nodes (PyTorch's)."""
+    import onnx
+
+    model = onnx.load(path)
+    renames = {model.graph.input[0].name: "images", model.graph.output[0].name: output}
+    renames = {old: new for old, new in renames.items() if old != new}
+    if not renames:
+        return
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        value.name = renames.get(value.name, value.name)
+    for node in model.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    onnx.save(model, path)
+
+
+def _name_openvino(path, output):
+    """Names the OpenVINO model's input `images` and output `output` where
+    the exporter did not (PyTorch's route)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(path)
+    if model.inputs[0].get_names() == {"images"} and model.outputs[0].get_names() == {output}:
+        return
+    model.inputs[0].get_tensor().set_names({"images"})
+    model.outputs[0].get_tensor().set_names({output})
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as tmp:
+        renamed = os.path.join(tmp, "model.xml")
+        ov.serialize(model, renamed)  # float32 weights as they are (save_model would compress them)
+        del model
+        os.replace(renamed, path)
+        os.replace(renamed[:-4] + ".bin", path[:-4] + ".bin")
+
+
+@contextlib.contextmanager
+def _quiet_exporters():
+    with warnings.catch_warnings():
+        # Keras's patch of tf2onnx probes `np.object`, which NumPy 2 warns about.
+        warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+        yield
 
 
 _BFLOAT16_POLICIES = ("bfloat16", "mixed_bfloat16")
@@ -284,8 +439,6 @@ def float32_model(model):
     >>> mixed.compute_dtype, float32_model(mixed).compute_dtype
     ('bfloat16', 'float32')
     """
-    import keras
-
     if not any(
         getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.name in _BFLOAT16_POLICIES
         for layer in model._flatten_layers(include_self=True, recursive=True)
@@ -306,40 +459,6 @@ def float32_model(model):
     return copy
 
 
-def _write_tflite(archive, path):
-    """SavedModel -> TFLite, as Keras's own LiteRT exporter converts, with
-    the builtin op set only (no Flex delegate needed to run it)."""
-    import tempfile
-
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory() as saved_model:
-        archive.write_out(saved_model, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        converter.experimental_enable_resource_variables = True
-        flatbuffer = converter.convert()
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
-
-
-def _write_onnx(function, spec, path, opset):
-    """`tf2onnx.convert.from_function`, as Keras's own ONNX exporter calls it
-    on the TensorFlow backend (with Keras's patch of tf2onnx for NumPy 2)."""
-    import tf2onnx
-
-    try:
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx
-    except ImportError:  # a Keras without it: tf2onnx may not need it.
-        patch_tf2onnx = None
-    with warnings.catch_warnings():
-        # The patch probes `np.object`, which NumPy 2 warns about.
-        warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
-        if patch_tf2onnx is not None:
-            patch_tf2onnx()
-        tf2onnx.convert.from_function(function, [spec], opset=opset, output_path=path)
-
-
 def _require(module, what):
     import importlib.util
 
@@ -351,7 +470,8 @@ def _require(module, what):
 
 def _size_on_disk(path):
     if os.path.isfile(path):
-        return os.path.getsize(path)
+        weights = path[:-4] + ".bin" if path.endswith(".xml") else None  # OpenVINO's
+        return os.path.getsize(path) + (os.path.getsize(weights) if weights and os.path.isfile(weights) else 0)
     total = 0
     for root, _, files in os.walk(path):
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)

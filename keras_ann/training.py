@@ -25,7 +25,14 @@ import time
 import keras
 
 from keras_ann import budget, distribute
-from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, MeanIoUEvaluation, ResumeState, Snapshots
+from keras_ann.callbacks import (
+    BestCheckpoint,
+    JsonLinesLog,
+    MeanIoUEvaluation,
+    ResumeState,
+    Snapshots,
+    TensorBoardEvaluation,
+)
 from keras_ann.callbacks.resume_state import ResumeError
 from keras_ann.callbacks.unevaluated import hide_unevaluated
 from keras_ann.checks import PRECISIONS, check_positive_int
@@ -102,6 +109,7 @@ def train(
     keep_snapshots=None,
     time_budget=None,
     budget_start=None,
+    tensorboard_images=4,
 ):
     """Train a recipe; resumes automatically from `work_dir`.
 
@@ -178,7 +186,16 @@ def train(
             `keras_ann.callbacks.unevaluated.hide_unevaluated`), e.g. early
             stopping on the validation mIoU (patience counts evaluations):
             `keras.callbacks.EarlyStopping(monitor="val_mIoU", mode="max",
-            patience=...)`.
+            patience=...)`. Keras callbacks of experiment trackers work
+            here too, e.g. MLflow's `mlflow.keras.MlflowCallback(run)` or
+            Weights & Biases' `wandb.integration.keras.WandbMetricsLogger()`
+            (see the README's "Training"; neither is a dependency).
+        tensorboard_images: at each evaluation, show this many validation
+            images (the first ones, the same every time) with their ground
+            truth and prediction in TensorBoard, with the per-class IoU
+            (`keras_ann.callbacks.TensorBoardEvaluation`, in
+            `logs/validation`); 0 for none (the IoU scalars are still
+            written).
 
     Returns:
         `(model, history)`.
@@ -189,6 +206,7 @@ def train(
     precision = resolve_precision(precision, log=print)
     if eval_steps is not None:  # 0 would silently mean "all" below
         eval_steps = check_positive_int(eval_steps, "eval_steps")
+    tensorboard_images = check_positive_int(tensorboard_images, "tensorboard_images", allow_zero=True)
     recipe = _apply_overrides(
         get_recipe(recipe), time_budget=time_budget, iterations=iterations, total_batch=batch_size,
         val_interval=eval_interval, crop_size=crop_size, scale=scale, backbone=backbone,
@@ -266,7 +284,7 @@ def train(
             distribute.exit_after_other_workers(strategy)
         run.write_recipe(settings)
         every = eval_interval // checkpoint_interval
-        callbacks = _callbacks(run, resume, val_ds, every) + hide_unevaluated(callbacks or [])
+        callbacks = _callbacks(run, resume, val_ds, every, tensorboard_images) + hide_unevaluated(callbacks or [])
         if keep_snapshots:
             callbacks.insert(2, Snapshots(run.path, keep_snapshots, every_n_epochs=every))
         if not done:
@@ -431,12 +449,14 @@ def _work_dir_layout(work_dir, strategy):
     return run, resume
 
 
-def _callbacks(run, resume, val_ds, every):
+def _callbacks(run, resume, val_ds, every, tensorboard_images):
     """Evaluation every `every` checkpoint intervals, the best checkpoint,
     the CSV history and the JSON-lines log, then the resume state (which
     commits the logs' line counts with it: a resumed run's logs end where
-    its state does) and TensorBoard."""
+    its state does) and TensorBoard (with each evaluation's per-class IoU
+    and `tensorboard_images` validation images)."""
     evaluation = MeanIoUEvaluation(val_ds, every_n_epochs=every)  # the model's test protocol
+    samples = val_ds.take(tensorboard_images) if tensorboard_images else []  # read at the first evaluation
     return [
         evaluation,
         BestCheckpoint(run.best_model),
@@ -444,4 +464,5 @@ def _callbacks(run, resume, val_ds, every):
         JsonLinesLog(run.log_jsonl, evaluation),
         resume,  # after the evaluation and the logs: a run killed before its commit redoes them
         keras.callbacks.TensorBoard(run.logs, update_freq=50),
+        TensorBoardEvaluation(os.path.join(run.logs, "validation"), evaluation, samples),
     ]

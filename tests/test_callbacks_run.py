@@ -13,7 +13,7 @@ import pytest
 import keras_ann
 from keras_ann.callbacks import BestCheckpoint, JsonLinesLog, Snapshots
 from keras_ann.callbacks.unevaluated import hide_unevaluated
-from testing_utils import camvid_subset
+from testing_utils import camvid_subset, read_events
 
 
 class Recorder(keras.callbacks.Callback):
@@ -55,6 +55,14 @@ def test_train_writes_best_checkpoint_and_log_and_runs_user_callbacks(tmp_path):
     assert set(lines[1]["IoU"]) == set(model.test_protocol.class_names)
     assert lines[1]["val_mIoU"] == pytest.approx(recorder.logs[1]["val_mIoU"])
     assert os.path.exists(os.path.join(work, "history.csv"))
+    # TensorBoard: at each evaluation (iterations 2 and 4) the per-class
+    # IoU and the first validation image with its ground truth and prediction.
+    events = read_events(os.path.join(work, "logs", "validation"))
+    assert [step for step, _ in events["val/predictions"]] == [2, 4]
+    iou_tags = {tag for tag in events if tag.startswith("val/IoU/")}
+    assert iou_tags and iou_tags <= {f"val/IoU/{name}" for name in model.test_protocol.class_names}
+    for tag in iou_tags:
+        assert {step for step, _ in events[tag]} <= {2, 4}
     # One snapshot per evaluation (iterations 2 and 4), the newest kept.
     assert sorted(n for n in os.listdir(work) if n.startswith("iter_")) == ["iter_4.keras"]
 

@@ -1,29 +1,35 @@
-"""keras_ann.export and `keras-ann export`: SavedModel, TFLite and ONNX
-artifacts, reloaded with their own runtimes, give the Keras model's outputs.
+"""keras_ann.export and `keras-ann export`: SavedModel, LiteRT (TFLite),
+ONNX and OpenVINO artifacts, reloaded with the runtimes a user deploys with
+(TensorFlow, LiteRT's interpreter, ONNX Runtime, OpenVINO), give the Keras
+model's outputs, on TensorFlow here and on JAX and PyTorch in one
+subprocess each (tests/export_check.py).
 
 Tolerance: an artifact runs the same float32 graph with other kernels
-(TensorFlow's graph executor, TFLite's XNNPACK, ONNX Runtime's MLAS) that
-sum in other orders, so logits differ by float32 round-off, measured at
-about 1e-6 of the largest logit here. We allow 1e-4 of the largest logit. A
-real export mistake (batch normalisation on batch statistics, dropout left
-on, a missing input normalisation, a wrong resize) moves logits by a large
-fraction of their range, orders of magnitude above that.
+(TensorFlow's graph executor, LiteRT's XNNPACK, ONNX Runtime's MLAS,
+OpenVINO's oneDNN) that sum in other orders, so logits differ by float32
+round-off, measured at about 1e-6 of the largest logit here. We allow 1e-4
+of the largest logit. A real export mistake (batch normalisation on batch
+statistics, dropout left on, a missing input normalisation, a wrong
+resize) moves logits by a large fraction of their range, orders of
+magnitude above that.
 """
 
+import importlib.util
 import os
-import warnings
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 import keras_ann
+from export_check import NUM_CLASSES, assert_labels_match, assert_logits_match, openvino_session, tiny_ann
 from keras_ann import cli
-from keras_ann.export import export_model, validate_arguments
+from keras_ann.export import SUPPORTED, export_model, validate_arguments
 from testing_utils import require
 
-RTOL = 1e-4  # of the largest logit, see the module docstring
-NUM_CLASSES = 4
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _tiny_ann():
@@ -35,20 +41,7 @@ def _tiny_ann():
 
 @pytest.fixture(scope="module")
 def model():
-    """A tiny ANN (ResNet-18-D8 at quarter width, AFNB + APNB) whose batch
-    normalisation statistics are far from 0 / 1, so that a graph
-    normalising with batch statistics would not match."""
-    keras.utils.set_random_seed(3)
-    model = _tiny_ann()
-    rng = np.random.default_rng(3)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shape = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0.0, 0.5, shape).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.3, 2.0, shape).astype("float32"))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, shape).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.2, shape).astype("float32"))
-    return model
+    return tiny_ann()
 
 
 @pytest.fixture(scope="module")
@@ -61,22 +54,14 @@ def logits(model, images):
     return model.predict(images, verbose=0)
 
 
-def assert_logits_match(actual, expected):
-    actual = np.asarray(actual)
-    assert actual.shape == expected.shape and actual.dtype == np.float32
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * np.abs(expected).max())
-
-
-def assert_labels_match(labels, logits):
-    """Equal to the argmax of `logits` except where its two largest logits
-    are closer than the tolerance (a tie within round-off)."""
-    labels = np.asarray(labels)
-    assert labels.shape == logits.shape[:-1] and labels.dtype == np.int32
-    top2 = np.sort(logits, axis=-1)[..., -2:]
-    near_tie = top2[..., 1] - top2[..., 0] <= RTOL * np.abs(logits).max()
-    differ = labels != logits.argmax(-1)
-    assert not np.any(differ & ~near_tie), f"{int((differ & ~near_tie).sum())} labels differ"
-    assert near_tie.mean() < 0.01 and len(np.unique(labels)) > 1  # not a vacuous check
+def _litert_interpreter(path):
+    """LiteRT's interpreter with the builtin kernels only: the model needs
+    no Flex (TF) ops."""
+    interpreter = require("ai_edge_litert.interpreter")
+    return interpreter.Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
 
 
 def test_saved_model_any_size_and_batch(model, images, logits, tmp_path):
@@ -100,18 +85,12 @@ def test_saved_model_any_size_and_batch(model, images, logits, tmp_path):
 
 
 def test_tflite_fixed_shape(model, images, logits, tmp_path):
-    tf = require("tensorflow")
+    require("tensorflow")
     result = export_model(model, tmp_path / "ann.tflite", format="tflite", input_size=(64, 64), batch_size=2)
     assert result.inputs == {"images": ((2, 64, 64, 3), "float32")}
     assert result.outputs == {"logits": ((2, 64, 64, NUM_CLASSES), "float32")}
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
-        # The plain builtin interpreter: the model needs no Flex (TF) ops.
-        interpreter = tf.lite.Interpreter(
-            model_path=result.path,
-            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
+    interpreter = _litert_interpreter(result.path)
     assert interpreter.get_signature_list() == {
         "serving_default": {"inputs": ["images"], "outputs": ["logits"]}
     }
@@ -134,6 +113,47 @@ def test_onnx_any_batch(model, images, logits, tmp_path):
     assert_logits_match(single, logits[:1])
 
 
+def test_openvino_any_size_and_batch(model, images, logits, tmp_path):
+    require("openvino")
+    result = export_model(model, tmp_path / "ann.xml", format="openvino")
+    assert result.inputs == {"images": ((None, None, None, 3), "float32")}
+    assert os.path.isfile(tmp_path / "ann.bin") and result.size_bytes > os.path.getsize(result.path)
+
+    _, run = openvino_session(result.path)
+    outputs = run(images)
+    assert list(outputs) == ["logits"]
+    assert_logits_match(outputs["logits"], logits)
+    assert_logits_match(run(images[1:])["logits"], logits[1:])
+    other = np.random.default_rng(1).uniform(0, 255, (1, 48, 80, 3)).astype("float32")
+    assert_logits_match(run(other)["logits"], model.predict(other, verbose=0))
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_exports_from_jax_and_pytorch_run_like_the_keras_model(backend, tmp_path):
+    """Every format Keras exports from the backend, run on its runtime,
+    equals that backend's Keras model; the other formats are refused
+    naming the backends that can write them (tests/export_check.py, one
+    subprocess per backend)."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    for module in ("onnxruntime", "openvino", "tensorflow"):
+        require(module)
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
+    env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "export_check.py"), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert f"backend {backend} ok" in result.stdout
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("ok ")]
+    checked = {words[1] for words in lines if words[1] != "refused"}
+    supported = {format for format, b in SUPPORTED if b == backend}
+    assert checked == supported, result.stdout  # every pair Keras supports is run
+    refused = {words[2] for words in lines if words[1] == "refused"}
+    assert refused | supported >= {"saved_model", "tflite", "onnx", "openvino"}
+
+
 @pytest.mark.parametrize("format", ["onnx", "tflite"])
 def test_a_bfloat16_trained_model_exports_in_float32(model, images, logits, format, tmp_path):
     """A model built under `mixed_bfloat16` (as `keras-ann train --precision
@@ -141,7 +161,7 @@ def test_a_bfloat16_trained_model_exports_in_float32(model, images, logits, form
     have no bfloat16: in float32, with the same weights; the model itself
     keeps its policy. (Before, tf2onnx raised "unsupported numpy dtype
     'bfloat16'" and the TFLite converter "Could not translate MLIR".)"""
-    tf = require("tensorflow")
+    require("tensorflow")
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         mixed = _tiny_ann()
@@ -157,10 +177,7 @@ def test_a_bfloat16_trained_model_exports_in_float32(model, images, logits, form
         (actual,) = session.run(None, {"images": images})
     else:
         result = export_model(mixed, tmp_path / "ann.tflite", format="tflite", input_size=(64, 64), batch_size=2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            interpreter = tf.lite.Interpreter(model_path=result.path)
-        actual = interpreter.get_signature_runner()(images=images)["logits"]
+        actual = _litert_interpreter(result.path).get_signature_runner()(images=images)["logits"]
     assert result.inputs["images"][1] == "float32" and result.outputs["logits"][1] == "float32"
     assert_logits_match(actual, logits)  # the float32 model's logits
     assert mixed.compute_dtype == "bfloat16"
@@ -191,6 +208,7 @@ def test_cli_exports_label_maps(model, images, logits, tmp_path, capsys):
         ({"batch_size": 1.5}, "`batch_size` must be"),
         ({"format": "tflite"}, "needs a fixed `input_size"),
         ({"format": "saved_model", "opset": 17}, "`opset` applies to format='onnx' only"),
+        ({"format": "openvino"}, "must end with '.xml' for format='openvino'"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message, tmp_path):

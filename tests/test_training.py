@@ -105,3 +105,10 @@ def test_train_refuses_eval_steps_that_are_not_positive_before_any_work(eval_ste
     with pytest.raises(ValueError, match="`eval_steps` must be a positive integer"):
         training.train("ann_r18_d8_camvid_cpu", str(tmp_path), str(tmp_path / "work"), eval_steps=eval_steps)
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("count", [-1, 2.5, True])
+def test_train_refuses_a_tensorboard_image_count_that_is_not_a_count_before_any_work(count, tmp_path):
+    with pytest.raises(ValueError, match="`tensorboard_images` must be a non-negative integer"):
+        training.train("ann_r18_d8_camvid_cpu", str(tmp_path), str(tmp_path / "work"), tensorboard_images=count)
+    assert not (tmp_path / "work").exists()

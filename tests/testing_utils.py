@@ -47,3 +47,25 @@ def camvid_subset(tmp_path, count):
             os.symlink(os.path.join(camvid, "train", name), root / split / name)
             os.symlink(os.path.join(camvid, "trainannot", stem + ".png"), root / f"{split}annot" / (stem + ".png"))
     return str(root)
+
+
+def read_events(log_dir):
+    """`{tag: [(step, value), ...]}` of the event files in `log_dir`: a
+    float for scalars, a Pillow image for images."""
+    import glob
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    events = {}
+    for path in sorted(glob.glob(f"{log_dir}/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                if value.metadata.plugin_data.plugin_name == "images":
+                    decoded = Image.open(io.BytesIO(tensor[2]))  # [width, height, png]
+                else:
+                    decoded = float(tensor)
+                events.setdefault(value.tag, []).append((event.step, decoded))
+    return events

@@ -1,5 +1,6 @@
-"""`keras-ann export`: a self-contained SavedModel, TFLite or ONNX model
-(`keras_ann.export`), int8 ONNX by `keras_ann.quantize`."""
+"""`keras-ann export`: a self-contained SavedModel, TFLite, ONNX or
+OpenVINO model from the Keras backend in use (`keras_ann.export`), int8
+ONNX by `keras_ann.quantize`."""
 
 import os
 
@@ -9,13 +10,17 @@ from keras_ann.cli.options import MODEL_HELP
 
 def add_parser(subparsers):
     export = subparsers.add_parser(
-        "export", help="write a self-contained SavedModel, TFLite or ONNX model (raw RGB in, logits or labels out)"
+        "export", help="write a self-contained SavedModel, TFLite, ONNX or OpenVINO model (raw RGB in, logits or labels "
+        "out) from the Keras backend in KERAS_BACKEND"
     )
     export.add_argument("model", help=MODEL_HELP)
     export.add_argument(
-        "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx) to write"
+        "output", type=output_path, help="the directory (saved_model) or file (.tflite, .onnx, openvino's .xml) to write"
     )
-    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"))
+    export.add_argument(
+        "--format", default="saved_model", choices=("saved_model", "tflite", "onnx", "openvino"),
+        help="saved_model: TensorFlow or JAX backend; tflite: TensorFlow; onnx, openvino: TensorFlow or PyTorch",
+    )
     export.add_argument(
         "--outputs", default="logits", choices=("logits", "labels"),
         help="what the exported model returns: logits (batch, H, W, classes) or int32 label maps (batch, H, W); "
@@ -23,11 +28,11 @@ def add_parser(subparsers):
     )
     export.add_argument(
         "--input-size", type=positive_int, nargs=2, action=Pair, metavar=("H", "W"),
-        help="fixed image size (required for tflite; default: any size)",
+        help="fixed image size (required for tflite and on JAX; default: any size)",
     )
     export.add_argument("--batch-size", type=positive_int, help="fixed batch size (default: any; tflite: 1)")
     export.add_argument("--num-classes", type=positive_int, help="replace the classifier (new, untrained weights)")
-    export.add_argument("--opset", type=positive_int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
     export.add_argument(
         "--quantize", choices=("int8",),
         help="int8 convolutions by ONNX Runtime's post-training quantisation (onnx, fixed --input-size)",
