@@ -651,7 +651,10 @@ def resolved_config(recipe, **changes):
 # The base recipe (model and schedule) of `keras-ann train --dataset folder`
 # when no recipe is named: CPU-sized (ResNet-18-D8, 128x128 crops, images
 # at 240x180, 600 iterations).
-DEFAULT_RECIPE = "ann_r18_d8_camvid_cpu"
+# The base of `keras-ann train --dataset ...` without a recipe: the best CPU
+# recipe's model, optimiser and schedule (within its time budget), its
+# scale, crop, batch and class weights then chosen from the data.
+DEFAULT_RECIPE = "ann_r18_d16_camvid_cpu_1h"
 
 # Keys a recipe file may hold besides the recipe's: what `train()` writes
 # into `recipe.json` next to them (the run's, not the recipe's; ignored).
@@ -786,6 +789,8 @@ def train_recipe(
     recipe = load_recipe(name or DEFAULT_RECIPE)
     if data_keys.get("data", recipe.data) == "folder" and recipe.data != "folder" and "num_classes" not in data_keys:
         raise ValueError("--dataset folder needs --num-classes K (the number of classes of your labels).")
+    if name is None and data_keys.get("data", recipe.data) != recipe.data:
+        data_keys.setdefault("class_weight", None)  # the base recipe's are its own data's: new data gets its own
     recipe = replace_data(recipe, **data_keys)
     if loss:
         from keras_ann.losses.combined import parse_loss_option
@@ -795,22 +800,37 @@ def train_recipe(
     recipe = requested_backbone_init(recipe, imagenet)
     if settings:
         recipe = apply_settings(recipe, settings)
-    scale_set = "scale" in changes or any(s.split("=")[0].strip() in ("scale", "train_scale", "test_scale") for s in settings or [])
-    if recipe.data == "folder" and name is None and not scale_set and data_root:
-        recipe = _scale_from_data(recipe, data_root, say)
+    if recipe.data == "folder" and name is None and data_root:
+        given = set(changes) | {s.split("=")[0].strip() for s in settings or []}
+        recipe = _settings_from_data(recipe, data_root, given, say)
     return recipe
 
 
-def _scale_from_data(recipe, data_root, say):
-    """The own-data recipe at the training images' own size
-    (`keras_ann.data.inspect.dataset_scale`), its crop within it; says so."""
-    from keras_ann.data.inspect import MAX_LONG_SIDE, dataset_scale
+# Recipe keys that the data decides (`keras_ann.data.defaults`), and the
+# keys that, given by the user, keep each from it.
+_FROM_DATA_KEYS = {
+    "train_scale": ("scale", "train_scale"), "test_scale": ("scale", "test_scale"),
+    "crop_size": ("crop_size",), "total_batch": ("total_batch", "images_per_gpu"),
+    "images_per_gpu": ("total_batch", "images_per_gpu"), "class_weight": ("class_weight",),
+}  # fmt: skip
 
-    options = dict(recipe.data_options(), num_classes=recipe.num_classes)
-    scale, sizes = dataset_scale(recipe.data, data_root, recipe.train_split, **options)
-    crop = tuple(min(side, scale[1]) for side in recipe.crop_size)
-    (h, w), n = sizes.most_common(1)[0]
-    shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
-    say(f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}{shrunk}; "
-        f"--scale LONG SHORT changes it), crop {crop[0]}x{crop[1]}")  # fmt: skip
-    return recipe.replace(train_scale=scale, test_scale=scale, crop_size=crop)
+
+def _settings_from_data(recipe, data_root, given, say):
+    """Own data on the default recipe: the scale, crop, batch and class
+    weights that `keras_ann.data.defaults.defaults_from_data` chooses from
+    the training split, except those the user gave; each choice is said."""
+    from keras_ann.data.configs import build_dataset
+    from keras_ann.data.defaults import defaults_from_data
+    from keras_ann.data.label_scan import scan_labels
+
+    dataset = build_dataset(recipe.data, data_root, recipe.train_split, num_classes=recipe.num_classes,
+                            **recipe.data_options())  # fmt: skip
+    scan = None if "class_weight" in given else scan_labels(dataset, verbose=0)
+    if scan is not None and scan.problems:  # training's label check explains them, with the fix
+        scan = None
+    defaults = defaults_from_data(dataset, scan, batch=recipe.total_batch)
+    changes = {k: v for k, v in defaults.changes.items() if not set(_FROM_DATA_KEYS[k]) & given}
+    for key, note in defaults.notes.items():
+        if key == "class_weight" and "class_weight" not in given or {"scale": "train_scale"}.get(key, key) in changes:
+            say(note)
+    return recipe.replace(**changes)

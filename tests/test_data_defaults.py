@@ -51,8 +51,8 @@ def test_thin_structures_get_class_weights_and_the_images_keep_their_size(tmp_pa
     defaults = defaults_from_data(data, scan_labels(data, verbose=0, cache_dir=False))
     assert defaults.changes["train_scale"] == (512, 512) and defaults.changes["crop_size"] == (256, 256)
     assert defaults.changes["class_weight"][1] > 5 * defaults.changes["class_weight"][0]
-    assert any("imbalanced: bg 93.8% vs line 6.25%" in note for note in defaults.notes), defaults.notes
-    assert any("--set class_weight=null" in note for note in defaults.notes)
+    assert "imbalanced: bg 93.8% vs line 6.25%" in defaults.notes["class_weight"], defaults.notes
+    assert "--set class_weight=null" in defaults.notes["class_weight"]
 
 
 def test_balanced_classes_get_no_class_weights_and_the_log_says_so(tmp_path):
@@ -63,5 +63,5 @@ def test_balanced_classes_get_no_class_weights_and_the_log_says_so(tmp_path):
     data = FolderDataset(str(tmp_path / "img"), str(tmp_path / "annot"), num_classes=2)
     defaults = defaults_from_data(data, scan_labels(data, verbose=0, cache_dir=False))
     assert "class_weight" not in defaults.changes
-    assert any(note.startswith("class weights: none (the classes are balanced") for note in defaults.notes)
+    assert defaults.notes["class_weight"].startswith("class weights: none (the classes are balanced")
     assert defaults.changes["crop_size"] == (48, 48)

@@ -203,7 +203,10 @@ def test_print_config_shows_the_folder_settings_and_is_a_recipe_file(tmp_path):
     assert config["class_names"] == ["a", "b", "c"] and config["palette"] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert config["reduce_zero_label"] is True and config["label_map"] == [[5, 255]]
     assert config["train_split"] == "training" and config["val_split"] == "val"
-    assert config["backbone"] == "resnet18_d8"  # the default base recipe
+    # The default base: the best CPU recipe's model, optimiser and time budget;
+    # its CamVid class weights are not carried over to other data.
+    assert config["backbone"] == "resnet18_d16" and config["lr"] == 0.05 and config["time_budget"] == 3300
+    assert config["class_weight"] is None
     path = tmp_path / "my_recipe.json"
     path.write_text(json.dumps(config))
     assert _config([str(path)]) == config  # round trip

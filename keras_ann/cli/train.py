@@ -99,6 +99,7 @@ def add_parser(subparsers):
 
 
 def _recipe(args):
+    from keras_ann.data.errors import DatasetError
     from keras_ann.recipes import DEFAULT_RECIPE, train_recipe
 
     if args.recipe is None and args.dataset is None:
@@ -116,6 +117,8 @@ def _recipe(args):
             args.recipe, data_keys=dataset_keys(args), changes=schedule, loss=args.loss, imagenet=args.imagenet,
             settings=args.set, data_root=args.data_root, say=say,
         )  # fmt: skip
+    except DatasetError:  # the data's own problem: an error of the run
+        raise
     except (ValueError, OSError) as error:
         raise SystemExit(f"keras-ann train: error: {error}")
 

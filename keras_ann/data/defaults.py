@@ -23,10 +23,11 @@ MEMORY_SHARE = 0.5
 @dataclasses.dataclass(frozen=True)
 class DataDefaults:
     """Recipe keys chosen from the data (`changes`, for `Recipe.replace`)
-    and one line per choice (`notes`)."""
+    and one line per choice (`notes`: `"scale"`, `"crop_size"` and
+    `"class_weight"` -> the line)."""
 
     changes: dict
-    notes: tuple
+    notes: dict
 
 
 def crop_and_batch(scale, num_classes, batch=8, precision="float32", budget=None):
@@ -81,12 +82,12 @@ def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", clas
     (h, w), _ = sizes.most_common(1)[0]
     shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
     crop, batch = crop_and_batch(scale, dataset.num_classes, batch, precision)
-    notes = [
-        f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}{shrunk}; "
-        "--scale LONG SHORT changes it)",
-        f"crop: {crop[0]}x{crop[1]}, batch {batch} (from the image size and the memory at hand; --crop-size, "
-        "--batch-size change them)",
-    ]
+    notes = {
+        "scale": f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}"
+        f"{shrunk}; --scale LONG SHORT changes it)",
+        "crop_size": f"crop: {crop[0]}x{crop[1]}, batch {batch} (from the image size and the memory at hand; "
+        "--crop-size, --batch-size change them)",
+    }
     changes = dict(train_scale=scale, test_scale=scale, crop_size=crop, total_batch=batch, images_per_gpu=batch)
     if scan is not None and class_weights:
         shares = class_shares(scan.pixels, dataset.num_classes)
@@ -95,14 +96,14 @@ def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", clas
         names = dataset.class_names
         if is_imbalanced(shares):
             changes["class_weight"] = tuple(enet_class_weights(shares))
-            notes.append(
+            notes["class_weight"] = (
                 f"class weights: ENet's 1/ln(1.02 + share) of the training labels (imbalanced: {names[i_most]} "
                 f"{100 * most:.1f}% vs {names[i_least]} {100 * least:.2f}% of the pixels): "
                 f"{', '.join(f'{w:g}' for w in changes['class_weight'])}; --set class_weight=null turns them off"
             )
         else:
-            notes.append(
+            notes["class_weight"] = (
                 f"class weights: none (the classes are balanced within {IMBALANCE_RATIO:g}x: {names[i_most]} "
                 f"{100 * most:.1f}% vs {names[i_least]} {100 * least:.1f}%)"
             )
-    return DataDefaults(changes, tuple(notes))
+    return DataDefaults(changes, notes)
