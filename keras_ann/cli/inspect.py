@@ -18,12 +18,12 @@ def add_parser(subparsers):
 
 def run(args):
     from keras_ann.data.inspect import inspect_dataset
-    from keras_ann.recipes import DEFAULT_RECIPE, dataset_options, get_recipe
+    from keras_ann.recipes import dataset_options
 
     keys = dataset_keys(args, with_classes=False)
     options = dict(dataset_options(keys), **({"num_classes": args.num_classes} if args.num_classes else {}))
     data = keys.get("data", "folder")
-    crop = get_recipe(DEFAULT_RECIPE).crop_size if data == "folder" else None  # train's own-data default
+    crop = None  # own data: train's choice from the image size (keras_ann.data.defaults), else the config's
     report = inspect_dataset(data, args.data_root, args.split, crop_size=crop, **options)
     print("\n".join(report.summary()))
     print(f"train with: keras-ann train --dataset {data} --data-root {args.data_root} "

@@ -149,7 +149,7 @@ class DataReport:
             f"scale: {self.scale[0]}x{self.scale[1]} (long x short: the images' own size"
             + (f", shrunk to {MAX_LONG_SIDE} px on the long side" if max(max(s) for s in self.image_sizes) > MAX_LONG_SIDE
                else "") + "; --scale LONG SHORT changes it)",
-            f"crop: {self.crop[0]}x{self.crop[1]} (the recipe's training crop, at most the scaled image)",
+            f"crop: {self.crop[0]}x{self.crop[1]} (the training crop, at most the scaled image)",
         ]  # fmt: skip
         lines += [f"problem: {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
         lines.append("suggested flags: " + " ".join(self.flags()))
@@ -219,7 +219,12 @@ def inspect_dataset(config, root, split="train", *, crop_size=None, verbose=1, *
     )  # fmt: skip
     sizes = image_sizes(images)
     scale = data_scale(sizes)
-    crop = tuple(min(side, scale[1]) for side in crop_size or config.crop_size)  # within the scaled image
+    if crop_size is None and config.loader == "folder":  # as train chooses it for own data
+        from keras_ann.data.defaults import crop_and_batch
+
+        crop = crop_and_batch(scale, k or 2)[0]
+    else:
+        crop = tuple(min(side, scale[1]) for side in crop_size or config.crop_size)  # within the scaled image
     modes = collections.Counter()
     for path in images:
         with Image.open(path) as image:
