@@ -204,13 +204,9 @@ def reference_file(preset, cache_dir=None, verbose=True):
 
 
 def _sha256(path):
-    import hashlib
+    from keras_ann.weights.download import file_sha256
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def identify_reference(path, sha256=None):

@@ -4,28 +4,14 @@ timings of the run itself, the timed steps leave no trace, and a resumed
 run keeps its plan."""
 
 import json
-import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from testing_utils import scene_folder
 from keras_ann import budget, training
-from keras_ann.data.synthetic import make_scenes
 
 RUN = dict(crop_size=(32, 32), scale=(48, 48), batch_size=2, seed=0, eval_steps=1, verbose=0)
-
-
-def _scenes(path, count=4, size=48):
-    """Generated scenes in the CamVid layout."""
-    images, labels = make_scenes(count, size, size, seed=3)
-    for split in ("train", "val"):
-        os.makedirs(os.path.join(path, split))
-        os.makedirs(os.path.join(path, split + "annot"))
-        for i, (image, label) in enumerate(zip(images, labels)):
-            Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, split, f"{i:03d}.png"))
-            Image.fromarray(label).save(os.path.join(path, split + "annot", f"{i:03d}.png"))
-    return str(path)
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("2.5h", 9000)])
@@ -53,7 +39,7 @@ def test_a_budget_too_short_for_ten_iterations_is_refused_naming_the_flags():
 
 
 def test_a_budgeted_run_trains_exactly_as_its_planned_iteration_count(tmp_path, monkeypatch):
-    root = _scenes(tmp_path / "scenes")
+    root = scene_folder(tmp_path / "scenes", count=4)
     # The plan depends on this machine's speed: fixed here, the timing
     # itself (steps, evaluations, a save) runs for real.
     measured = []

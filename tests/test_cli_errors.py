@@ -15,9 +15,9 @@ from PIL import Image
 
 import keras
 import keras_ann
+from testing_utils import scene_folder
 from keras_ann import cli
 from keras_ann.data.io import read_image
-from keras_ann.data.synthetic import make_scenes
 from keras_ann.file_lists import output_names
 from keras_ann.weights.pth_reader import CheckpointError
 
@@ -161,15 +161,7 @@ def test_demo_trains_the_iterations_asked_for(tmp_path, capsys):
 
 def _camvid_folder(path, count=8, size=(96, 128)):
     """Generated scenes in the CamVid layout."""
-    images, labels = make_scenes(count, *size, seed=3)
-    for split in ("train", "val"):
-        os.makedirs(os.path.join(path, split))
-        os.makedirs(os.path.join(path, split + "annot"))
-        for i, (image, label) in enumerate(zip(images, labels)):
-            Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, split, f"{i:03d}.png"))
-            Image.fromarray(label).save(os.path.join(path, split + "annot", f"{i:03d}.png"))
-    return str(path)
-
+    return scene_folder(path, count, size)
 
 def _truncate(path):
     data = open(path, "rb").read()

@@ -13,14 +13,13 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import keras_ann
 from keras_ann import cli, hub
 from keras_ann.models import preset_directory
 from local_hub import LocalHub
 from test_preset_directories import images, tiny_model
-from testing_utils import require
+from testing_utils import binary_mask_folder, require
 
 
 def _point_hf_at(monkeypatch, url):
@@ -176,22 +175,8 @@ def test_a_missing_hub_package_says_how_to_install_it(monkeypatch):
 
 @pytest.fixture(scope="module")
 def binary_masks(tmp_path_factory):
-    """A 2-class folder dataset whose masks hold 0 and 255: the model's
-    label map (255 -> 1) is part of its data contract."""
-    root = tmp_path_factory.mktemp("binary")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        (root / "img_dir" / split).mkdir(parents=True)
-        (root / "ann_dir" / split).mkdir(parents=True)
-        for i in range(2):
-            mask = np.zeros((48, 48), np.uint8)
-            y, x = rng.integers(4, 24, 2)
-            mask[y : y + 20, x : x + 20] = 255
-            image = np.where(mask[..., None] > 0, 200, 40) + rng.integers(0, 20, (48, 48, 3))
-            Image.fromarray(image.astype(np.uint8)).save(root / "img_dir" / split / f"{i}.png")
-            Image.fromarray(mask).save(root / "ann_dir" / split / f"{i}.png")
-    return str(root)
-
+    """A 2-class folder dataset of 0/255 masks (`testing_utils.binary_mask_folder`)."""
+    return binary_mask_folder(tmp_path_factory.mktemp("binary"))
 
 def _summary(out):
     """The per-class rows and the `aAcc | mIoU | mAcc` values of the last table in `out`."""

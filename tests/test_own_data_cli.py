@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from testing_utils import shared_path
+from testing_utils import binary_mask_folder, shared_path
 
 from keras_ann import cli
 
@@ -303,22 +303,8 @@ def test_palettes_must_have_one_colour_per_class():
 
 @pytest.fixture(scope="module")
 def binary_masks(tmp_path_factory):
-    """A 2-class folder dataset whose masks hold 0 and 255 (as many
-    segmentation tools write them): a bright square on a dark field."""
-    root = tmp_path_factory.mktemp("binary")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        (root / "img_dir" / split).mkdir(parents=True)
-        (root / "ann_dir" / split).mkdir(parents=True)
-        for i in range(2):
-            mask = np.zeros((48, 48), np.uint8)
-            y, x = rng.integers(4, 24, 2)
-            mask[y : y + 20, x : x + 20] = 255
-            image = np.where(mask[..., None] > 0, 200, 40) + rng.integers(0, 20, (48, 48, 3))
-            Image.fromarray(image.astype(np.uint8)).save(root / "img_dir" / split / f"{i}.png")
-            Image.fromarray(mask).save(root / "ann_dir" / split / f"{i}.png")
-    return str(root)
-
+    """A 2-class folder dataset of 0/255 masks (`testing_utils.binary_mask_folder`)."""
+    return binary_mask_folder(tmp_path_factory.mktemp("binary"))
 
 @pytest.fixture(scope="module")
 def trained_with_label_map(binary_masks, tmp_path_factory):

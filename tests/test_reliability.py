@@ -25,12 +25,12 @@ from PIL import Image
 
 import keras
 import keras_ann
+from testing_utils import scene_folder
 from keras_ann import training
 from keras_ann.callbacks import resume_state
 from keras_ann.data import camvid
 from keras_ann.data.errors import DatasetError
 from keras_ann.data.io import load_sample, read_image, read_label
-from keras_ann.data.synthetic import make_scenes
 from keras_ann.recipes import get_recipe
 from keras_ann.test_protocol import TestProtocol
 
@@ -42,15 +42,7 @@ SMALL = dict(crop_size=(32, 32), scale=(48, 48), batch_size=2, seed=0)
 
 def _scene_folder(path, count=6, size=48):
     """Generated scenes in the CamVid layout (5 classes of the 11)."""
-    images, labels = make_scenes(count, size, size, seed=3)
-    for split in ("train", "val"):
-        os.makedirs(os.path.join(path, split))
-        os.makedirs(os.path.join(path, split + "annot"))
-        for i, (image, label) in enumerate(zip(images, labels)):
-            Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, split, f"{i:03d}.png"))
-            Image.fromarray(label).save(os.path.join(path, split + "annot", f"{i:03d}.png"))
-    return str(path)
-
+    return scene_folder(path, count, size)
 
 def _tiny_model(num_classes=3):
     backbone = keras_ann.ResNetBackbone(depth=18, output_stride=8, stem_channels=8, base_channels=8)

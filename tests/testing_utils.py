@@ -69,3 +69,43 @@ def read_events(log_dir):
                     decoded = float(tensor)
                 events.setdefault(value.tag, []).append((event.step, decoded))
     return events
+
+
+def scene_folder(path, count=6, size=48):
+    """Generated scenes (`keras_ann.data.synthetic.make_scenes`) in the
+    CamVid layout: `<split>/NNN.png` and `<split>annot/NNN.png`, the same
+    scenes in train and val. `size`: a side, or `(height, width)`."""
+    import numpy as np
+    from PIL import Image
+
+    from keras_ann.data.synthetic import make_scenes
+
+    height, width = (size, size) if isinstance(size, int) else size
+    images, labels = make_scenes(count, height, width, seed=3)
+    for split in ("train", "val"):
+        os.makedirs(os.path.join(path, split))
+        os.makedirs(os.path.join(path, split + "annot"))
+        for i, (image, label) in enumerate(zip(images, labels)):
+            Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, split, f"{i:03d}.png"))
+            Image.fromarray(label).save(os.path.join(path, split + "annot", f"{i:03d}.png"))
+    return str(path)
+
+
+def binary_mask_folder(root):
+    """A 2-class folder dataset whose masks hold 0 and 255 (as many
+    segmentation tools write them): a bright square on a dark field."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "img_dir" / split).mkdir(parents=True)
+        (root / "ann_dir" / split).mkdir(parents=True)
+        for i in range(2):
+            mask = np.zeros((48, 48), np.uint8)
+            y, x = rng.integers(4, 24, 2)
+            mask[y : y + 20, x : x + 20] = 255
+            image = np.where(mask[..., None] > 0, 200, 40) + rng.integers(0, 20, (48, 48, 3))
+            Image.fromarray(image.astype(np.uint8)).save(root / "img_dir" / split / f"{i}.png")
+            Image.fromarray(mask).save(root / "ann_dir" / split / f"{i}.png")
+    return str(root)

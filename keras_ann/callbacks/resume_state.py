@@ -1,7 +1,6 @@
 """Atomic, exact resume state of an iteration-based training run."""
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -9,6 +8,8 @@ import zipfile
 
 import keras
 import numpy as np
+
+from keras_ann.weights.download import file_sha256
 
 __all__ = ["ResumeError", "ResumeState"]
 
@@ -125,7 +126,7 @@ class ResumeState(keras.callbacks.Callback):
             return 0
         weights = os.path.join(self.directory, meta["weights"])
         try:
-            digest = _sha256(weights)
+            digest = file_sha256(weights)
         except OSError as error:
             raise ResumeError(f"{weights}, named by {self.meta_path}, cannot be read ({error}). " + _START_OVER)
         if digest != meta["sha256"]:
@@ -201,7 +202,7 @@ class ResumeState(keras.callbacks.Callback):
         state_size, model_size = self._checkpoint_sizes(old)
         self._check_space(tmp, state_size + model_size)
         self._write(tmp, lambda path: _write_state(self.model, path))
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         os.replace(tmp, os.path.join(self.directory, name))
         seeds = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
         meta = {"iteration": iteration, "weights": name, "sha256": digest, "seed_states": seeds}
@@ -327,14 +328,6 @@ def _read_state(model, path):
             )
     for variable, value in zip(variables, values):
         variable.assign(value)
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _seed_states(model):

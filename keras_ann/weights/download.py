@@ -9,7 +9,7 @@ import urllib.request
 
 import keras
 
-__all__ = ["cache_dir", "cached_download", "download", "sha256_prefix_of", "DownloadError", "HashMismatchError"]
+__all__ = ["cache_dir", "cached_download", "download", "file_sha256", "sha256_prefix_of", "DownloadError", "HashMismatchError"]
 
 _CHUNK = 1 << 20
 
@@ -36,6 +36,24 @@ def sha256_prefix_of(url):
     match = re.search(r"-([0-9a-f]{8,64})\.pth$", url.rsplit("/", 1)[-1])
     return match.group(1) if match else None
 
+
+
+def file_sha256(path):
+    """The SHA-256 of a file, hex (read in 1 MiB blocks).
+
+    Example:
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+    ...     _ = f.write(b"abc")
+    >>> file_sha256(f.name)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 def cached_download(url, subdir, cache=None, verbose=True):
     """The local copy of `url` in `<cache>/<subdir>/`, downloaded once.
