@@ -482,3 +482,14 @@ def test_a_sample_listed_in_two_joined_splits_is_refused_naming_it(tmp_path):
                       "--split-file", "splits/{split}.txt", *QUICK])  # fmt: skip
     with pytest.raises(ValueError, match=r"b\.png is in both .* and .*: list each sample in one split"):
         build_dataset_of(config, str(tmp_path), "train,val")
+
+
+def test_evaluate_scores_each_of_several_splits_in_its_own_table(trained, camvid3):
+    work, _ = trained
+    model = str(work / "latest.keras")
+    _, both = _run(["evaluate", model, "--data-root", camvid3, "--split", "train,val"])
+    _, val = _run(["evaluate", model, "--data-root", camvid3, "--split", "val"])
+    assert "on folder train" in both and "on folder val" in both and both.count("per class results:") == 2
+    assert _tables(both) == _tables(val)  # the last table is val's, as scored alone
+    message = _refused(["evaluate", model, "--data-root", camvid3, "--split", "train,val", "--save-preset", str(work / "p")])
+    assert "--save-preset records the scores of one split: give one --split" in message

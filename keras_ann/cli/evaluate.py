@@ -10,7 +10,8 @@ def add_parser(subparsers):
     evaluate.add_argument("model", help=MODEL_HELP)
     add_dataset_args(evaluate, training=False)
     evaluate.add_argument("--data-root", required=True)
-    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--split", default="val", help="the split to score (default val); several by commas, "
+                          "e.g. val,test, each with its table")  # fmt: skip
     evaluate.add_argument("--ms-flip", action="store_true", help="multi-scale + flip test")
     evaluate.add_argument(
         "--steps", type=positive_int, help="evaluate on the first N images only (default: all; as train --eval-steps)"
@@ -24,17 +25,23 @@ def add_parser(subparsers):
 
 
 def run(args):
+    import argparse
+
     from keras_ann.evaluation import evaluate_dataset
     from keras_ann.presets import load_model
 
+    splits = [split.strip() for split in args.split.split(",") if split.strip()]
+    if args.save_preset and len(splits) > 1:
+        raise SystemExit("keras-ann evaluate: error: --save-preset records the scores of one split: give one --split")
     model = load_model(args.model, inference=True)
-    dataset, protocol, config = evaluation_data(args, model, test_protocol(model, args))
-    window = f" {protocol.crop} / {protocol.stride}" if protocol.mode == "slide" else ""
-    scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
-    print(f"testing {protocol.mode}{window} {scales} on {config.name} {args.split}")
-    pairs = dataset.raw_dataset().batch(1)
-    steps = min(args.steps or len(dataset), len(dataset))
-    results = evaluate_dataset(model, pairs, protocol, steps=steps, verbose=2)
+    asked = test_protocol(model, args)
+    for split in splits:  # one table each
+        dataset, protocol, config = evaluation_data(argparse.Namespace(**dict(vars(args), split=split)), model, asked)
+        window = f" {protocol.crop} / {protocol.stride}" if protocol.mode == "slide" else ""
+        scales = f"ms+flip {list(protocol.ratios)}" if protocol.multiscale else f"at scale {protocol.scale or dataset.test_scale}"
+        print(f"testing {protocol.mode}{window} {scales} on {config.name} {split}")
+        steps = min(args.steps or len(dataset), len(dataset))
+        results = evaluate_dataset(model, dataset.raw_dataset().batch(1), protocol, steps=steps, verbose=2)
     if args.save_preset:
         _save_preset(args, protocol, results, steps)
 
