@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from testing_utils import require
+
 import keras_ann
 from keras_ann import cli, presets
 from keras_ann.models import preset_directory
@@ -210,6 +212,18 @@ def test_predict_and_evaluate_take_a_preset_directory_and_use_its_protocol(saved
     status, out = _run(["evaluate", directory, "--data-root", str(root)])
     assert status == 0, out
     assert "on folder val" in out and "|  cell " in out
+
+
+def test_export_takes_a_preset_directory(saved, tmp_path):
+    ort = require("onnxruntime")
+    model, directory = saved
+    out = str(tmp_path / "cells.onnx")
+    status, text = _run(["export", directory, out, "--format", "onnx", "--outputs", "labels"])
+    assert status == 0, text
+    session = ort.InferenceSession(out)
+    image = images(3)
+    (labels,) = session.run(None, {session.get_inputs()[0].name: image})
+    np.testing.assert_array_equal(labels, model.predict_labels(image))
 
 
 # --------------------------------------------------------------------------
