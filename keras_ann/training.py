@@ -189,7 +189,7 @@ def train(
             patience=...)`. Keras callbacks of experiment trackers work
             here too, e.g. MLflow's `mlflow.keras.MlflowCallback(run)` or
             Weights & Biases' `wandb.integration.keras.WandbMetricsLogger()`
-            (see the README's "Training"; neither is a dependency).
+            (see docs/training.md, "Watching a run"; neither is a dependency).
         tensorboard_images: at each evaluation, show this many validation
             images (the first ones, the same every time) with their ground
             truth and prediction in TensorBoard, with the per-class IoU

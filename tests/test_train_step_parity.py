@@ -267,7 +267,7 @@ def test_two_sgd_steps_equal_the_reference(
 
 def test_the_references_recomputation_updates_batch_norm_twice(mmseg_ann):
     """Why `remat=True` is compared with the reference's training without
-    `with_cp` (a deliberate difference, README): mmcv's checkpoint runs a
+    `with_cp` (a deliberate difference, docs/differences.md): mmcv's checkpoint runs a
     residual block's forward pass again in the backward pass, batch norm
     included, so the block's running statistics move twice per step; our
     recomputation moves them once."""
