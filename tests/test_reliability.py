@@ -542,7 +542,7 @@ def test_a_state_of_an_earlier_version_in_keras_weights_format_is_restored(tmp_p
     directory = tmp_path / "resume"
     directory.mkdir()
     model.save_weights(str(directory / "state-1.weights.h5"))
-    digest = resume_state._sha256(str(directory / "state-1.weights.h5"))
+    digest = resume_state.file_sha256(str(directory / "state-1.weights.h5"))
     with open(directory / "state.json", "w") as f:
         json.dump({"iteration": 1, "weights": "state-1.weights.h5", "sha256": digest}, f)
     fresh = _tiny_model()
