@@ -830,7 +830,7 @@ def _settings_from_data(recipe, data_root, given, say):
         scan = None
     defaults = defaults_from_data(dataset, scan, batch=recipe.total_batch)
     changes = {k: v for k, v in defaults.changes.items() if not set(_FROM_DATA_KEYS[k]) & given}
-    for key, note in defaults.notes.items():
-        if key == "class_weight" and "class_weight" not in given or {"scale": "train_scale"}.get(key, key) in changes:
+    for key, note in defaults.notes.items():  # the choices not given by the user
+        if not set(_FROM_DATA_KEYS[key]) & given:
             say(note)
     return recipe.replace(**changes)

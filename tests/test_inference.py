@@ -10,7 +10,7 @@ from keras import ops
 
 import keras_ann
 from keras_ann import inference, resizing
-from testing_utils import require
+from testing_utils import pointwise_model, require
 
 
 TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -32,15 +32,6 @@ def _crop_stats_model():
         return ops.concatenate([mean, x[..., 1:2], 2.0 * x[..., 2:3]], axis=-1)
 
     return keras.Model(inputs, keras.layers.Lambda(f)(inputs))
-
-
-def _pointwise_model(num_classes=4, seed=0):
-    inputs = keras.Input((None, None, 3))
-    conv = keras.layers.Conv2D(num_classes, 1)
-    model = keras.Model(inputs, conv(inputs))
-    rng = np.random.default_rng(seed)
-    conv.set_weights([rng.normal(0, 0.02, (1, 1, 3, num_classes)), rng.normal(0, 1, num_classes)])
-    return model
 
 
 def _expected_slide(images, windows):
@@ -128,7 +119,7 @@ def test_slide_batch_size_does_not_change_results(batch_size):
 def test_predict_logits_modes():
     rng = np.random.default_rng(3)
     images = rng.uniform(0, 255, (2, 9, 12, 3)).astype("float32")
-    model = _pointwise_model()
+    model = pointwise_model()
     whole = inference.predict_logits(model, images)
     np.testing.assert_allclose(whole, model.predict(images, verbose=0), rtol=1e-6)
     # A pointwise model gives the same logits whole and by sliding window.
@@ -143,7 +134,7 @@ def test_predict_logits_modes():
 
 def test_multiscale_flip_on_toy_models():
     rng = np.random.default_rng(4)
-    model = _pointwise_model(num_classes=3)
+    model = pointwise_model(num_classes=3)
     images = rng.uniform(0, 255, (2, 10, 14, 3)).astype("float32")
     softmax = np.asarray(ops.softmax(model.predict(images, verbose=0), axis=-1))
     # One scale, with its flip: a pointwise model is flip-equivariant.
@@ -163,7 +154,7 @@ def test_multiscale_flip_on_toy_models():
 
 def test_multiscale_cv2_resize_accepts_integer_float_images():
     rng = np.random.default_rng(10)
-    model = _pointwise_model(num_classes=3)
+    model = pointwise_model(num_classes=3)
     images = rng.integers(0, 256, (1, 10, 14, 3), dtype=np.uint8)
     want = inference.multiscale_flip_inference(model, images, image_resize="cv2")
     got = inference.multiscale_flip_inference(model, images.astype("float32"), image_resize="cv2")
@@ -263,7 +254,7 @@ BAD_ARGUMENTS = [
 )
 def test_bad_arguments_raise(function, images, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        getattr(inference, function)(_pointwise_model(), images, **kwargs)
+        getattr(inference, function)(pointwise_model(), images, **kwargs)
 
 
 def test_model_must_keep_the_input_size():
@@ -275,7 +266,7 @@ def test_model_must_keep_the_input_size():
 
 def test_single_class_models_are_refused_by_tta():
     with pytest.raises(ValueError, match="num_classes >= 2"):
-        inference.multiscale_flip_inference(_pointwise_model(num_classes=1), _IMG)
+        inference.multiscale_flip_inference(pointwise_model(num_classes=1), _IMG)
 
 
 # --------------------------------------------------------------------------

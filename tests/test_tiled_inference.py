@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import pytest
 
+from testing_utils import pointwise_model
+
 import keras_ann
 from keras_ann import checks, inference, tiled_inference
 from keras_ann.ops import bilinear_resize
@@ -21,15 +23,6 @@ def small_model():
     return keras_ann.ANNSegmenter(
         backbone="resnet18_d8", num_classes=5, head_channels=16, project_channels=8, auxiliary_head=False
     )
-
-
-def _pointwise_model(num_classes=4, seed=0):
-    inputs = keras.Input((None, None, 3))
-    conv = keras.layers.Conv2D(num_classes, 1)
-    model = keras.Model(inputs, conv(inputs))
-    rng = np.random.default_rng(seed)
-    conv.set_weights([rng.normal(0, 0.02, (1, 1, 3, num_classes)), rng.normal(0, 1, num_classes)])
-    return model
 
 
 def _image(height, width, seed=0):
@@ -84,7 +77,7 @@ def test_segment_streams_a_huge_image_in_tiles_in_bounded_memory():
     (slide mode holds them, and their average, whole); tiled, the most
     memory NumPy holds at once (the labels, a band of 128 rows, 4 windows)
     stays under a quarter of that."""
-    model = _pointwise_model()
+    model = pointwise_model()
     image = _image(3000, 3000, seed=5)
     protocol = TestProtocol(mode="slide", crop=(128, 128), stride=(96, 96))
     whole_logits_bytes = 3000 * 3000 * 4 * 4
@@ -145,7 +138,7 @@ def test_a_wide_image_names_the_window_flag():
 def test_labels_that_do_not_fit_the_output_dtype_are_refused(small_model):
     with pytest.raises(ValueError, match=r"`out` of dtype int8 cannot hold the labels of 200 classes; use uint8"):
         tiled_inference.segment_tiled(
-            _pointwise_model(200), _image(20, 20), 16, 8, out=np.zeros((20, 20), np.int8)
+            pointwise_model(200), _image(20, 20), 16, 8, out=np.zeros((20, 20), np.int8)
         )
     with pytest.raises(ValueError, match=r"`dtype` must be an integer dtype holding 5 classes"):
         inference.segment(small_model, _image(20, 20)[None], dtype="float32")

@@ -109,3 +109,17 @@ def binary_mask_folder(root):
             Image.fromarray(image.astype(np.uint8)).save(root / "img_dir" / split / f"{i}.png")
             Image.fromarray(mask).save(root / "ann_dir" / split / f"{i}.png")
     return str(root)
+
+
+def pointwise_model(num_classes=4, seed=0):
+    """A tiny fully convolutional model (one 1x1 convolution, random
+    weights from `seed`) for inference paths: any image size, cheap."""
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(num_classes, 1)
+    model = keras.Model(inputs, conv(inputs))
+    rng = np.random.default_rng(seed)
+    conv.set_weights([rng.normal(0, 0.02, (1, 1, 3, num_classes)), rng.normal(0, 1, num_classes)])
+    return model

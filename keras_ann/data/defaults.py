@@ -23,8 +23,8 @@ MEMORY_SHARE = 0.5
 @dataclasses.dataclass(frozen=True)
 class DataDefaults:
     """Recipe keys chosen from the data (`changes`, for `Recipe.replace`)
-    and one line per choice (`notes`: `"scale"`, `"crop_size"` and
-    `"class_weight"` -> the line)."""
+    and one line per choice (`notes`: the recipe key it explains,
+    `"train_scale"`, `"crop_size"` or `"class_weight"`, -> the line)."""
 
     changes: dict
     notes: dict
@@ -83,7 +83,7 @@ def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", clas
     shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
     crop, batch = crop_and_batch(scale, dataset.num_classes, batch, precision)
     notes = {
-        "scale": f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}"
+        "train_scale": f"scale: {scale[0]}x{scale[1]} (long x short: the training images' own size, most often {w}x{h}"
         f"{shrunk}; --scale LONG SHORT changes it)",
         "crop_size": f"crop: {crop[0]}x{crop[1]}, batch {batch} (from the image size and the memory at hand; "
         "--crop-size, --batch-size change them)",
