@@ -828,7 +828,8 @@ def _settings_from_data(recipe, data_root, given, say):
     scan = None if "class_weight" in given else scan_labels(dataset, verbose=0)
     if scan is not None and scan.problems:  # training's label check explains them, with the fix
         scan = None
-    defaults = defaults_from_data(dataset, scan, batch=recipe.total_batch)
+    scale = recipe.train_scale if {"scale", "train_scale"} & given else None  # the crop fits the user's scale
+    defaults = defaults_from_data(dataset, scan, batch=recipe.total_batch, scale=scale)
     changes = {k: v for k, v in defaults.changes.items() if not set(_FROM_DATA_KEYS[k]) & given}
     for key, note in defaults.notes.items():  # the choices not given by the user
         if not set(_FROM_DATA_KEYS[key]) & given:

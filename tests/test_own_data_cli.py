@@ -493,3 +493,9 @@ def test_evaluate_scores_each_of_several_splits_in_its_own_table(trained, camvid
     assert _tables(both) == _tables(val)  # the last table is val's, as scored alone
     message = _refused(["evaluate", model, "--data-root", camvid3, "--split", "train,val", "--save-preset", str(work / "p")])
     assert "--save-preset records the scores of one split: give one --split" in message
+
+
+def test_own_data_crop_fits_a_scale_the_user_gives(camvid3):
+    # The data's own size (120x90 here) gives a 90 crop; --scale 64 48 a crop within 48.
+    config = _config(["--dataset", "folder", "--data-root", camvid3, "--num-classes", "3", "--scale", "64", "48"])
+    assert config["train_scale"] == [64, 48] and config["crop_size"] == [48, 48]

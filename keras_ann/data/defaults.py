@@ -59,7 +59,7 @@ def crop_and_batch(scale, num_classes, batch=8, precision="float32", budget=None
                 return (side, side), batch
 
 
-def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", class_weights=True):
+def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", class_weights=True, scale=None):
     """Settings for training on `dataset` (its training split) from its
     images and labels.
 
@@ -71,6 +71,8 @@ def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", clas
         precision: the training policy (for the memory estimate).
         class_weights: weigh imbalanced classes (ENet's rule); `False`
             never does.
+        scale: the `(long, short)` scale the user chose, which the crop
+            then fits (default: the images' own size).
 
     Returns:
         `DataDefaults`: `train_scale`, `test_scale`, `crop_size`,
@@ -78,7 +80,7 @@ def defaults_from_data(dataset, scan=None, *, batch=8, precision="float32", clas
         `class_weight`, with a line for each.
     """
     sizes = image_sizes(path for path, _ in dataset.files)
-    scale = data_scale(sizes)
+    scale = tuple(scale) if scale else data_scale(sizes)
     (h, w), _ = sizes.most_common(1)[0]
     shrunk = f", shrunk to {MAX_LONG_SIDE} px on the long side" if scale[0] < max(h, w) else ""
     crop, batch = crop_and_batch(scale, dataset.num_classes, batch, precision)
